@@ -1,0 +1,63 @@
+# render-export: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@bash scripts/setup.sh python
+	@touch $@
+
+node_modules/.installed: package-lock.json
+	@bash scripts/setup.sh node-tools
+	@touch $@
+
+remotion/node_modules/.installed: remotion/package-lock.json
+	@bash scripts/setup.sh remotion
+	@touch $@
+
+.PHONY: setup
+setup: $(VENV)/.installed node_modules/.installed remotion/node_modules/.installed ## Install everything missing (Python venv, Node deps, Chromium, Redis, PostgreSQL)
+	@bash scripts/setup.sh system
+
+.PHONY: proto
+proto: $(VENV)/.installed node_modules/.installed ## Lint the contract and regenerate the Python stubs
+	cd protos && ../$(BUF) lint
+	$(PY) scripts/gen_protos.py
+
+.PHONY: proto-check
+proto-check: proto ## Fail if buf lint fails, the stubs are stale, or the contract broke main
+	@git diff --exit-code --stat -- gen/ || (echo "protos are stale: run 'make proto' and commit gen/" && exit 1)
+	@bash scripts/buf-breaking.sh
+
+.PHONY: schema-check
+schema-check: remotion/node_modules/.installed ## Fail if the scene catalogue is stale or the compositions do not type-check
+	cd remotion && npm run --silent typecheck && npm run --silent schema:check
+
+.PHONY: lint
+lint: $(VENV)/.installed node_modules/.installed ## ruff, buf lint, stale stubs
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check . || true
+	$(MAKE) --no-print-directory proto-check
+
+.PHONY: typecheck
+typecheck: $(VENV)/.installed ## mypy (strict) on the services and shared package
+	$(VENV)/bin/mypy render_common services
+
+.PHONY: test
+test: setup ## Install what is missing, start what is needed, run all tests
+	@source scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: setup ## Run the benchmarks and print their figures
+	@source scripts/test-env.sh && $(PY) -m bench
+
+.PHONY: clean
+clean: ## Remove local data, caches and the venv
+	rm -rf .data .venv node_modules remotion/node_modules remotion/.bundle-cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Generated render.v1 protobuf stubs (make proto)."""

@@ -1,0 +1,42 @@
+import React from 'react';
+import {Composition} from 'remotion';
+import type {CalculateMetadataFunction} from 'remotion';
+import {MainComposition} from './MainComposition';
+import {mainCompositionSchema} from './schema';
+import type {MainCompositionProps} from './schema';
+import {totalDurationInFrames} from './timeline';
+
+export const FPS = 30;
+export const DEFAULT_WIDTH = 1920;
+export const DEFAULT_HEIGHT = 1080;
+
+const defaultProps: MainCompositionProps = {
+	projectId: 'preview',
+	scenes: [
+		{
+			type: 'title',
+			durationInFrames: 60,
+			props: {text: 'Hello', subtitle: 'Edit samples/demo.json'},
+			transition: {type: 'fade', durationInFrames: 15},
+		},
+		{type: 'gradient', durationInFrames: 45, props: {from: '#6366f1', to: '#ec4899'}},
+	],
+};
+
+const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({props}) => ({
+	durationInFrames: totalDurationInFrames(props.scenes ?? []),
+});
+
+export const RemotionRoot: React.FC = () => (
+	<Composition
+		id="MainComposition"
+		component={MainComposition}
+		schema={mainCompositionSchema}
+		defaultProps={defaultProps}
+		calculateMetadata={calculateMetadata}
+		durationInFrames={1}
+		fps={FPS}
+		width={DEFAULT_WIDTH}
+		height={DEFAULT_HEIGHT}
+	/>
+);

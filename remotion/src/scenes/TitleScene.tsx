@@ -1,0 +1,62 @@
+import React from 'react';
+import {AbsoluteFill, interpolate, spring, useCurrentFrame, useVideoConfig} from 'remotion';
+import type {z} from 'zod';
+import type {titlePropsSchema} from '../schema';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, unit} from './common';
+
+export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
+	text,
+	subtitle,
+	color,
+	background,
+}) => {
+	const frame = useCurrentFrame();
+	const {fps, width, height} = useVideoConfig();
+	const u = unit(width, height);
+	const enter = spring({frame, fps, config: {damping: 200}, durationInFrames: 20});
+	const subEnter = spring({frame: frame - 8, fps, config: {damping: 200}, durationInFrames: 20});
+	const bg = background ?? DEFAULT_BACKGROUND;
+	return (
+		<AbsoluteFill
+			style={{
+				...centered,
+				background: background
+					? bg
+					: `radial-gradient(ellipse at center, #1e293b 0%, ${bg} 70%)`,
+				color: color ?? DEFAULT_TEXT_COLOR,
+				padding: 96 * u,
+			}}
+		>
+			<div
+				style={{
+					fontSize: 120 * u,
+					fontWeight: 800,
+					lineHeight: 1.1,
+					letterSpacing: -2 * u,
+					opacity: enter,
+					transform: `translateY(${interpolate(enter, [0, 1], [40 * u, 0])}px) scale(${interpolate(enter, [0, 1], [0.96, 1])})`,
+					maxWidth: '90%',
+					overflowWrap: 'break-word',
+				}}
+			>
+				{text}
+			</div>
+			{subtitle ? (
+				<div
+					style={{
+						marginTop: 32 * u,
+						fontSize: 52 * u,
+						fontWeight: 400,
+						lineHeight: 1.3,
+						opacity: subEnter * 0.85,
+						transform: `translateY(${interpolate(subEnter, [0, 1], [24 * u, 0])}px)`,
+						maxWidth: '80%',
+						overflowWrap: 'break-word',
+					}}
+				>
+					{subtitle}
+				</div>
+			) : null}
+		</AbsoluteFill>
+	);
+};

@@ -1,0 +1,16 @@
+import React from 'react';
+import {AbsoluteFill, OffthreadVideo} from 'remotion';
+import type {z} from 'zod';
+import type {videoPropsSchema} from '../schema';
+
+export const VideoScene: React.FC<z.infer<typeof videoPropsSchema>> = ({src, fit, muted}) => {
+	return (
+		<AbsoluteFill style={{backgroundColor: '#000'}}>
+			<OffthreadVideo
+				src={src}
+				muted={muted ?? false}
+				style={{width: '100%', height: '100%', objectFit: fit ?? 'cover'}}
+			/>
+		</AbsoluteFill>
+	);
+};

@@ -1,0 +1,1 @@
+"""Shared code of the render-export services: config, storage of renders, streams, auth."""

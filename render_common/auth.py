@@ -1,0 +1,87 @@
+"""Bearer JWT verification and minting; the caller's user id lives in a ContextVar."""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import jwt
+
+from render_common.config import Settings
+from render_common.errors import Unauthenticated
+
+current_user: ContextVar[str] = ContextVar("render_export_current_user")
+
+_MAX_SUBJECT_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class TokenVerifier:
+    """Verifies bearer tokens against the configured key, algorithms, issuer and audience."""
+
+    key: str
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        """HS256 with JWT_SECRET, or the asymmetric algorithms with JWT_PUBLIC_KEY."""
+        if settings.jwt_public_key:
+            algorithms = tuple(a for a in settings.jwt_algorithms if not a.startswith("HS"))
+            key = settings.jwt_public_key
+        else:
+            algorithms = tuple(a for a in settings.jwt_algorithms if a.startswith("HS"))
+            key = settings.jwt_secret
+        if not algorithms or any(a.lower() == "none" for a in algorithms):
+            raise ValueError("JWT_ALGORITHMS names no usable algorithm for the configured key")
+        return cls(
+            key=key,
+            algorithms=algorithms,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+        )
+
+    def verify(self, authorization: str | None) -> str:
+        """Return the user id (`sub`) of an `authorization: Bearer <jwt>` value."""
+        if not authorization:
+            raise Unauthenticated("missing bearer token", reason="TOKEN_MISSING")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED"
+            )
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self.key,
+                algorithms=list(self.algorithms),
+                issuer=self.issuer or None,
+                audience=self.audience or None,
+                leeway=self.leeway,
+                options={"require": ["sub", "exp"], "verify_aud": bool(self.audience)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"invalid token: {exc}", reason="TOKEN_INVALID") from exc
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > _MAX_SUBJECT_LENGTH:
+            raise Unauthenticated(
+                "token subject must be a non-empty string", reason="TOKEN_INVALID"
+            )
+        return subject
+
+
+def mint_token(settings: Settings, user_id: str, *, ttl_seconds: int = 24 * 3600) -> str:
+    """A HS256 token for `user_id` that the running config accepts (development tool)."""
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

@@ -1,0 +1,216 @@
+"""Settings from the environment: one typed, frozen object, validated at start-up (fail fast).
+
+Every variable, its default and its meaning is listed in README ("Configuration").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_JWT_SECRET = "dev-insecure-change-me-render-export-jwt-secret"
+
+
+class ConfigError(ValueError):
+    """Raised at start-up when an environment variable is missing or malformed."""
+
+
+def _default_data_dir() -> str:
+    return str(ROOT / ".data")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All settings of all services. Field names are the lower-cased environment variables."""
+
+    environment: str = "development"  # RENDER_ENV: development | production
+    data_dir: str = field(default_factory=_default_data_dir)  # RENDER_DATA_DIR
+    database_url: str = ""  # DATABASE_URL; empty means SQLite under data_dir
+    redis_url: str = "redis://127.0.0.1:6379/0"  # REDIS_URL
+    log_level: str = "INFO"  # LOG_LEVEL
+    log_format: str = "json"  # LOG_FORMAT: json | text
+
+    # Auth (JWT bearer tokens).
+    jwt_secret: str = DEV_JWT_SECRET  # JWT_SECRET (HS256)
+    jwt_public_key: str = ""  # JWT_PUBLIC_KEY: PEM, enables RS256/ES256
+    jwt_algorithms: tuple[str, ...] = ("HS256",)  # JWT_ALGORITHMS, comma separated
+    jwt_issuer: str = ""  # JWT_ISSUER: required `iss` when set
+    jwt_audience: str = ""  # JWT_AUDIENCE: required `aud` when set
+    jwt_leeway_seconds: int = 30  # JWT_LEEWAY_SECONDS
+
+    # Serving.
+    bind_host: str = "[::]"  # BIND_HOST
+    render_api_port: int = 50051  # RENDER_API_PORT
+    progress_port: int = 50052  # PROGRESS_PORT
+    worker_health_port: int = 50053  # WORKER_HEALTH_PORT
+    max_message_bytes: int = 1 << 20  # MAX_MESSAGE_BYTES: largest request accepted
+    shutdown_grace_seconds: float = 10.0  # SHUTDOWN_GRACE_SECONDS
+
+    # Intake limits.
+    max_scenes: int = 200  # MAX_SCENES
+    max_total_frames: int = 30 * 60 * 30  # MAX_TOTAL_FRAMES (30 min at 30 fps)
+    max_scene_frames: int = 30 * 60 * 10  # MAX_SCENE_FRAMES (10 min)
+    daily_render_limit: int = 50  # USER_DAILY_EXPORT_LIMIT (seed)
+    concurrent_render_limit: int = 5  # CONCURRENT_RENDER_LIMIT
+    max_render_cost_usd: float = 1.0  # MAX_RENDER_COST (seed)
+
+    # Engines and routing.
+    render_mode: str = "ssr"  # RENDER_MODE: ssr | lambda | auto (seed)
+    auto_lambda_min_frames: int = 30 * 60  # AUTO_LAMBDA_MIN_FRAMES: longer goes to Lambda
+    auto_max_ssr_queue: int = 20  # AUTO_MAX_SSR_QUEUE: deeper SSR queue goes to Lambda
+
+    # Queue and worker.
+    worker_concurrency: int = 1  # WORKER_CONCURRENCY (seed: 1 to avoid OOM)
+    worker_name: str = ""  # WORKER_NAME: consumer name; default host-pid
+    visibility_timeout_seconds: float = 60.0  # VISIBILITY_TIMEOUT_SECONDS
+    max_attempts: int = 3  # MAX_ATTEMPTS (seed)
+    retry_base_delay_seconds: float = 2.0  # RETRY_BASE_DELAY_SECONDS (seed, exponential)
+    render_timeout_seconds: float = 1800.0  # RENDER_TIMEOUT_SECONDS (seed: 30 min)
+    sweeper_interval_seconds: float = 5.0  # SWEEPER_INTERVAL_SECONDS
+    sweeper_grace_seconds: float = 10.0  # SWEEPER_GRACE_SECONDS: age before re-enqueue
+    render_concurrency: int = 0  # RENDER_CONCURRENCY: Chromium tabs per render; 0 = half cores
+    events_maxlen: int = 1000  # EVENTS_MAXLEN: cap of render:events:{id}
+    events_ttl_seconds: int = 24 * 3600  # EVENTS_TTL_SECONDS after completion
+
+    # Assets.
+    asset_max_bytes: int = 512 << 20  # ASSET_MAX_BYTES
+    asset_timeout_seconds: float = 30.0  # ASSET_TIMEOUT_SECONDS
+    asset_allowed_networks: tuple[str, ...] = ()  # ASSET_ALLOWED_NETWORKS: CIDRs exempt
+
+    # Storage.
+    storage_url: str = ""  # STORAGE_URL: file:///dir or s3://bucket/prefix; default data_dir
+    s3_endpoint_url: str = ""  # S3_ENDPOINT_URL (R2, MinIO, moto)
+    presign_expiry_seconds: int = 7 * 24 * 3600  # PRESIGN_EXPIRY_SECONDS
+
+    # Remotion.
+    remotion_dir: str = str(ROOT / "remotion")  # REMOTION_DIR
+    browser_executable: str = "/usr/bin/chromium-headless-shell"  # REMOTION_BROWSER_EXECUTABLE
+    node_binary: str = "node"  # NODE_BINARY
+
+    # Lambda.
+    aws_region: str = "us-east-1"  # AWS_REGION
+    lambda_function_name: str = ""  # REMOTION_FUNCTION_NAME
+    lambda_serve_url: str = ""  # REMOTION_SERVE_URL
+    lambda_bucket: str = ""  # REMOTION_BUCKET
+    lambda_frames_per_lambda: int = 20  # REMOTION_FRAMES_PER_LAMBDA (seed)
+    lambda_max_retries: int = 3  # REMOTION_MAX_RETRIES (seed)
+    lambda_timeout_seconds: int = 900  # REMOTION_TIMEOUT_SECONDS (seed)
+    lambda_poll_interval_seconds: float = 2.0  # REMOTION_POLL_INTERVAL_SECONDS
+    lambda_privacy: str = "public"  # REMOTION_PRIVACY (seed)
+    webhook_url: str = ""  # WEBHOOK_URL
+    webhook_secret: str = ""  # WEBHOOK_SECRET
+    webhook_port: int = 8090  # WEBHOOK_PORT
+
+    @property
+    def effective_database_url(self) -> str:
+        """DATABASE_URL, or the embedded SQLite file under the data directory."""
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'render.db'}"
+
+    @property
+    def effective_storage_url(self) -> str:
+        """STORAGE_URL, or the local directory under the data directory."""
+        return self.storage_url or f"file://{Path(self.data_dir) / 'renders'}"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (tests, benchmarks)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate settings; raise ConfigError naming the bad variable."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = _ENV_NAMES.get(f.name, f.name.upper())
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(name, raw, f.type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check cross-field rules; raise ConfigError."""
+        if self.environment not in {"development", "production"}:
+            raise ConfigError("RENDER_ENV must be 'development' or 'production'")
+        if (
+            self.environment == "production"
+            and self.jwt_secret == DEV_JWT_SECRET
+            and not (self.jwt_public_key)
+        ):
+            raise ConfigError("JWT_SECRET or JWT_PUBLIC_KEY must be set in production")
+        if self.render_mode not in {"ssr", "lambda", "auto"}:
+            raise ConfigError("RENDER_MODE must be one of ssr, lambda, auto")
+        if self.log_format not in {"json", "text"}:
+            raise ConfigError("LOG_FORMAT must be 'json' or 'text'")
+        for name in (
+            "max_scenes",
+            "max_total_frames",
+            "daily_render_limit",
+            "concurrent_render_limit",
+            "worker_concurrency",
+            "max_attempts",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_ENV_NAMES.get(name, name.upper())} must be at least 1")
+        if self.max_render_cost_usd <= 0:
+            raise ConfigError("MAX_RENDER_COST must be positive")
+        url = self.effective_storage_url
+        if not (url.startswith("file://") or url.startswith("s3://")):
+            raise ConfigError("STORAGE_URL must start with file:// or s3://")
+
+
+_ENV_NAMES = {
+    "environment": "RENDER_ENV",
+    "data_dir": "RENDER_DATA_DIR",
+    "daily_render_limit": "USER_DAILY_EXPORT_LIMIT",
+    "max_render_cost_usd": "MAX_RENDER_COST",
+    "browser_executable": "REMOTION_BROWSER_EXECUTABLE",
+    "lambda_function_name": "REMOTION_FUNCTION_NAME",
+    "lambda_serve_url": "REMOTION_SERVE_URL",
+    "lambda_bucket": "REMOTION_BUCKET",
+    "lambda_frames_per_lambda": "REMOTION_FRAMES_PER_LAMBDA",
+    "lambda_max_retries": "REMOTION_MAX_RETRIES",
+    "lambda_timeout_seconds": "REMOTION_TIMEOUT_SECONDS",
+    "lambda_poll_interval_seconds": "REMOTION_POLL_INTERVAL_SECONDS",
+    "lambda_privacy": "REMOTION_PRIVACY",
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a Settings field."""
+    return _ENV_NAMES.get(field_name, field_name.upper())
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind}") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain postgresql:// and sqlite:// URLs onto their async drivers."""
+    for plain, async_driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_driver + url[len(plain) :]
+    return url

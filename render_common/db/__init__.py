@@ -1,0 +1,1 @@
+"""Persistence: the video_renders table, engines for PostgreSQL and SQLite, migrations."""

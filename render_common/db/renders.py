@@ -1,0 +1,89 @@
+"""Reads and small updates of `video_renders` shared by the services."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from render_common.db.schema import QUEUED, video_renders
+
+
+async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> dict[str, Any] | None:
+    """The render if it exists and belongs to `user_id`; None otherwise (no leak either way)."""
+    async with engine.connect() as connection:
+        row = (
+            (
+                await connection.execute(
+                    select(video_renders).where(
+                        video_renders.c.id == render_id, video_renders.c.user_id == user_id
+                    )
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
+async def get(engine: AsyncEngine, render_id: str) -> dict[str, Any] | None:
+    """The render, whoever owns it (workers)."""
+    async with engine.connect() as connection:
+        row = (
+            (await connection.execute(select(video_renders).where(video_renders.c.id == render_id)))
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
+async def list_for_user(
+    engine: AsyncEngine,
+    user_id: str,
+    *,
+    limit: int,
+    project_id: str = "",
+    states: Sequence[str] = (),
+    after: tuple[datetime, str] | None = None,
+) -> list[dict[str, Any]]:
+    """A page of a user's renders, newest first (keyset paging on created_at, id)."""
+    query = select(video_renders).where(video_renders.c.user_id == user_id)
+    if project_id:
+        query = query.where(video_renders.c.project_id == project_id)
+    if states:
+        query = query.where(video_renders.c.status.in_(list(states)))
+    if after is not None:
+        created, render_id = after
+        query = query.where(
+            or_(
+                video_renders.c.created_at < created,
+                and_(video_renders.c.created_at == created, video_renders.c.id < render_id),
+            )
+        )
+    query = query.order_by(video_renders.c.created_at.desc(), video_renders.c.id.desc()).limit(
+        limit
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def mark_enqueued(engine: AsyncEngine, render_id: str, entry_id: str) -> bool:
+    """Record the stream entry of a queued render (only if none is recorded yet).
+
+    Queue bookkeeping, not a change of the resource: updated_at stays as it was.
+    """
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            update(video_renders)
+            .where(
+                video_renders.c.id == render_id,
+                video_renders.c.status == QUEUED,
+                video_renders.c.queue_job_id.is_(None),
+            )
+            .values(queue_job_id=entry_id)
+        )
+    return bool(result.rowcount)

@@ -1,0 +1,100 @@
+"""The `video_renders` table (the seed's schema plus engine, idempotency, progress, cost).
+
+SQLAlchemy Core: the intake hot path inserts through Core, which is several times faster
+than the ORM on these machines (see ARCHITECTURE.md, performance bars).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# State values stored in `status` (the names of render.v1.Render.State without prefix).
+QUEUED = "queued"
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+ACTIVE_STATES = (QUEUED, RUNNING)
+TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+
+video_renders = Table(
+    "video_renders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # User and project.
+    Column("user_id", String(255), nullable=False),
+    Column("project_id", String(128), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("request_hash", String(64), nullable=True),
+    # Render details.
+    Column("status", String(16), nullable=False, default=QUEUED),
+    Column("stage", String(16), nullable=False, default="queued"),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("format", String(10), nullable=False),
+    Column("quality", String(10), nullable=False),
+    Column("engine", String(10), nullable=False),
+    Column("requested_engine", String(10), nullable=False),
+    Column("spec", JSON, nullable=False),  # {"scenes": [...]} as validated at intake
+    Column("scene_count", Integer, nullable=False),
+    Column("frames_total", Integer, nullable=False),
+    # Queue details (both engines).
+    Column("queue_job_id", String(64), nullable=True),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("retry_count", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("worker_id", String(128), nullable=True),
+    # Lambda details (null for SSR).
+    Column("lambda_render_id", String(255), nullable=True),
+    Column("lambda_function_name", String(255), nullable=True),
+    Column("lambda_bucket_name", String(255), nullable=True),
+    # Output.
+    Column("output_url", Text, nullable=True),
+    Column("output_key", Text, nullable=True),
+    Column("thumbnail_url", Text, nullable=True),
+    Column("thumbnail_key", Text, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    # Errors.
+    Column("error_reason", String(64), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("error_stack", Text, nullable=True),
+    Column("error_retryable", Boolean, nullable=True),
+    # Cost.
+    Column("cost_estimate", JSON, nullable=True),
+    Column("cost_estimate_usd", Float, nullable=True),
+    Column("cost_actual", JSON, nullable=True),
+    # Timestamps (UTC).
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("completed_at", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Seed indexes.
+    Index("status_created_at_idx", "status", "created_at"),
+    Index("user_id_idx", "user_id"),
+    Index("project_id_idx", "project_id"),
+    # Listing newest first, per user; quota counts.
+    Index("user_created_idx", "user_id", "created_at", "id"),
+    Index("user_status_idx", "user_id", "status"),
+    # Idempotency key (AIP-155): unique per user.
+    UniqueConstraint("user_id", "request_id", name="uq_video_renders_user_request"),
+)

@@ -1,0 +1,32 @@
+"""Quality presets and format codecs, exactly as the seed's qualitySettings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QualityPreset:
+    """Encoder settings of one quality level."""
+
+    crf: int
+    jpeg_quality: int
+    width: int
+    height: int
+    video_bitrate: str
+
+
+QUALITY_PRESETS: dict[str, QualityPreset] = {
+    "low": QualityPreset(crf=28, jpeg_quality=70, width=1280, height=720, video_bitrate="1M"),
+    "medium": QualityPreset(crf=23, jpeg_quality=80, width=1920, height=1080, video_bitrate="2.5M"),
+    "high": QualityPreset(crf=18, jpeg_quality=90, width=1920, height=1080, video_bitrate="5M"),
+}
+
+# Remotion codec per output format (webm uses VP8: much faster to encode than VP9 here).
+FORMAT_CODECS: dict[str, str] = {"mp4": "h264", "webm": "vp8", "gif": "gif"}
+FORMAT_EXTENSIONS: dict[str, str] = {"mp4": "mp4", "webm": "webm", "gif": "gif"}
+FORMAT_CONTENT_TYPES: dict[str, str] = {
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "gif": "image/gif",
+}

@@ -1,0 +1,154 @@
+"""Conversions between render.v1 messages and the stored `video_renders` values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf import duration_pb2, timestamp_pb2
+from render.v1 import render_pb2
+
+from render_common.pricing import FPS
+
+STATE_TO_PROTO: dict[str, int] = {
+    "queued": render_pb2.Render.STATE_QUEUED,
+    "running": render_pb2.Render.STATE_RUNNING,
+    "succeeded": render_pb2.Render.STATE_SUCCEEDED,
+    "failed": render_pb2.Render.STATE_FAILED,
+    "cancelled": render_pb2.Render.STATE_CANCELLED,
+}
+STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
+STAGE_TO_PROTO: dict[str, int] = {
+    "queued": render_pb2.STAGE_QUEUED,
+    "bundling": render_pb2.STAGE_BUNDLING,
+    "rendering": render_pb2.STAGE_RENDERING,
+    "encoding": render_pb2.STAGE_ENCODING,
+    "uploading": render_pb2.STAGE_UPLOADING,
+    "done": render_pb2.STAGE_DONE,
+}
+FORMAT_TO_PROTO: dict[str, int] = {
+    "mp4": render_pb2.FORMAT_MP4,
+    "webm": render_pb2.FORMAT_WEBM,
+    "gif": render_pb2.FORMAT_GIF,
+}
+FORMAT_FROM_PROTO = {v: k for k, v in FORMAT_TO_PROTO.items()}
+QUALITY_TO_PROTO: dict[str, int] = {
+    "low": render_pb2.QUALITY_LOW,
+    "medium": render_pb2.QUALITY_MEDIUM,
+    "high": render_pb2.QUALITY_HIGH,
+}
+QUALITY_FROM_PROTO = {v: k for k, v in QUALITY_TO_PROTO.items()}
+ENGINE_TO_PROTO: dict[str, int] = {
+    "auto": render_pb2.ENGINE_AUTO,
+    "ssr": render_pb2.ENGINE_SSR,
+    "lambda": render_pb2.ENGINE_LAMBDA,
+}
+ENGINE_FROM_PROTO = {v: k for k, v in ENGINE_TO_PROTO.items()}
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Stored datetimes as aware UTC (SQLite hands them back naive)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A protobuf Timestamp, or None."""
+    aware = as_utc(value)
+    if aware is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(aware)
+    return stamp
+
+
+def seconds_duration(seconds: float) -> duration_pb2.Duration:
+    """A protobuf Duration of `seconds`."""
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(seconds * 1e9))
+    return duration
+
+
+def cost_message(cost: Mapping[str, Any] | None) -> render_pb2.Cost | None:
+    """A Cost from its stored JSON form."""
+    if not cost:
+        return None
+    return render_pb2.Cost(
+        total_usd=float(cost.get("total_usd", 0.0)),
+        compute_usd=float(cost.get("compute_usd", 0.0)),
+        storage_usd=float(cost.get("storage_usd", 0.0)),
+    )
+
+
+def render_message(row: Mapping[str, Any]) -> render_pb2.Render:
+    """A render.v1.Render from a `video_renders` row mapping."""
+    render = render_pb2.Render(
+        render_id=row["id"],
+        user_id=row["user_id"],
+        project_id=row["project_id"],
+        state=STATE_TO_PROTO[row["status"]],  # type: ignore[arg-type]
+        format=FORMAT_TO_PROTO[row["format"]],  # type: ignore[arg-type]
+        quality=QUALITY_TO_PROTO[row["quality"]],  # type: ignore[arg-type]
+        engine=ENGINE_TO_PROTO[row["engine"]],  # type: ignore[arg-type]
+        request_id=row["request_id"] or "",
+        stage=STAGE_TO_PROTO.get(row["stage"], render_pb2.STAGE_UNSPECIFIED),  # type: ignore[arg-type]
+        progress=float(row["progress"] or 0.0),
+        frames_total=int(row["frames_total"]),
+        scene_count=int(row["scene_count"]),
+        output_url=row["output_url"] or "",
+        thumbnail_url=row["thumbnail_url"] or "",
+        retry_count=int(row["retry_count"] or 0),
+        queue_job_id=row["queue_job_id"] or "",
+    )
+    meta = row["metadata"]
+    if meta:
+        render.metadata.CopyFrom(
+            render_pb2.OutputMetadata(
+                duration=seconds_duration(float(meta.get("duration", 0.0))),
+                size_bytes=int(meta.get("fileSize", 0)),
+                width=int(meta.get("resolution", {}).get("width", 0)),
+                height=int(meta.get("resolution", {}).get("height", 0)),
+                fps=float(meta.get("fps", 0.0)),
+                codec=str(meta.get("codec", "")),
+                bitrate_bps=int(meta.get("bitrate", 0) or 0),
+            )
+        )
+    if row["status"] == "failed" or row["error_reason"]:
+        render.error.CopyFrom(
+            render_pb2.RenderError(
+                reason=row["error_reason"] or "",
+                message=row["error_message"] or "",
+                retryable=bool(row["error_retryable"]),
+            )
+        )
+    estimate = cost_message(row["cost_estimate"])
+    if estimate is not None:
+        render.cost_estimate.CopyFrom(estimate)
+    actual = cost_message(row["cost_actual"])
+    if actual is not None:
+        render.cost_actual.CopyFrom(actual)
+    if row["lambda_render_id"]:
+        render.lambda_details.CopyFrom(
+            render_pb2.LambdaDetails(
+                render_id=row["lambda_render_id"],
+                function_name=row["lambda_function_name"] or "",
+                bucket_name=row["lambda_bucket_name"] or "",
+            )
+        )
+    for field, column in (
+        ("create_time", "created_at"),
+        ("start_time", "started_at"),
+        ("complete_time", "completed_at"),
+        ("update_time", "updated_at"),
+    ):
+        stamp = timestamp(row[column])
+        if stamp is not None:
+            getattr(render, field).CopyFrom(stamp)
+    return render
+
+
+def frames_duration(frames: int) -> duration_pb2.Duration:
+    """Playing time of `frames` at 30 fps."""
+    return seconds_duration(frames / FPS)

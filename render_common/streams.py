@@ -1,0 +1,55 @@
+"""Every Redis key and stream name, with what it holds and how long it lives.
+
+render:jobs                 stream, consumer group `render-workers`: one entry per
+                            attempt {render_id, attempt, traceparent}; XACKed and
+                            XDELed when the attempt ends; capped (approximate MAXLEN).
+render:retry                sorted set of entries waiting out their backoff, scored by
+                            due time (epoch seconds); the worker moves due ones into
+                            render:jobs.
+render:dead                 stream of attempts that failed for good, with the reason;
+                            capped.
+render:events:{render_id}   stream of one render's progress events; capped at
+                            EVENTS_MAXLEN, expires EVENTS_TTL_SECONDS after its
+                            terminal event.
+render:cancel               pub/sub channel carrying render ids to cancel now.
+render:cancel:{render_id}   string flag (TTL 1 day) so a worker that missed the
+                            message still sees the cancel before it starts.
+render:lock:sweeper         lock (TTL) so one sweeper at a time re-enqueues.
+render:webhook:seen:{sig}   replay guard for Lambda webhooks (TTL 1 day).
+"""
+
+from __future__ import annotations
+
+JOBS_STREAM = "render:jobs"
+JOBS_GROUP = "render-workers"
+JOBS_MAXLEN = 100_000
+RETRY_ZSET = "render:retry"
+DEAD_STREAM = "render:dead"
+DEAD_MAXLEN = 10_000
+EVENTS_PREFIX = "render:events:"
+CANCEL_CHANNEL = "render:cancel"
+CANCEL_FLAG_PREFIX = "render:cancel:"
+CANCEL_FLAG_TTL_SECONDS = 24 * 3600
+SWEEPER_LOCK = "render:lock:sweeper"
+WEBHOOK_SEEN_PREFIX = "render:webhook:seen:"
+WEBHOOK_SEEN_TTL_SECONDS = 24 * 3600
+
+
+def events_stream(render_id: str) -> str:
+    """The stream holding one render's progress events."""
+    return f"{EVENTS_PREFIX}{render_id}"
+
+
+def render_id_of_events_stream(key: str) -> str:
+    """The render id of an events stream key."""
+    return key[len(EVENTS_PREFIX) :]
+
+
+def cancel_flag(render_id: str) -> str:
+    """The key flagging a render as cancelled."""
+    return f"{CANCEL_FLAG_PREFIX}{render_id}"
+
+
+def webhook_seen(signature: str) -> str:
+    """The key remembering a webhook signature already processed."""
+    return f"{WEBHOOK_SEEN_PREFIX}{signature}"

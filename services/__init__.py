@@ -1,0 +1,1 @@
+"""The render-export services: render_api, render_worker, progress, and the render CLI."""

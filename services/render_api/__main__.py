@@ -1,0 +1,8 @@
+"""`python -m services.render_api`: run the intake service (port 50051 by default)."""
+
+import asyncio
+
+from services.render_api.app import main
+
+if __name__ == "__main__":
+    asyncio.run(main())

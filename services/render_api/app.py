@@ -1,0 +1,94 @@
+"""Assemble and run render_api: database, Redis, catalogue, servicer, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from render.v1 import render_service_pb2, render_service_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from render_common.config import Settings
+from render_common.db.engine import create_engine
+from render_common.db.migrate import upgrade_to_head
+from render_common.logs import configure_logging
+from render_common.redis_client import create_redis
+from render_common.server import (
+    RunningServer,
+    ServiceRegistration,
+    start_server,
+    wait_for_shutdown_signal,
+)
+from render_common.telemetry import configure_telemetry
+from services.render_api.catalogue import SceneCatalogue
+from services.render_api.servicer import RenderService
+from services.render_api.sweeper import Sweeper
+from services.render_api.validation import RequestValidator
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = render_service_pb2.DESCRIPTOR.services_by_name["RenderService"].full_name
+
+
+@dataclass
+class RenderApi:
+    """A running render_api: its server, dependencies and background sweeper."""
+
+    server: RunningServer
+    engine: AsyncEngine
+    redis: Redis
+    sweeper_task: asyncio.Task[None] | None
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop serving, the sweeper, and close connections."""
+        await self.server.stop(grace)
+        if self.sweeper_task is not None:
+            self.sweeper_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper_task
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def start(
+    settings: Settings, *, port: int | None = None, run_sweeper: bool = True
+) -> RenderApi:
+    """Migrate the database, then start render_api on `port` (default RENDER_API_PORT)."""
+    engine = create_engine(settings.effective_database_url)
+    await upgrade_to_head(engine)
+    redis = create_redis(settings.redis_url)
+    validator = RequestValidator(settings, SceneCatalogue.load())
+    servicer = RenderService(settings, engine, redis, validator)
+    server = await start_server(
+        [
+            ServiceRegistration(
+                SERVICE_NAME,
+                lambda s: render_service_pb2_grpc.add_RenderServiceServicer_to_server(servicer, s),
+            )
+        ],
+        settings=settings,
+        port=settings.render_api_port if port is None else port,
+    )
+    task = None
+    if run_sweeper:
+        sweeper = Sweeper(engine, redis, grace_seconds=settings.sweeper_grace_seconds)
+        task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
+    return RenderApi(server=server, engine=engine, redis=redis, sweeper_task=task)
+
+
+async def main() -> None:
+    """Run render_api until SIGTERM/SIGINT."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("render_api")
+    api = await start(settings)
+    log.info("render_api serving", extra={"port": api.port})
+    await wait_for_shutdown_signal()
+    await api.stop(settings.shutdown_grace_seconds)

@@ -1,0 +1,292 @@
+"""RenderService: the RPC handlers. They raise domain errors; the interceptor maps them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from opentelemetry import trace
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from render.v1 import render_service_pb2, render_service_pb2_grpc
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from render_common import streams
+from render_common.auth import current_user
+from render_common.config import Settings
+from render_common.db import renders
+from render_common.db.schema import CANCELLED, QUEUED, RUNNING, TERMINAL_STATES, video_renders
+from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
+from render_common.events import ProgressEvent, publish_event
+from render_common.pricing import estimate_cost
+from render_common.queue import enqueue_attempt
+from render_common.resources import (
+    ENGINE_TO_PROTO,
+    STATE_FROM_PROTO,
+    cost_message,
+    frames_duration,
+    render_message,
+)
+from services.render_api.intake import Intake, next_reset, usage
+from services.render_api.paging import decode_token, encode_token
+from services.render_api.routing import EngineChoice, choose_engine, lambda_configured
+from services.render_api.validation import RenderSpec, RequestValidator, check_render_id
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+CANCEL_WAIT_SECONDS = 3.0
+
+
+class RenderService(render_service_pb2_grpc.RenderServiceServicer):
+    """Intake and queries of renders for the authenticated user."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        redis: Redis,
+        validator: RequestValidator,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._redis = redis
+        self._validator = validator
+        self._intake = Intake(
+            engine,
+            daily_limit=settings.daily_render_limit,
+            concurrent_limit=settings.concurrent_render_limit,
+        )
+
+    async def StartRender(
+        self,
+        request: render_service_pb2.StartRenderRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.StartRenderResponse:
+        """Validate, check cost and quotas, persist, then enqueue."""
+        user_id = current_user.get()
+        spec = self._validator.start_request(request)
+        choice = await self._choose_engine(spec)
+        cost = estimate_cost(spec.frames_total, spec.quality)
+        self._check_budget(cost.total_usd)
+        admission = await self._intake.admit(
+            user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
+        )
+        row = admission.row
+        if admission.created:
+            row["queue_job_id"] = await self._enqueue(row["id"])
+        return render_service_pb2.StartRenderResponse(render=render_message(row))
+
+    async def _enqueue(self, render_id: str) -> str | None:
+        """XADD the first attempt; on a Redis failure leave it to the sweeper (row is durable)."""
+        try:
+            entry_id = await enqueue_attempt(self._redis, render_id, 1)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "enqueue failed; the sweeper will enqueue it",
+                extra={"render_id": render_id, "error": str(exc)},
+            )
+            return None
+        await renders.mark_enqueued(self._engine, render_id, entry_id)
+        return entry_id
+
+    async def _choose_engine(self, spec: RenderSpec) -> EngineChoice:
+        requested = spec.requested_engine
+        if (requested or self._settings.render_mode) == "lambda" and not lambda_configured(
+            self._settings
+        ):
+            raise FailedPrecondition(
+                "the Lambda engine is not configured on this server",
+                reason="LAMBDA_NOT_CONFIGURED",
+                subject="engine",
+            )
+        backlog = None
+        if (requested or self._settings.render_mode) == "auto" and lambda_configured(
+            self._settings
+        ):
+            try:
+                backlog = int(await self._redis.xlen(streams.JOBS_STREAM))
+            except (RedisError, OSError):
+                backlog = None
+        return choose_engine(requested, spec.frames_total, backlog, self._settings)
+
+    def _check_budget(self, total_usd: float) -> None:
+        limit = self._settings.max_render_cost_usd
+        if total_usd > limit:
+            raise FailedPrecondition(
+                f"render too expensive: estimated ${total_usd:.4f} exceeds the maximum of "
+                f"${limit:.2f}",
+                reason="RENDER_TOO_EXPENSIVE",
+                subject="cost",
+                metadata={"estimated_usd": f"{total_usd:.6f}", "max_usd": f"{limit:.2f}"},
+            )
+
+    async def GetRender(
+        self,
+        request: render_service_pb2.GetRenderRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.GetRenderResponse:
+        """One of the caller's renders."""
+        row = await self._owned(request.render_id)
+        return render_service_pb2.GetRenderResponse(render=render_message(row))
+
+    async def ListRenders(
+        self,
+        request: render_service_pb2.ListRendersRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.ListRendersResponse:
+        """A page of the caller's renders, newest first."""
+        user_id = current_user.get()
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            raise InvalidArgument([("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
+        states = []
+        for index, state in enumerate(request.states):
+            name = STATE_FROM_PROTO.get(state)
+            if name is None:
+                raise InvalidArgument([(f"states[{index}]", "unknown state")])
+            states.append(name)
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        after = (
+            decode_token(request.page_token, request.project_id, states)
+            if request.page_token
+            else None
+        )
+        rows = await renders.list_for_user(
+            self._engine,
+            user_id,
+            limit=size + 1,
+            project_id=request.project_id,
+            states=states,
+            after=after,
+        )
+        token = ""
+        if len(rows) > size:
+            rows = rows[:size]
+            last = rows[-1]
+            token = encode_token(last["created_at"], last["id"], request.project_id, states)
+        return render_service_pb2.ListRendersResponse(
+            renders=[render_message(r) for r in rows], next_page_token=token
+        )
+
+    async def CancelRender(
+        self,
+        request: render_service_pb2.CancelRenderRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.CancelRenderResponse:
+        """Cancel a queued render now, or signal the worker running it and wait briefly."""
+        row = await self._owned(request.render_id)
+        if row["status"] == CANCELLED:
+            return render_service_pb2.CancelRenderResponse(render=render_message(row))
+        if row["status"] in TERMINAL_STATES:
+            raise FailedPrecondition(
+                f"render is {row['status']} and can no longer be cancelled",
+                reason="RENDER_NOT_CANCELLABLE",
+                subject=f"render:{row['id']}",
+            )
+        now = datetime.now(UTC)
+        async with self._engine.begin() as connection:
+            cancelled_queued = await connection.execute(
+                update(video_renders)
+                .where(video_renders.c.id == row["id"], video_renders.c.status == QUEUED)
+                .values(
+                    status=CANCELLED,
+                    stage="done",
+                    cancel_requested=True,
+                    completed_at=now,
+                    updated_at=now,
+                )
+            )
+            if not cancelled_queued.rowcount:
+                await connection.execute(
+                    update(video_renders)
+                    .where(video_renders.c.id == row["id"], video_renders.c.status == RUNNING)
+                    .values(cancel_requested=True, updated_at=now)
+                )
+        await self._signal_cancel(row["id"])
+        if cancelled_queued.rowcount:
+            await publish_event(
+                self._redis,
+                ProgressEvent(
+                    render_id=row["id"],
+                    state=CANCELLED,
+                    stage="done",
+                    progress=float(row["progress"] or 0.0),
+                    frames_total=int(row["frames_total"]),
+                    message="cancelled before it started",
+                ),
+                maxlen=self._settings.events_maxlen,
+                ttl_seconds=self._settings.events_ttl_seconds,
+            )
+        row = await self._wait_terminal(row["id"])
+        return render_service_pb2.CancelRenderResponse(render=render_message(row))
+
+    async def _signal_cancel(self, render_id: str) -> None:
+        """Flag the render and tell every worker, which stops it within a second."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(streams.cancel_flag(render_id), "1", ex=streams.CANCEL_FLAG_TTL_SECONDS)
+            pipe.publish(streams.CANCEL_CHANNEL, render_id)
+            await pipe.execute()
+
+    async def _wait_terminal(self, render_id: str) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
+        while True:
+            row = await renders.get(self._engine, render_id)
+            assert row is not None
+            if row["status"] in TERMINAL_STATES or asyncio.get_running_loop().time() > deadline:
+                return row
+            await asyncio.sleep(0.1)
+
+    async def EstimateRender(
+        self,
+        request: render_service_pb2.EstimateRenderRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.EstimateRenderResponse:
+        """Price and plan a render without starting it."""
+        spec = self._validator.estimate_request(request)
+        choice = await self._choose_engine(spec)
+        cost = estimate_cost(spec.frames_total, spec.quality)
+        limit = self._settings.max_render_cost_usd
+        return render_service_pb2.EstimateRenderResponse(
+            frames_total=spec.frames_total,
+            duration=frames_duration(spec.frames_total),
+            cost=cost_message(cost.as_dict()),
+            engine=ENGINE_TO_PROTO[choice.engine],  # type: ignore[arg-type]
+            within_budget=cost.total_usd <= limit,
+            max_cost_usd=limit,
+            engine_reason=choice.reason,
+        )
+
+    async def GetQuota(
+        self,
+        request: render_service_pb2.GetQuotaRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.GetQuotaResponse:
+        """The caller's limits and usage."""
+        user_id = current_user.get()
+        now = datetime.now(UTC)
+        async with self._engine.connect() as connection:
+            counts = await usage(connection, user_id, now)
+        daily_limit = self._settings.daily_render_limit
+        response = render_service_pb2.GetQuotaResponse(
+            daily_limit=daily_limit,
+            daily_used=counts.daily_used,
+            daily_remaining=max(daily_limit - counts.daily_used, 0),
+            concurrent_limit=self._settings.concurrent_render_limit,
+            concurrent_active=counts.concurrent_active,
+            max_cost_usd=self._settings.max_render_cost_usd,
+        )
+        response.reset_time.FromDatetime(next_reset(now))
+        return response
+
+    async def _owned(self, render_id: str) -> dict[str, Any]:
+        check_render_id(render_id)
+        row = await renders.get_for_user(self._engine, render_id, current_user.get())
+        if row is None:
+            raise NotFound(f"render {render_id} not found", metadata={"render_id": render_id})
+        return row

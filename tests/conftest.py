@@ -1,0 +1,120 @@
+"""Fixtures: real Redis, real PostgreSQL (throwaway database) and SQLite; render_api in-process."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from render_common.auth import mint_token
+from render_common.config import Settings
+from render_common.redis_client import create_redis
+from tests.support.processes import RedisServer, ThrowawayDatabase, sqlite_url
+
+TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer | None]:
+    """A private redis-server, unless REDIS_URL points at one to use."""
+    if os.environ.get("REDIS_URL"):
+        yield None
+        return
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer | None) -> str:
+    """URL of the Redis the tests use."""
+    return redis_server.url if redis_server is not None else os.environ["REDIS_URL"]
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres_url() -> AsyncIterator[str]:
+    """DATABASE_URL when set (PostgreSQL), else a throwaway database dropped at the end."""
+    configured = os.environ.get("DATABASE_URL", "")
+    if configured.startswith("postgres"):
+        yield configured
+        return
+    database = ThrowawayDatabase()
+    await database.create()
+    yield database.url
+    await database.drop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory for SQLite files."""
+    return tmp_path_factory.mktemp("sqlite")
+
+
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> str:
+    """Each database backend in turn."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return sqlite_url(sqlite_dir)
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Settings:
+    """Settings shared by the tests (overridden per test with `with_overrides`)."""
+    data = tmp_path_factory.mktemp("data")
+    return Settings(
+        data_dir=str(data),
+        redis_url=redis_url,
+        jwt_secret=TEST_SECRET,
+        bind_host="127.0.0.1",
+        log_format="text",
+        sweeper_interval_seconds=0.5,
+        sweeper_grace_seconds=1.0,
+    )
+
+
+@pytest.fixture
+def user() -> str:
+    """A fresh user id per test (tests only ever touch their own users' rows)."""
+    return f"user-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def token_for(base_settings: Settings) -> Callable[[str], str]:
+    """Mint a valid token for a user."""
+    return lambda user_id: mint_token(base_settings, user_id)
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying a bearer token."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+@pytest_asyncio.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A Redis client for assertions."""
+    client = create_redis(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def channel_to() -> AsyncIterator[Callable[[int], grpc.aio.Channel]]:
+    """Open insecure channels to local ports; all closed at the end of the test."""
+    channels: list[grpc.aio.Channel] = []
+
+    def open_channel(port: int) -> grpc.aio.Channel:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channels.append(channel)
+        return channel
+
+    yield open_channel
+    for channel in channels:
+        await channel.close()

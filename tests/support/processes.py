@@ -1,0 +1,125 @@
+"""Real backing services for tests: a private redis-server and a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of our own on a free port, stoppable and restartable on that port."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (make setup installs it)")
+        self.binary = binary
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="render-test-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (or restart) the server and wait until it answers."""
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--maxclients",
+                "20000",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        """Stop the server (its data is lost: no persistence)."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def close(self) -> None:
+        """Stop and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def postgres_admin_dsn() -> str:
+    """DSN of the PostgreSQL server used for throwaway databases."""
+    return os.environ.get(
+        "TEST_POSTGRES_ADMIN_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+    )
+
+
+class ThrowawayDatabase:
+    """A database created for one test session and dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"render_test_{uuid.uuid4().hex[:12]}"
+        self.admin = postgres_admin_dsn()
+
+    @property
+    def url(self) -> str:
+        """SQLAlchemy URL of the database."""
+        base, _, _ = self.admin.rpartition("/")
+        return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{self.name}"
+
+    async def create(self) -> None:
+        """CREATE DATABASE."""
+        connection = await asyncpg.connect(self.admin)
+        try:
+            await connection.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await connection.close()
+
+    async def drop(self) -> None:
+        """DROP DATABASE (closing other sessions first)."""
+        connection = await asyncpg.connect(self.admin)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+def sqlite_url(directory: Path) -> str:
+    """An SQLite database file in `directory`."""
+    return f"sqlite+aiosqlite:///{directory / 'render.db'}"

@@ -1,0 +1,543 @@
+"""render_api against real PostgreSQL and SQLite, real Redis, over real gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import jwt
+import pytest
+import pytest_asyncio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from redis.asyncio import Redis
+from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+from sqlalchemy import func, select, update
+
+from render_common import streams
+from render_common.config import Settings
+from render_common.db.schema import video_renders
+from render_common.pricing import estimate_cost
+from services.render_api import app
+from tests.conftest import TEST_SECRET, bearer
+from tests.support.processes import RedisServer
+from tests.support.rpc import rich_error
+from tests.support.scenes import scene, start_request
+
+Stub = render_service_pb2_grpc.RenderServiceStub
+StartApi = Callable[..., Awaitable[tuple[app.RenderApi, Stub]]]
+
+
+@pytest_asyncio.fixture
+async def start_api(
+    base_settings: Settings,
+    database_url: str,
+    channel_to: Callable[[int], grpc.aio.Channel],
+) -> AsyncIterator[StartApi]:
+    """Start render_api in-process on a free port with overridden settings."""
+    started: list[app.RenderApi] = []
+
+    async def _start(**overrides: Any) -> tuple[app.RenderApi, Stub]:
+        settings = base_settings.with_overrides(database_url=database_url, **overrides)
+        api = await app.start(settings, port=0, run_sweeper=overrides.pop("run_sweeper", False))
+        started.append(api)
+        return api, Stub(channel_to(api.port))
+
+    yield _start
+    for api in started:
+        await api.stop(0)
+
+
+async def expect_error(call: Awaitable[Any]) -> Any:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    return rich_error(caught.value)
+
+
+async def count_rows(api: app.RenderApi, user: str) -> int:
+    async with api.engine.connect() as connection:
+        return int(
+            (
+                await connection.execute(
+                    select(func.count())
+                    .select_from(video_renders)
+                    .where(video_renders.c.user_id == user)
+                )
+            ).scalar_one()
+        )
+
+
+async def jobs_for(redis: Redis, render_id: str) -> list[dict[str, str]]:
+    entries = await redis.xrange(streams.JOBS_STREAM)
+    return [fields for _, fields in entries if fields.get("render_id") == render_id]
+
+
+# --- success paths -------------------------------------------------------------------
+
+
+async def test_start_render_persists_and_enqueues(
+    start_api: StartApi, user: str, token_for: Any, redis: Redis
+) -> None:
+    api, stub = await start_api()
+    response = await stub.StartRender(
+        start_request(request_id="r-1"), metadata=bearer(token_for(user))
+    )
+    render = response.render
+    assert render.state == render_pb2.Render.STATE_QUEUED
+    assert render.user_id == user and render.project_id == "project-1"
+    assert render.format == render_pb2.FORMAT_MP4 and render.quality == render_pb2.QUALITY_LOW
+    assert render.engine == render_pb2.ENGINE_SSR
+    assert render.frames_total == 50  # 30 + 30 - 10 frames of fade
+    assert render.scene_count == 2
+    assert render.queue_job_id
+    expected = estimate_cost(50, "low")
+    assert render.cost_estimate.total_usd == pytest.approx(expected.total_usd)
+    assert render.create_time.seconds > 0
+    jobs = await jobs_for(redis, render.render_id)
+    assert len(jobs) == 1 and jobs[0]["attempt"] == "1" and "traceparent" in jobs[0]
+    got = await stub.GetRender(
+        render_service_pb2.GetRenderRequest(render_id=render.render_id),
+        metadata=bearer(token_for(user)),
+    )
+    assert got.render == render
+
+
+async def test_list_renders_pages_and_filters(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api(concurrent_render_limit=50)
+    auth = bearer(token_for(user))
+    ids = []
+    for index in range(5):
+        project = "alpha" if index % 2 == 0 else "beta"
+        response = await stub.StartRender(start_request(project_id=project), metadata=auth)
+        ids.append(response.render.render_id)
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await stub.ListRenders(
+            render_service_pb2.ListRendersRequest(page_size=2, page_token=token), metadata=auth
+        )
+        assert len(page.renders) <= 2
+        seen.extend(r.render_id for r in page.renders)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == list(reversed(ids))  # newest first, no gaps or duplicates
+    alpha = await stub.ListRenders(
+        render_service_pb2.ListRendersRequest(project_id="alpha"), metadata=auth
+    )
+    assert {r.render_id for r in alpha.renders} == {ids[0], ids[2], ids[4]}
+    cancelled = await stub.ListRenders(
+        render_service_pb2.ListRendersRequest(states=[render_pb2.Render.STATE_CANCELLED]),
+        metadata=auth,
+    )
+    assert list(cancelled.renders) == []
+    error = await expect_error(
+        stub.ListRenders(
+            render_service_pb2.ListRendersRequest(page_size=2, page_token="bogus"), metadata=auth
+        )
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in error.field_violations
+    page = await stub.ListRenders(render_service_pb2.ListRendersRequest(page_size=2), metadata=auth)
+    error = await expect_error(
+        stub.ListRenders(
+            render_service_pb2.ListRendersRequest(
+                page_size=2, page_token=page.next_page_token, project_id="beta"
+            ),
+            metadata=auth,
+        )
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_cancel_queued_render(
+    start_api: StartApi, user: str, token_for: Any, redis: Redis
+) -> None:
+    api, stub = await start_api()
+    auth = bearer(token_for(user))
+    render = (await stub.StartRender(start_request(), metadata=auth)).render
+    cancelled = (
+        await stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
+        )
+    ).render
+    assert cancelled.state == render_pb2.Render.STATE_CANCELLED
+    assert cancelled.complete_time.seconds > 0
+    events = await redis.xrange(streams.events_stream(render.render_id))
+    assert [fields["state"] for _, fields in events] == ["cancelled"]
+    assert await redis.ttl(streams.events_stream(render.render_id)) > 0
+    assert await redis.get(streams.cancel_flag(render.render_id)) == "1"
+    again = await stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
+    )
+    assert again.render.state == render_pb2.Render.STATE_CANCELLED
+
+
+async def test_cancel_running_render_signals_workers(
+    start_api: StartApi, user: str, token_for: Any, redis: Redis
+) -> None:
+    api, stub = await start_api()
+    auth = bearer(token_for(user))
+    render = (await stub.StartRender(start_request(), metadata=auth)).render
+    async with api.engine.begin() as connection:
+        await connection.execute(
+            update(video_renders)
+            .where(video_renders.c.id == render.render_id)
+            .values(status="running")
+        )
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(streams.CANCEL_CHANNEL)
+    await pubsub.get_message(timeout=1)  # subscribe confirmation
+    response = await stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
+    )
+    message = await pubsub.get_message(timeout=2)
+    await pubsub.aclose()
+    assert message is not None and message["data"] == render.render_id
+    assert response.render.state == render_pb2.Render.STATE_RUNNING  # no worker here to stop it
+    async with api.engine.connect() as connection:
+        flagged = (
+            await connection.execute(
+                select(video_renders.c.cancel_requested).where(
+                    video_renders.c.id == render.render_id
+                )
+            )
+        ).scalar_one()
+    assert flagged is True
+
+
+async def test_cancel_terminal_render_is_failed_precondition(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api()
+    auth = bearer(token_for(user))
+    render = (await stub.StartRender(start_request(), metadata=auth)).render
+    async with api.engine.begin() as connection:
+        await connection.execute(
+            update(video_renders)
+            .where(video_renders.c.id == render.render_id)
+            .values(status="succeeded")
+        )
+    error = await expect_error(
+        stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
+        )
+    )
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "RENDER_NOT_CANCELLABLE" and error.domain == "render.v1"
+    assert error.precondition_types == ["RENDER_NOT_CANCELLABLE"]
+
+
+async def test_estimate_render(start_api: StartApi, user: str, token_for: Any) -> None:
+    api, stub = await start_api()
+    scenes = [scene("title", 900, text="long"), scene("color", 900, color="red")]
+    response = await stub.EstimateRender(
+        render_service_pb2.EstimateRenderRequest(
+            scenes=scenes, format=render_pb2.FORMAT_MP4, quality=render_pb2.QUALITY_HIGH
+        ),
+        metadata=bearer(token_for(user)),
+    )
+    assert response.frames_total == 1800
+    assert response.duration.seconds == 60
+    expected = estimate_cost(1800, "high")
+    # Seed formula: 3 GB x 120 s x $0.0000166667 + 0.5 GB x $0.023.
+    assert expected.compute_usd == pytest.approx(3 * 120 * 0.0000166667)
+    assert expected.storage_usd == pytest.approx(0.5 * 0.023)
+    assert response.cost.total_usd == pytest.approx(expected.total_usd)
+    assert response.engine == render_pb2.ENGINE_SSR
+    assert response.within_budget is True and response.max_cost_usd == 1.0
+    assert response.engine_reason
+
+
+async def test_get_quota(start_api: StartApi, user: str, token_for: Any) -> None:
+    api, stub = await start_api(daily_render_limit=7, concurrent_render_limit=3)
+    auth = bearer(token_for(user))
+    await stub.StartRender(start_request(), metadata=auth)
+    await stub.StartRender(start_request(), metadata=auth)
+    quota = await stub.GetQuota(render_service_pb2.GetQuotaRequest(), metadata=auth)
+    assert (quota.daily_limit, quota.daily_used, quota.daily_remaining) == (7, 2, 5)
+    assert (quota.concurrent_limit, quota.concurrent_active) == (3, 2)
+    assert quota.reset_time.seconds > time.time()
+
+
+async def test_health_and_reflection(start_api: StartApi, channel_to: Any) -> None:
+    api, _ = await start_api()
+    channel = channel_to(api.port)
+    health = health_pb2_grpc.HealthStub(channel)
+    reply = await health.Check(health_pb2.HealthCheckRequest(service="render.v1.RenderService"))
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+    async for answer in reflection.ServerReflectionInfo(requests()):
+        names = {s.name for s in answer.list_services_response.service}
+        assert {"render.v1.RenderService", "grpc.health.v1.Health"} <= names
+
+
+# --- validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"project_id": ""}, "project_id"),
+        ({"project_id": "has spaces"}, "project_id"),
+        ({"format": render_pb2.FORMAT_UNSPECIFIED}, "format"),
+        ({"quality": 99}, "quality"),
+        ({"engine": 42}, "engine"),
+        ({"scenes": []}, "scenes"),
+        ({"request_id": "x" * 200}, "request_id"),
+        ({"scenes": [scene("nope", 30)]}, "scenes[0].type"),
+        ({"scenes": [scene("title", 30)]}, "scenes[0].props"),
+        ({"scenes": [scene("title", 30, text="a", bogus=1)]}, "scenes[0].props"),
+        ({"scenes": [scene("title", 0, text="a")]}, "scenes[0].duration_in_frames"),
+        (
+            {
+                "scenes": [
+                    scene("color", 30, ("spin", 5), color="red"),
+                    scene("color", 30, color="red"),
+                ]
+            },
+            "scenes[0].transition.type",
+        ),
+        ({"scenes": [scene("title", 30, text="a")] * 201}, "scenes"),
+        ({"scenes": [scene("title", 18000, text="a")] * 4}, "scenes"),
+    ],
+)
+async def test_invalid_requests_list_field_violations(
+    start_api: StartApi, user: str, token_for: Any, overrides: dict[str, Any], field: str
+) -> None:
+    api, stub = await start_api()
+    error = await expect_error(
+        stub.StartRender(start_request(**overrides), metadata=bearer(token_for(user)))
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.reason == "INVALID_ARGUMENT" and error.domain == "render.v1"
+    assert any(path == field or path.startswith(field + ".") for path in error.field_violations), (
+        error.field_violations
+    )
+    assert "Traceback" not in error.message
+    assert await count_rows(api, user) == 0
+
+
+async def test_oversized_message_is_rejected(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api(max_message_bytes=64 * 1024)
+    big = [scene("text", 30, text="x" * 4000) for _ in range(40)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.StartRender(start_request(scenes=big), metadata=bearer(token_for(user)))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert await count_rows(api, user) == 0
+
+
+async def test_too_expensive_is_failed_precondition(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api(max_render_cost_usd=0.0001)
+    error = await expect_error(stub.StartRender(start_request(), metadata=bearer(token_for(user))))
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.reason == "RENDER_TOO_EXPENSIVE"
+    assert float(error.metadata["estimated_usd"]) > 0.0001
+    assert await count_rows(api, user) == 0
+
+
+async def test_lambda_not_configured(start_api: StartApi, user: str, token_for: Any) -> None:
+    api, stub = await start_api()
+    error = await expect_error(
+        stub.StartRender(
+            start_request(engine=render_pb2.ENGINE_LAMBDA), metadata=bearer(token_for(user))
+        )
+    )
+    assert (
+        error.code == grpc.StatusCode.FAILED_PRECONDITION
+        and error.reason == "LAMBDA_NOT_CONFIGURED"
+    )
+
+
+async def test_daily_and_concurrent_limits(start_api: StartApi, user: str, token_for: Any) -> None:
+    api, stub = await start_api(daily_render_limit=2, concurrent_render_limit=1)
+    auth = bearer(token_for(user))
+    first = (await stub.StartRender(start_request(), metadata=auth)).render
+    error = await expect_error(stub.StartRender(start_request(), metadata=auth))
+    assert (
+        error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and error.reason == "CONCURRENT_RENDER_LIMIT"
+    )
+    assert error.quota_violations == [f"user:{user}"]
+    await stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=first.render_id), metadata=auth
+    )
+    await stub.StartRender(start_request(), metadata=auth)
+    error = await expect_error(stub.StartRender(start_request(), metadata=auth))
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED and error.reason == "DAILY_RENDER_LIMIT"
+    assert error.metadata["limit"] == "2"
+
+
+async def test_request_id_reused_for_another_request(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api()
+    auth = bearer(token_for(user))
+    await stub.StartRender(start_request(request_id="same"), metadata=auth)
+    error = await expect_error(
+        stub.StartRender(start_request(request_id="same", project_id="other"), metadata=auth)
+    )
+    assert error.code == grpc.StatusCode.FAILED_PRECONDITION and error.reason == "REQUEST_ID_REUSED"
+
+
+# --- auth and isolation ----------------------------------------------------------------
+
+
+def _token(secret: str, **claims: Any) -> str:
+    body = {"sub": "someone", "exp": int(time.time()) + 600, **claims}
+    return jwt.encode(body, secret, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        ((), "TOKEN_MISSING"),
+        ((("authorization", "Basic abc"),), "TOKEN_MALFORMED"),
+        ((("authorization", "Bearer not-a-jwt"),), "TOKEN_INVALID"),
+        (bearer(_token(TEST_SECRET, exp=int(time.time()) - 3600)), "TOKEN_EXPIRED"),
+        (bearer(_token("another-secret-another-secret-another-secret")), "TOKEN_INVALID"),
+        (
+            bearer(
+                jwt.encode(
+                    {"sub": "someone", "exp": int(time.time()) + 600}, None, algorithm="none"
+                )
+            ),
+            "TOKEN_INVALID",
+        ),
+        (bearer(_token(TEST_SECRET, sub="")), "TOKEN_INVALID"),
+    ],
+    ids=["missing", "malformed", "garbage", "expired", "forged", "alg-none", "no-subject"],
+)
+async def test_bad_tokens_are_unauthenticated(
+    start_api: StartApi, metadata: Any, reason: str
+) -> None:
+    api, stub = await start_api()
+    for call in (
+        stub.StartRender(start_request(), metadata=metadata),
+        stub.GetQuota(render_service_pb2.GetQuotaRequest(), metadata=metadata),
+        stub.ListRenders(render_service_pb2.ListRendersRequest(), metadata=metadata),
+    ):
+        error = await expect_error(call)
+        assert error.code == grpc.StatusCode.UNAUTHENTICATED
+        assert error.reason == reason
+
+
+async def test_other_users_render_is_not_found_everywhere(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    api, stub = await start_api()
+    render = (await stub.StartRender(start_request(), metadata=bearer(token_for(user)))).render
+    intruder = bearer(token_for(user + "-intruder"))
+    for call in (
+        stub.GetRender(
+            render_service_pb2.GetRenderRequest(render_id=render.render_id), metadata=intruder
+        ),
+        stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=intruder
+        ),
+    ):
+        error = await expect_error(call)
+        assert error.code == grpc.StatusCode.NOT_FOUND and error.reason == "RENDER_NOT_FOUND"
+    listed = await stub.ListRenders(render_service_pb2.ListRendersRequest(), metadata=intruder)
+    assert list(listed.renders) == []
+    still = await stub.GetRender(
+        render_service_pb2.GetRenderRequest(render_id=render.render_id),
+        metadata=bearer(token_for(user)),
+    )
+    assert still.render.state == render_pb2.Render.STATE_QUEUED
+    error = await expect_error(
+        stub.GetRender(render_service_pb2.GetRenderRequest(render_id="../etc"), metadata=intruder)
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+# --- concurrency ------------------------------------------------------------------------
+
+
+async def test_concurrent_retries_create_one_render(
+    start_api: StartApi, user: str, token_for: Any, redis: Redis
+) -> None:
+    api, stub = await start_api()
+    auth = bearer(token_for(user))
+    responses = await asyncio.gather(
+        *(stub.StartRender(start_request(request_id="retry-me"), metadata=auth) for _ in range(50))
+    )
+    ids = {r.render.render_id for r in responses}
+    assert len(ids) == 1
+    assert await count_rows(api, user) == 1
+    assert len(await jobs_for(redis, ids.pop())) == 1
+
+
+async def test_daily_limit_is_race_free(start_api: StartApi, user: str, token_for: Any) -> None:
+    api, stub = await start_api(daily_render_limit=10, concurrent_render_limit=1000)
+    auth = bearer(token_for(user))
+    results = await asyncio.gather(
+        *(stub.StartRender(start_request(), metadata=auth) for _ in range(100)),
+        return_exceptions=True,
+    )
+    admitted = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(admitted) == 10 and len(refused) == 90
+    assert all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
+    assert await count_rows(api, user) == 10
+
+
+# --- Redis failure ----------------------------------------------------------------------
+
+
+async def test_redis_down_render_is_enqueued_by_sweeper(
+    base_settings: Settings, database_url: str, channel_to: Any, user: str, token_for: Any
+) -> None:
+    own_redis = RedisServer()
+    own_redis.start()
+    settings = base_settings.with_overrides(database_url=database_url, redis_url=own_redis.url)
+    api = await app.start(settings, port=0, run_sweeper=False)
+    try:
+        stub = Stub(channel_to(api.port))
+        own_redis.stop()
+        response = await stub.StartRender(
+            start_request(request_id="while-down"), metadata=bearer(token_for(user))
+        )
+        render = response.render
+        assert render.state == render_pb2.Render.STATE_QUEUED and render.queue_job_id == ""
+        retry = await stub.StartRender(
+            start_request(request_id="while-down"), metadata=bearer(token_for(user))
+        )
+        assert retry.render.render_id == render.render_id
+        own_redis.start()
+        from services.render_api.sweeper import Sweeper
+
+        sweeper = Sweeper(api.engine, api.redis, grace_seconds=0.0)
+        # Other tests' QUEUED renders have no entry in this fresh Redis either: the
+        # sweeper enqueues them too, which is right; look at this render's entries only.
+        assert await sweeper.sweep_once() >= 1
+        await sweeper.sweep_once()
+        check = Redis.from_url(own_redis.url, decode_responses=True)
+        entries = [
+            (entry_id, f)
+            for entry_id, f in await check.xrange(streams.JOBS_STREAM)
+            if f["render_id"] == render.render_id
+        ]
+        await check.aclose()
+        assert len(entries) == 1 and entries[0][1]["attempt"] == "1"
+        got = await stub.GetRender(
+            render_service_pb2.GetRenderRequest(render_id=render.render_id),
+            metadata=bearer(token_for(user)),
+        )
+        assert got.render.queue_job_id == entries[0][0]
+        assert await count_rows(api, user) == 1
+    finally:
+        await api.stop(0)
+        own_redis.close()
