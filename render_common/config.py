@@ -115,8 +115,8 @@ class Settings:
 
     @property
     def effective_storage_url(self) -> str:
-        """STORAGE_URL, or the local directory under the data directory."""
-        return self.storage_url or f"file://{Path(self.data_dir) / 'renders'}"
+        """STORAGE_URL, or the data directory (outputs land in renders/ under it)."""
+        return self.storage_url or f"file://{Path(self.data_dir)}"
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (tests, benchmarks)."""

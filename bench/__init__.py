@@ -1,0 +1,1 @@
+"""Benchmarks of the hot paths, each measured beside a baseline in the same run."""

@@ -1,0 +1,138 @@
+"""Assemble and run a render worker: engines, storage, consumer, health server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from render_common.config import Settings
+from render_common.db.engine import create_engine
+from render_common.db.migrate import upgrade_to_head
+from render_common.logs import configure_logging
+from render_common.redis_client import create_redis
+from render_common.server import RunningServer, start_server, wait_for_shutdown_signal
+from render_common.telemetry import configure_telemetry
+from services.render_worker.assets import AssetFetcher, AssetPolicy
+from services.render_worker.consumer import Consumer
+from services.render_worker.engines.base import Engine
+from services.render_worker.engines.ssr import SsrEngine
+from services.render_worker.host import RenderHost
+from services.render_worker.lifecycle import RenderLifecycle
+from services.render_worker.processor import RenderProcessor
+from services.render_worker.storage import create_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Worker:
+    """A running worker."""
+
+    consumer: Consumer
+    health: RunningServer | None
+    engines: dict[str, Engine]
+    db: AsyncEngine
+    redis: Redis
+    blocking_redis: Redis
+
+    async def stop(self, grace: float) -> None:
+        """Finish or hand back renders, then close everything."""
+        await self.consumer.stop(grace)
+        if self.health is not None:
+            await self.health.stop(1)
+        for engine in self.engines.values():
+            await engine.close()
+        await self.redis.aclose()
+        await self.blocking_redis.aclose()
+        await self.db.dispose()
+
+
+def worker_name(settings: Settings) -> str:
+    """This worker's consumer name: WORKER_NAME or host-pid."""
+    return settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
+    """The engines this worker runs."""
+    fetcher = AssetFetcher(
+        data_dir / "assets",
+        AssetPolicy.create(
+            settings.asset_max_bytes,
+            settings.asset_timeout_seconds,
+            settings.asset_allowed_networks,
+        ),
+    )
+    host = RenderHost(
+        Path(settings.remotion_dir),
+        node=settings.node_binary,
+        browser_executable=settings.browser_executable,
+        asset_dir=fetcher.cache_dir,
+    )
+    engines: dict[str, Engine] = {
+        "ssr": SsrEngine(
+            host,
+            fetcher,
+            concurrency=settings.render_concurrency,
+            timeout_seconds=settings.render_timeout_seconds,
+        )
+    }
+    return engines
+
+
+async def start(
+    settings: Settings,
+    *,
+    health_port: int | None = None,
+    engines: dict[str, Engine] | None = None,
+    warm: bool = True,
+) -> Worker:
+    """Start a worker (health on WORKER_HEALTH_PORT; port 0 = any, None = settings)."""
+    data_dir = Path(settings.data_dir)
+    db = create_engine(settings.effective_database_url, pool_size=5)
+    await upgrade_to_head(db)
+    redis = create_redis(settings.redis_url)
+    blocking = create_redis(settings.redis_url, socket_timeout=None)
+    engines = engines if engines is not None else build_engines(settings, data_dir)
+    if warm and "ssr" in engines:
+        ssr = engines["ssr"]
+        if isinstance(ssr, SsrEngine):
+            await ssr._host.start()
+    name = worker_name(settings)
+    lifecycle = RenderLifecycle(db, name)
+    processor = RenderProcessor(
+        settings, redis, lifecycle, engines, create_storage(settings), data_dir / "work"
+    )
+    consumer = Consumer(settings, redis, blocking, processor, lifecycle, name)
+    await consumer.start()
+    health = await start_server(
+        [],
+        settings=settings,
+        port=settings.worker_health_port if health_port is None else health_port,
+        authenticate=False,
+    )
+    log.info("worker started", extra={"worker": name, "concurrency": settings.worker_concurrency})
+    return Worker(
+        consumer=consumer,
+        health=health,
+        engines=engines,
+        db=db,
+        redis=redis,
+        blocking_redis=blocking,
+    )
+
+
+async def main() -> None:
+    """Run a worker until SIGTERM/SIGINT."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("render_worker")
+    worker = await start(settings)
+    await wait_for_shutdown_signal()
+    log.info("worker stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})
+    await worker.stop(settings.shutdown_grace_seconds)

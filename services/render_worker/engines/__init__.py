@@ -1,0 +1,1 @@
+"""Render engines behind one interface: SSR (our workers) and Lambda (Remotion Lambda)."""

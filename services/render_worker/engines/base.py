@@ -1,0 +1,51 @@
+"""The engine interface: render one job, report progress, honour task cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """Everything an engine needs to render one attempt."""
+
+    render_id: str
+    project_id: str
+    scenes: list[dict[str, Any]]
+    format: str
+    quality: str
+    frames_total: int
+    attempt: int
+    work_dir: Path  # private temp directory of this attempt, removed afterwards
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOutput:
+    """What an engine produced: a local file to upload, or an object already stored."""
+
+    probe: dict[str, Any]
+    output_path: Path | None = None
+    thumbnail_path: Path | None = None
+    output_url: str = ""  # set when the engine stored the output itself (Lambda)
+    details: dict[str, Any] = field(default_factory=dict)  # engine-specific columns
+
+
+# stage ("bundling" | "rendering" | "encoding" | "uploading"), progress 0..1, frames rendered
+ProgressReport = Callable[[str, float, int], Awaitable[None]]
+
+
+class Engine(Protocol):
+    """Renders a job; cancelling the calling task must stop the render and its browser."""
+
+    name: str
+
+    async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
+        """Render `job`; raise RenderFailure (retryable or not) when it fails."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the engine holds (processes, clients)."""
+        ...

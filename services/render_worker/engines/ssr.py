@@ -1,0 +1,90 @@
+"""SSR engine: assets prefetched, then rendered by the warm Node render host."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
+from services.render_worker.assets import AssetFetcher, asset_urls, replace_urls
+from services.render_worker.engines.base import ProgressReport, RenderJob, RenderOutput
+from services.render_worker.host import RenderHost
+
+# Share of overall progress given to each step.
+PREPARE_SHARE = 0.05
+RENDER_SHARE = 0.85
+
+
+def default_render_concurrency() -> int:
+    """Chromium tabs per render: half the cores, at least 1 (seed: "50%")."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def host_request(
+    job: RenderJob, scenes: list[dict[str, Any]], concurrency: int, timeout_ms: int
+) -> dict[str, Any]:
+    """The render host's render request for a job (seed's quality presets)."""
+    preset = QUALITY_PRESETS[job.quality]
+    codec = FORMAT_CODECS[job.format]
+    return {
+        "compositionId": "MainComposition",
+        "inputProps": {"scenes": scenes, "projectId": job.project_id},
+        "codec": codec,
+        "outputPath": str(job.work_dir / f"output.{FORMAT_EXTENSIONS[job.format]}"),
+        "width": preset.width,
+        "height": preset.height,
+        "crf": None if codec == "gif" else preset.crf,
+        "jpegQuality": preset.jpeg_quality,
+        "videoBitrate": preset.video_bitrate if job.format == "mp4" else None,
+        "concurrency": concurrency,
+        "timeoutMs": timeout_ms,
+        "thumbnailPath": str(job.work_dir / "thumbnail.jpg"),
+        "thumbnailFrame": 0,
+    }
+
+
+class SsrEngine:
+    """Renders on this machine with Remotion and Chromium."""
+
+    name = "ssr"
+
+    def __init__(
+        self, host: RenderHost, fetcher: AssetFetcher, *, concurrency: int, timeout_seconds: float
+    ) -> None:
+        self._host = host
+        self._fetcher = fetcher
+        self._concurrency = concurrency or default_render_concurrency()
+        self._timeout_ms = int(timeout_seconds * 1000)
+
+    async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
+        """Prefetch, render, thumbnail and probe; the output stays in the job's work dir."""
+        await report("bundling", 0.0, 0)
+        urls = asset_urls(job.scenes)
+        scenes = job.scenes
+        if urls:
+            cached = await self._fetcher.fetch_all(urls)
+            await self._host.start()
+            base = self._host.asset_base_url
+            scenes = replace_urls(job.scenes, {url: base + name for url, name in cached.items()})
+        await report("bundling", PREPARE_SHARE, 0)
+
+        async def on_progress(message: dict[str, Any]) -> None:
+            stage = "encoding" if message.get("stage") == "encoding" else "rendering"
+            share = float(message.get("progress", 0.0))
+            await report(
+                stage, PREPARE_SHARE + RENDER_SHARE * share, int(message.get("renderedFrames", 0))
+            )
+
+        request = host_request(job, scenes, self._concurrency, self._timeout_ms)
+        done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
+        thumbnail = done.get("thumbnailPath")
+        return RenderOutput(
+            probe=dict(done.get("probe") or {}),
+            output_path=job.work_dir
+            / os.path.basename(str(done.get("outputPath") or request["outputPath"])),
+            thumbnail_path=job.work_dir / "thumbnail.jpg" if thumbnail else None,
+        )
+
+    async def close(self) -> None:
+        """Stop the render host."""
+        await self._host.close()

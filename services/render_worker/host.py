@@ -1,0 +1,251 @@
+"""The long-lived Node render host (remotion/render-host.mjs), spoken to in JSON lines.
+
+One host per worker keeps the webpack bundle and a Chromium open across renders. Jobs are
+multiplexed by id. If the process dies, the renders in flight fail as retryable
+(RENDER_HOST_CRASHED) and the next render starts a new host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from services.render_worker.failures import RenderCancelled, RenderFailure
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT_SECONDS = 300.0
+LINE_LIMIT = 16 << 20
+
+ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class RenderHost:
+    """A client of one render host process, (re)started on demand."""
+
+    def __init__(
+        self,
+        remotion_dir: Path,
+        *,
+        node: str = "node",
+        browser_executable: str = "/usr/bin/chromium-headless-shell",
+        asset_dir: Path | None = None,
+        bundle_cache: Path | None = None,
+    ) -> None:
+        self._remotion_dir = remotion_dir
+        self._node = node
+        self._env = {
+            **os.environ,
+            "REMOTION_BROWSER_EXECUTABLE": browser_executable,
+        }
+        if asset_dir is not None:
+            self._env["RENDER_ASSET_DIR"] = str(asset_dir)
+        if bundle_cache is not None:
+            self._env["RENDER_BUNDLE_CACHE"] = str(bundle_cache)
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._stderr: asyncio.Task[None] | None = None
+        self._jobs: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._start_lock = asyncio.Lock()
+        self.ready: dict[str, Any] = {}
+
+    @property
+    def asset_base_url(self) -> str:
+        """Base URL under which the host serves prefetched assets."""
+        return str(self.ready.get("assetBaseUrl", ""))
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the running host, if any."""
+        return self._process.pid if self._process and self._process.returncode is None else None
+
+    async def start(self) -> dict[str, Any]:
+        """Start the host if it is not running; returns its ready message."""
+        async with self._start_lock:
+            if self._process is not None and self._process.returncode is None:
+                return self.ready
+            process = await asyncio.create_subprocess_exec(
+                self._node,
+                "render-host.mjs",
+                cwd=self._remotion_dir,
+                env=self._env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT,
+            )
+            self._process = process
+            self._stderr = asyncio.create_task(self._drain_stderr(process))
+            try:
+                async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                    ready = await self._read_until_ready(process)
+            except (TimeoutError, RenderFailure):
+                await self._kill(process)
+                raise
+            self.ready = ready
+            self._reader = asyncio.create_task(self._read(process))
+            log.info(
+                "render host ready",
+                extra={k: ready.get(k) for k in ("bundleHash", "bundleMs", "cached")},
+            )
+            return ready
+
+    async def _read_until_ready(self, process: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert process.stdout is not None
+        while True:
+            line = await process.stdout.readline()
+            if not line:
+                raise RenderFailure(
+                    "RENDER_HOST_CRASHED", "render host exited while starting", retryable=True
+                )
+            message = _parse(line)
+            if message is None:
+                continue
+            if message.get("type") == "ready":
+                return message
+            if message.get("type") == "fatal":
+                error = message.get("error") or {}
+                raise RenderFailure(
+                    str(error.get("reason") or "RENDER_HOST_FAILED"),
+                    f"render host failed to start: {error.get('message', '')}",
+                    retryable=False,
+                    stack=str(error.get("stack", "")),
+                )
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        try:
+            while True:
+                line = await process.stdout.readline()
+                if not line:
+                    break
+                message = _parse(line)
+                if message is None:
+                    continue
+                queue = self._jobs.get(str(message.get("id", "")))
+                if queue is not None:
+                    queue.put_nowait(message)
+                elif message.get("type") == "fatal":
+                    log.error("render host fatal error", extra={"error": message.get("error")})
+        finally:
+            code = await process.wait()
+            log.warning("render host exited", extra={"returncode": code})
+            crash = {
+                "type": "error",
+                "error": {
+                    "reason": "RENDER_HOST_CRASHED",
+                    "message": f"render host exited with code {code}",
+                    "retryable": True,
+                },
+            }
+            for queue in self._jobs.values():
+                queue.put_nowait(crash)
+
+    async def _drain_stderr(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            log.debug("render host: %s", line.decode(errors="replace").rstrip())
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        process = self._process
+        if process is None or process.stdin is None or process.returncode is not None:
+            raise RenderFailure("RENDER_HOST_CRASHED", "render host is not running", retryable=True)
+        process.stdin.write(json.dumps(message).encode() + b"\n")
+        try:
+            await process.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise RenderFailure(
+                "RENDER_HOST_CRASHED", "render host went away", retryable=True
+            ) from exc
+
+    async def render(
+        self, job_id: str, request: dict[str, Any], on_progress: ProgressCallback
+    ) -> dict[str, Any]:
+        """Run one render; returns the host's `done` message.
+
+        Raises RenderCancelled when cancelled, RenderFailure otherwise. Cancelling the
+        calling task cancels the render in the host too.
+        """
+        await self.start()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._jobs[job_id] = queue
+        try:
+            await self._send({**request, "type": "render", "id": job_id})
+            while True:
+                message = await queue.get()
+                kind = message.get("type")
+                if kind == "progress":
+                    await on_progress(message)
+                elif kind == "done":
+                    return message
+                elif kind == "error":
+                    error = message.get("error") or {}
+                    if error.get("reason") == "CANCELLED":
+                        raise RenderCancelled()
+                    raise RenderFailure(
+                        str(error.get("reason") or "INTERNAL"),
+                        str(error.get("message") or "render failed"),
+                        retryable=bool(error.get("retryable", True)),
+                        stack=str(error.get("stack") or ""),
+                    )
+        except asyncio.CancelledError:
+            with contextlib.suppress(RenderFailure):
+                await self.cancel_and_wait(job_id, queue)
+            raise
+        finally:
+            self._jobs.pop(job_id, None)
+
+    async def cancel_and_wait(
+        self, job_id: str, queue: asyncio.Queue[dict[str, Any]] | None = None
+    ) -> None:
+        """Ask the host to cancel a job and wait (bounded) until it confirms."""
+        await self._send({"type": "cancel", "id": job_id})
+        queue = queue or self._jobs.get(job_id)
+        if queue is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while (await queue.get()).get("type") not in ("error", "done"):
+                    pass
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask the host to cancel a job (its render() then raises RenderCancelled)."""
+        await self._send({"type": "cancel", "id": job_id})
+
+    async def close(self) -> None:
+        """Shut the host down (graceful, then killed after 10 s)."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            with contextlib.suppress(RenderFailure, OSError):
+                await self._send({"type": "shutdown"})
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                await self._kill(process)
+        for task in (self._reader, self._stderr):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 5)
+        self._process = None
+
+    @staticmethod
+    async def _kill(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        log.debug("render host printed a non-JSON line: %r", line[:200])
+        return None
+    return message if isinstance(message, dict) else None
