@@ -88,62 +88,61 @@ class Consumer:
         """Create the group and start the loops."""
         await ensure_group(self._redis)
         self._tasks = [
-            asyncio.create_task(self._read_loop(), name="read"),
-            asyncio.create_task(self._reclaim_loop(), name="reclaim"),
+            asyncio.create_task(self._take_loop(), name="take"),
             asyncio.create_task(self._retry_loop(), name="retry"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._cancel_loop(), name="cancel"),
         ]
 
-    async def _read_loop(self) -> None:
+    async def _take_loop(self) -> None:
+        """Fill free slots: reclaim a silent worker's entry when due, else read a new one."""
+        idle_ms = int(self._settings.visibility_timeout_seconds * 1000)
+        reclaim_every = max(0.5, self._settings.visibility_timeout_seconds / 4)
+        next_reclaim = 0.0
         while not self._stopping.is_set():
             await self._slots.acquire()
-            if self._stopping.is_set():
-                self._slots.release()
-                return
             try:
-                reply = await self._blocking.xreadgroup(
-                    streams.JOBS_GROUP, self.name, {streams.JOBS_STREAM: ">"}, count=1, block=1000
-                )
+                delivery = None
+                now = time.monotonic()
+                if now >= next_reclaim:
+                    next_reclaim = now + reclaim_every
+                    delivery = await self._reclaim(idle_ms)
+                if delivery is None:
+                    block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
+                    delivery = await self._read(min(block_ms, 1000))
             except (RedisError, OSError) as exc:
-                self._slots.release()
                 log.warning("reading render:jobs failed; retrying", extra={"error": str(exc)})
+                delivery = None
                 await asyncio.sleep(1.0)
-                continue
-            batches: list[Any] = list(reply or [])
-            entries: list[Any] = [entry for _, items in batches for entry in items]
-            if not entries:
+            if delivery is None:
                 self._slots.release()
                 continue
-            entry_id, fields = entries[0]
-            self._dispatch(Delivery.from_entry(str(entry_id), dict(fields), reclaimed=False))
+            self._dispatch(delivery)
 
-    async def _reclaim_loop(self) -> None:
-        idle_ms = int(self._settings.visibility_timeout_seconds * 1000)
-        interval = max(0.5, self._settings.visibility_timeout_seconds / 4)
-        while not self._stopping.is_set():
-            await asyncio.sleep(interval)
-            if self._slots.locked():
-                continue
-            try:
-                await self._slots.acquire()
-                reply = await self._redis.xautoclaim(
-                    streams.JOBS_STREAM, streams.JOBS_GROUP, self.name, idle_ms, "0-0", count=1
-                )
-            except (RedisError, OSError) as exc:
-                self._slots.release()
-                log.warning("XAUTOCLAIM failed", extra={"error": str(exc)})
-                continue
-            claimed: list[Any] = [entry for entry in reply[1] if entry and entry[1]]
-            if not claimed:
-                self._slots.release()
-                continue
-            entry_id, fields = claimed[0]
-            log.warning(
-                "reclaimed an entry from a silent worker",
-                extra={"entry": entry_id, "render_id": fields.get("render_id")},
-            )
-            self._dispatch(Delivery.from_entry(str(entry_id), dict(fields), reclaimed=True))
+    async def _read(self, block_ms: int) -> Delivery | None:
+        reply = await self._blocking.xreadgroup(
+            streams.JOBS_GROUP, self.name, {streams.JOBS_STREAM: ">"}, count=1, block=block_ms
+        )
+        batches: list[Any] = list(reply or [])
+        entries: list[Any] = [entry for _, items in batches for entry in items]
+        if not entries:
+            return None
+        entry_id, fields = entries[0]
+        return Delivery.from_entry(str(entry_id), dict(fields), reclaimed=False)
+
+    async def _reclaim(self, idle_ms: int) -> Delivery | None:
+        reply = await self._redis.xautoclaim(
+            streams.JOBS_STREAM, streams.JOBS_GROUP, self.name, idle_ms, "0-0", count=1
+        )
+        claimed: list[Any] = [entry for entry in reply[1] if entry and entry[1]]
+        if not claimed:
+            return None
+        entry_id, fields = claimed[0]
+        log.warning(
+            "reclaimed an entry from a silent worker",
+            extra={"entry": entry_id, "render_id": fields.get("render_id")},
+        )
+        return Delivery.from_entry(str(entry_id), dict(fields), reclaimed=True)
 
     def _dispatch(self, delivery: Delivery) -> None:
         running = _Running(delivery=delivery)

@@ -1,0 +1,112 @@
+"""render_api and render_worker started in-process, and helpers to follow a render."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+
+from render_common.auth import mint_token
+from render_common.config import ROOT, Settings
+from services.render_api import app as api_app
+from services.render_worker import app as worker_app
+
+FFPROBE = ROOT / "remotion" / "node_modules" / "@remotion" / "compositor-linux-x64-gnu" / "ffprobe"
+TERMINAL = {
+    render_pb2.Render.STATE_SUCCEEDED,
+    render_pb2.Render.STATE_FAILED,
+    render_pb2.Render.STATE_CANCELLED,
+}
+
+
+@dataclass
+class Stack:
+    """A running render_api (and optionally a worker) with a client for one user."""
+
+    settings: Settings
+    api: api_app.RenderApi
+    worker: worker_app.Worker | None
+    channel: grpc.aio.Channel
+    user: str
+
+    @property
+    def stub(self) -> render_service_pb2_grpc.RenderServiceStub:
+        """RenderService client."""
+        return render_service_pb2_grpc.RenderServiceStub(self.channel)
+
+    @property
+    def auth(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata of the user."""
+        return (("authorization", f"Bearer {mint_token(self.settings, self.user)}"),)
+
+    async def start(
+        self, scenes: list[Any], project: str = "proj", **fields: Any
+    ) -> render_pb2.Render:
+        """StartRender and return the render."""
+        request = render_service_pb2.StartRenderRequest(
+            project_id=project,
+            scenes=scenes,
+            format=fields.pop("format", render_pb2.FORMAT_MP4),
+            quality=fields.pop("quality", render_pb2.QUALITY_LOW),
+            **fields,
+        )
+        return (await self.stub.StartRender(request, metadata=self.auth)).render
+
+    async def get(self, render_id: str) -> render_pb2.Render:
+        """GetRender."""
+        request = render_service_pb2.GetRenderRequest(render_id=render_id)
+        return (await self.stub.GetRender(request, metadata=self.auth)).render
+
+    async def wait(
+        self, render_id: str, *, until: Any = None, timeout: float = 180.0
+    ) -> render_pb2.Render:
+        """Poll until terminal (or `until(render)` is true)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                render = await self.get(render_id)
+                if until(render) if until else render.state in TERMINAL:
+                    return render
+                await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        """Stop everything."""
+        await self.channel.close()
+        if self.worker is not None:
+            await self.worker.stop(5)
+        await self.api.stop(0)
+
+
+async def start_stack(settings: Settings, user: str, *, worker: bool = True) -> Stack:
+    """render_api on a free port and, unless told otherwise, a worker."""
+    api = await api_app.start(settings, port=0)
+    running_worker = await worker_app.start(settings, health_port=0) if worker else None
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
+    return Stack(settings=settings, api=api, worker=running_worker, channel=channel, user=user)
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    """ffprobe's format and first video stream of a file."""
+    result = subprocess.run(
+        [
+            str(FFPROBE),
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_format",
+            "-show_streams",
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    data = json.loads(result.stdout)
+    video = next(s for s in data["streams"] if s["codec_type"] == "video")
+    return {"format": data["format"], "video": video}

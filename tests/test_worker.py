@@ -1,0 +1,307 @@
+"""The render worker end to end: real Redis, PostgreSQL/SQLite, Remotion and Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+from render.v1 import render_pb2, render_service_pb2
+
+from render_common import streams
+from render_common.config import Settings
+from tests.support.asset_server import AssetServer
+from tests.support.processes import free_port
+from tests.support.scenes import sample_scenes, scene
+from tests.support.stack import Stack, ffprobe, start_stack
+
+pytestmark = pytest.mark.slow
+StartStack = Callable[..., Awaitable[Stack]]
+
+
+@pytest_asyncio.fixture
+async def stack_factory(
+    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str
+) -> AsyncIterator[StartStack]:
+    stacks: list[Stack] = []
+
+    async def _start(**overrides: Any) -> Stack:
+        worker = overrides.pop("worker", True)
+        settings = base_settings.with_overrides(
+            database_url=overrides.pop("database_url", postgres_url),
+            data_dir=str(tmp_path / "data"),
+            retry_base_delay_seconds=0.2,
+            visibility_timeout_seconds=3.0,
+            **overrides,
+        )
+        stack = await start_stack(settings, user, worker=worker)
+        stacks.append(stack)
+        return stack
+
+    yield _start
+    for stack in stacks:
+        await stack.close()
+
+
+def local_path(url: str) -> Path:
+    assert url.startswith("file://"), url
+    return Path(url[len("file://") :])
+
+
+def long_scenes(frames: int = 900) -> list[render_pb2.Scene]:
+    return [
+        scene("title", frames // 2, text="Long"),
+        scene("gradient", frames // 2, **{"from": "red", "to": "blue"}),
+    ]
+
+
+async def events_of(redis: Redis, render_id: str) -> list[dict[str, str]]:
+    return [fields for _, fields in await redis.xrange(streams.events_stream(render_id))]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "extension"),
+    [
+        (render_pb2.FORMAT_MP4, "h264", "mp4"),
+        (render_pb2.FORMAT_WEBM, "vp8", "webm"),
+        (render_pb2.FORMAT_GIF, "gif", "gif"),
+    ],
+)
+async def test_renders_each_format(
+    stack_factory: StartStack, redis: Redis, fmt: int, codec: str, extension: str
+) -> None:
+    stack = await stack_factory()
+    project, scenes = sample_scenes("tiny")
+    render = await stack.start(scenes, project=project, format=fmt)
+    done = await stack.wait(render.render_id)
+    assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+    output = local_path(done.output_url)
+    assert output.name == f"{render.render_id}.{extension}" and output.parent.name == project
+    probe = ffprobe(output)
+    assert probe["video"]["codec_name"] == codec
+    assert (int(probe["video"]["width"]), int(probe["video"]["height"])) == (1280, 720)
+    assert float(probe["format"]["duration"]) == pytest.approx(render.frames_total / 30, abs=0.15)
+    assert int(probe["format"]["size"]) == done.metadata.size_bytes > 0
+    assert done.metadata.codec == codec and done.metadata.width == 1280
+    thumbnail = local_path(done.thumbnail_url)
+    assert thumbnail.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
+    assert done.start_time.seconds and done.complete_time.seconds and done.retry_count == 0
+    events = await events_of(redis, render.render_id)
+    stages = [e["stage"] for e in events]
+    assert (
+        stages[0] == "bundling"
+        and stages[-1] == "done"
+        and "rendering" in stages
+        and "uploading" in stages
+    )
+    assert [e["state"] for e in events].count("succeeded") == 1
+    progress = [float(e["progress"]) for e in events]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    work = Path(stack.settings.data_dir) / "work"
+    assert list(work.iterdir()) == []  # temp files removed
+
+
+async def test_renders_on_sqlite(stack_factory: StartStack, tmp_path: Path) -> None:
+    stack = await stack_factory(database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}")
+    project, scenes = sample_scenes("tiny")
+    done = await stack.wait((await stack.start(scenes, project=project)).render_id)
+    assert done.state == render_pb2.Render.STATE_SUCCEEDED and local_path(done.output_url).exists()
+
+
+async def test_transient_failure_is_retried_then_succeeds(
+    stack_factory: StartStack, redis: Redis
+) -> None:
+    server = AssetServer()
+    try:
+        stack = await stack_factory(asset_allowed_networks=("127.0.0.1/32",))
+        url = server.url(f"/flaky-{uuid.uuid4().hex}.png")
+        render = await stack.start([scene("image", 10, src=url), scene("color", 10, color="#000")])
+        done = await stack.wait(render.render_id)
+        assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+        assert done.retry_count == 1
+        assert server.requests.count(url[len(server.url("")) :]) == 2
+        messages = [e.get("message", "") for e in await events_of(redis, render.render_id)]
+        assert any("retrying" in m for m in messages)
+    finally:
+        server.close()
+
+
+async def test_missing_asset_fails_at_once_with_its_url(
+    stack_factory: StartStack, redis: Redis
+) -> None:
+    server = AssetServer()
+    try:
+        stack = await stack_factory(asset_allowed_networks=("127.0.0.1/32",))
+        url = server.url("/missing.png")
+        render = await stack.start([scene("image", 10, src=url)])
+        done = await stack.wait(render.render_id)
+        assert done.state == render_pb2.Render.STATE_FAILED
+        assert done.error.reason == "ASSET_NOT_FOUND" and url in done.error.message
+        assert done.error.retryable is False and done.retry_count == 0
+        dead = [
+            f
+            for _, f in await redis.xrange(streams.DEAD_STREAM)
+            if f["render_id"] == render.render_id
+        ]
+        assert len(dead) == 1 and dead[0]["reason"] == "ASSET_NOT_FOUND"
+        events = await events_of(redis, render.render_id)
+        assert events[-1]["state"] == "failed" and url in events[-1]["error_message"]
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9/x.png",
+        "http://10.0.0.1/x.png",
+        "http://169.254.169.254/latest/meta-data",
+        "file:///etc/passwd",
+    ],
+)
+async def test_private_assets_are_refused(stack_factory: StartStack, url: str) -> None:
+    stack = await stack_factory()
+    render = await stack.start([scene("image", 10, src=url)])
+    done = await stack.wait(render.render_id)
+    assert done.state == render_pb2.Render.STATE_FAILED
+    assert done.error.reason == "ASSET_FORBIDDEN" and url in done.error.message
+
+
+async def test_file_urls_are_refused_at_intake(stack_factory: StartStack) -> None:
+    # The catalogue only admits http(s) sources; the worker refuses file:// too (test_assets).
+    stack = await stack_factory(worker=False)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stack.start([scene("image", 10, src="file:///etc/passwd")])
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "scenes[0].props.src" in (caught.value.details() or "")
+
+
+async def test_cancel_mid_render_stops_and_leaves_no_file(
+    stack_factory: StartStack, redis: Redis
+) -> None:
+    stack = await stack_factory()
+    render = await stack.start(long_scenes(1800))
+    await stack.wait(
+        render.render_id,
+        until=lambda r: r.stage == render_pb2.STAGE_RENDERING and r.progress > 0.06,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    response = await stack.stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=stack.auth
+    )
+    done = await stack.wait(render.render_id, timeout=10)
+    assert done.state == render_pb2.Render.STATE_CANCELLED
+    assert loop.time() - started < 5
+    assert response.render.state in (
+        render_pb2.Render.STATE_CANCELLED,
+        render_pb2.Render.STATE_RUNNING,
+    )
+    storage = Path(stack.settings.data_dir) / "renders"
+    assert not list(storage.rglob(f"{render.render_id}*"))
+    assert list((Path(stack.settings.data_dir) / "work").iterdir()) == []
+    events = await events_of(redis, render.render_id)
+    assert events[-1]["state"] == "cancelled"
+    # The host is still usable after cancelling: the next render succeeds.
+    project, scenes = sample_scenes("tiny")
+    after = await stack.wait((await stack.start(scenes, project=project)).render_id)
+    assert after.state == render_pb2.Render.STATE_SUCCEEDED
+
+
+def _worker_process(settings: Settings, name: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "RENDER_DATA_DIR": settings.data_dir,
+        "WORKER_NAME": name,
+        "WORKER_HEALTH_PORT": str(free_port()),
+        "VISIBILITY_TIMEOUT_SECONDS": "3",
+        "LOG_FORMAT": "text",
+        "JWT_SECRET": settings.jwt_secret,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.render_worker"], env=env, start_new_session=True
+    )
+
+
+async def test_killed_worker_is_taken_over_exactly_once(
+    stack_factory: StartStack, redis: Redis
+) -> None:
+    stack = await stack_factory(worker=False)
+    first = _worker_process(stack.settings, f"victim-{uuid.uuid4().hex[:6]}")
+    second = None
+    try:
+        render = await stack.start(long_scenes(300))
+        await stack.wait(
+            render.render_id,
+            until=lambda r: r.stage == render_pb2.STAGE_RENDERING and r.progress > 0.06,
+        )
+        os.killpg(first.pid, signal.SIGKILL)  # the worker and its render host, mid-render
+        first.wait()
+        second = _worker_process(stack.settings, f"rescuer-{uuid.uuid4().hex[:6]}")
+        done = await stack.wait(render.render_id, timeout=240)
+        assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+        outputs = list((Path(stack.settings.data_dir) / "renders").rglob(f"{render.render_id}.*"))
+        assert sorted(p.suffix for p in outputs) == [".jpg", ".mp4"]
+        events = await events_of(redis, render.render_id)
+        assert [e["state"] for e in events].count("succeeded") == 1
+        assert await redis.xpending(streams.JOBS_STREAM, streams.JOBS_GROUP) is not None
+        pending = await redis.xpending_range(streams.JOBS_STREAM, streams.JOBS_GROUP, "-", "+", 100)
+        ours = [p for p in pending if p["message_id"] == render.queue_job_id]
+        assert ours == []  # acknowledged once done
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+
+
+async def test_upload_to_s3_compatible_server(stack_factory: StartStack, tmp_path: Path) -> None:
+    port = free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        for _ in range(100):
+            try:
+                s3.create_bucket(Bucket="exports")
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        stack = await stack_factory(storage_url="s3://exports/videos", s3_endpoint_url=endpoint)
+        project, scenes = sample_scenes("tiny")
+        render = await stack.start(scenes, project=project)
+        done = await stack.wait(render.render_id)
+        assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+        key = f"videos/renders/{project}/{render.render_id}.mp4"
+        head = s3.head_object(Bucket="exports", Key=key)
+        assert head["ContentType"] == "video/mp4"
+        assert head["Metadata"]["format"] == "mp4" and head["Metadata"]["quality"] == "low"
+        assert int(head["Metadata"]["filesize"]) == head["ContentLength"]
+        assert "attachment" in head["ContentDisposition"]
+        s3.head_object(Bucket="exports", Key=f"videos/renders/{project}/{render.render_id}.jpg")
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(done.output_url)).content
+        assert body == s3.get_object(Bucket="exports", Key=key)["Body"].read()
+    finally:
+        moto.terminate()
+        moto.wait(10)
