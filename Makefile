@@ -54,6 +54,18 @@ typecheck: $(VENV)/.installed ## mypy (strict) on the services and shared packag
 test: setup ## Install what is missing, start what is needed, run all tests
 	@source scripts/test-env.sh && $(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: demo
+demo: setup ## Start the stack, render the sample scenes with a progress bar, print the MP4's path
+	@$(PY) -m services.local_stack demo
+
+.PHONY: up
+up: setup ## Start Redis (unless REDIS_URL), render_api, progress and a worker in the background
+	@$(PY) -m services.local_stack up
+
+.PHONY: down
+down: ## Stop everything `make up` started
+	@$(PY) -m services.local_stack down
+
 .PHONY: bench
 bench: setup ## Run the benchmarks and print their figures
 	@source scripts/test-env.sh && $(PY) -m bench

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jwt
 
@@ -14,6 +14,7 @@ from render_common.errors import Unauthenticated
 current_user: ContextVar[str] = ContextVar("render_export_current_user")
 
 _MAX_SUBJECT_LENGTH = 255
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,12 @@ class TokenVerifier:
     issuer: str
     audience: str
     leeway: int
+    # Tokens already verified: token -> (subject, the time it stops being accepted). A
+    # client reuses its token for many calls; a verified token stays valid until exp
+    # (plus leeway), as key, algorithms, issuer and audience are fixed.
+    _verified: dict[str, tuple[str, float]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -54,9 +61,15 @@ class TokenVerifier:
             raise Unauthenticated(
                 "authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED"
             )
+        token = token.strip()
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1]:
+                return known[0]
+            self._verified.pop(token, None)
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self.key,
                 algorithms=list(self.algorithms),
                 issuer=self.issuer or None,
@@ -73,6 +86,10 @@ class TokenVerifier:
             raise Unauthenticated(
                 "token subject must be a non-empty string", reason="TOKEN_INVALID"
             )
+        # PyJWT accepts the token while int(exp) > now - leeway.
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (subject, int(claims["exp"]) + self.leeway)
         return subject
 
 

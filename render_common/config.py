@@ -77,6 +77,12 @@ class Settings:
     events_maxlen: int = 1000  # EVENTS_MAXLEN: cap of render:events:{id}
     events_ttl_seconds: int = 24 * 3600  # EVENTS_TTL_SECONDS after completion
 
+    # Progress service (fan-out of render events).
+    progress_buffer_events: int = 256  # PROGRESS_BUFFER_EVENTS: per watcher, then ABORTED
+    progress_read_block_ms: int = 100  # PROGRESS_READ_BLOCK_MS: XREAD BLOCK of the reader
+    progress_redis_outage_seconds: float = 5.0  # PROGRESS_REDIS_OUTAGE_SECONDS: then UNAVAILABLE
+    progress_redis_pool_size: int = 4  # PROGRESS_REDIS_POOL_SIZE: history/snapshot reads
+
     # Assets.
     asset_max_bytes: int = 512 << 20  # ASSET_MAX_BYTES
     asset_timeout_seconds: float = 30.0  # ASSET_TIMEOUT_SECONDS
@@ -158,9 +164,14 @@ class Settings:
             "concurrent_render_limit",
             "worker_concurrency",
             "max_attempts",
+            "progress_buffer_events",
+            "progress_read_block_ms",
+            "progress_redis_pool_size",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAMES.get(name, name.upper())} must be at least 1")
+        if self.progress_redis_outage_seconds < 0:
+            raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
         if self.max_render_cost_usd <= 0:
             raise ConfigError("MAX_RENDER_COST must be positive")
         url = self.effective_storage_url

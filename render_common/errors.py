@@ -7,6 +7,7 @@
     ├── QuotaExceeded            RESOURCE_EXHAUSTED + QuotaFailure
     ├── FailedPrecondition       FAILED_PRECONDITION + PreconditionFailure
     ├── Unavailable              UNAVAILABLE        (a dependency is down; retry)
+    ├── Aborted                  ABORTED            (e.g. a stream fell too far behind)
     └── Internal                 INTERNAL           (never carries a stack trace)
 
 Every status also carries ErrorInfo(reason, domain "render.v1", metadata) (AIP-193).
@@ -143,6 +144,13 @@ class Unavailable(RenderExportError):
 
     code = grpc.StatusCode.UNAVAILABLE
     default_reason = "DEPENDENCY_UNAVAILABLE"
+
+
+class Aborted(RenderExportError):
+    """The call was cut short (e.g. a stream's reader fell too far behind); retry or resume."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
 
 
 class Internal(RenderExportError):

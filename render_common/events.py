@@ -7,10 +7,12 @@ streams store them; the terminal event's full render is read from the database.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from render_common import streams
 from render_common.db.schema import TERMINAL_STATES
@@ -77,19 +79,64 @@ class ProgressEvent:
         )
 
 
+# Appends one event to its render's stream and a copy, pointing back at it, to the user's
+# stream, atomically (one script) so both streams list a user's events in the same order.
+# KEYS: render stream, user stream. ARGV: maxlen, ttl (0 = keep), user maxlen, user ttl,
+# render id, then the event's fields as name, value pairs.
+_PUBLISH_WITH_USER = """
+local fields = {}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+  'render_id', ARGV[5], 'event_id', id, unpack(fields))
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return id
+"""
+_PUBLISH_WITH_USER_SHA = hashlib.sha1(_PUBLISH_WITH_USER.encode()).hexdigest()
+
+
 async def publish_event(
     redis: Redis,
     event: ProgressEvent,
     *,
     maxlen: int = 1000,
     ttl_seconds: int = 24 * 3600,
+    user_id: str | None = None,
 ) -> str:
-    """Append an event to its render's stream; after a terminal event the stream expires."""
+    """Append an event to its render's stream; after a terminal event the stream expires.
+
+    With `user_id` (the render's owner), the event is also copied to the user's stream
+    (`render:user-events:{user_id}`, with the render id and this event's id), which the
+    progress service reads to push a user's renders to a dashboard.
+    """
     key = streams.events_stream(event.render_id)
+    if user_id:
+        return await _publish_with_user(redis, key, event, maxlen, ttl_seconds, user_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xadd(key, event.to_fields(), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
         if event.terminal:
             pipe.expire(key, ttl_seconds)
         results = await pipe.execute()
     entry_id = results[0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def _publish_with_user(
+    redis: Redis, key: str, event: ProgressEvent, maxlen: int, ttl_seconds: int, user_id: str
+) -> str:
+    args: list[str | int] = [
+        maxlen,
+        ttl_seconds if event.terminal else 0,
+        streams.USER_EVENTS_MAXLEN,
+        ttl_seconds,
+        event.render_id,
+    ]
+    for name, value in event.to_fields().items():
+        args.extend((name, value))
+    keys = (key, streams.user_events_stream(user_id))
+    try:
+        entry_id = await redis.evalsha(_PUBLISH_WITH_USER_SHA, len(keys), *keys, *args)
+    except NoScriptError:
+        entry_id = await redis.eval(_PUBLISH_WITH_USER, len(keys), *keys, *args)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

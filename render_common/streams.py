@@ -11,6 +11,15 @@ render:dead                 stream of attempts that failed for good, with the re
 render:events:{render_id}   stream of one render's progress events; capped at
                             EVENTS_MAXLEN, expires EVENTS_TTL_SECONDS after its
                             terminal event.
+render:user-events:{user_id}
+                            stream of the events of all of one user's renders, for
+                            dashboards (progress WatchRenders): each entry is a copy of a
+                            render:events entry plus {render_id, event_id}, event_id
+                            being the id of that entry in render:events:{render_id}
+                            (what clients resume from). Written by `publish_event` in
+                            the same script as the render's entry (atomic, same order);
+                            capped at USER_EVENTS_MAXLEN, expires EVENTS_TTL_SECONDS
+                            after the user's latest event.
 render:cancel               pub/sub channel carrying render ids to cancel now.
 render:cancel:{render_id}   string flag (TTL 1 day) so a worker that missed the
                             message still sees the cancel before it starts.
@@ -27,6 +36,8 @@ RETRY_ZSET = "render:retry"
 DEAD_STREAM = "render:dead"
 DEAD_MAXLEN = 10_000
 EVENTS_PREFIX = "render:events:"
+USER_EVENTS_PREFIX = "render:user-events:"
+USER_EVENTS_MAXLEN = 1000
 CANCEL_CHANNEL = "render:cancel"
 CANCEL_FLAG_PREFIX = "render:cancel:"
 CANCEL_FLAG_TTL_SECONDS = 24 * 3600
@@ -43,6 +54,11 @@ def events_stream(render_id: str) -> str:
 def render_id_of_events_stream(key: str) -> str:
     """The render id of an events stream key."""
     return key[len(EVENTS_PREFIX) :]
+
+
+def user_events_stream(user_id: str) -> str:
+    """The stream carrying the events of all of one user's renders."""
+    return f"{USER_EVENTS_PREFIX}{user_id}"
 
 
 def cancel_flag(render_id: str) -> str:

@@ -15,6 +15,8 @@ export const INVALID_PROPS_MARKER = 'INVALID_INPUT_PROPS';
 const RULES = [
 	// Props / composition problems: the same request will fail again.
 	[/INVALID_INPUT_PROPS|ZodError|Could not find composition|No composition with the ID|composition with the id .* (was not found|does not exist)|not registered|Invalid (props|input)|inputProps/i, 'INVALID_INPUT', false],
+	// Render options Remotion rejects (codec/extension/crf combinations, ...).
+	[/output filename must end in|CRF must be between|not a valid codec|is not a valid (image format|pixel format)|cannot be (set|used) (at the same time|together)/i, 'INVALID_INPUT', false],
 	// Media that exists but is broken, or does not exist.
 	[/status code (of )?(400|401|403|404|410)|\b(404|403|410)\b.*(Not Found|Forbidden|Gone)|Error loading image|Failed to load (image|video|media)|Invalid data found when processing input|moov atom not found|No video stream|could not be decoded|Unsupported (codec|format)|MEDIA_ERR|decode error|is not a valid (video|image|media)/i, 'ASSET_UNAVAILABLE', false],
 	// Transient network errors while fetching assets.
@@ -27,9 +29,10 @@ const RULES = [
 	[/timed? ?out|timeout|delayRender\(\).*not cleared/i, 'RENDER_TIMEOUT', true],
 ];
 
-export const classifyError = (err, {cancelled = false, timedOut = false} = {}) => {
-	const message = String(err?.message ?? err ?? 'unknown error');
+export const classifyError = (err, {cancelled = false, timedOut = false, crashed = false} = {}) => {
+	const message = String(err?.message ?? err ?? 'unknown error').replace(/^(Error: )+/, '');
 	const stack = typeof err?.stack === 'string' ? err.stack : '';
+	if (crashed) return {reason: 'BROWSER_CRASHED', retryable: true, message: 'Chromium died during the render', stack};
 	if (timedOut) return {reason: 'RENDER_TIMEOUT', retryable: true, message, stack};
 	if (cancelled) return {reason: 'CANCELLED', retryable: false, message, stack};
 	if (err instanceof HostError) return {reason: err.reason, retryable: err.retryable, message, stack};

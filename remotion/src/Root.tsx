@@ -23,9 +23,22 @@ const defaultProps: MainCompositionProps = {
 	],
 };
 
-const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({props}) => ({
-	durationInFrames: totalDurationInFrames(props.scenes ?? []),
-});
+/**
+ * Validates inputProps (the render host classifies errors carrying the
+ * INVALID_INPUT_PROPS marker as non-retryable) and sizes the composition:
+ * sum of scene lengths minus transition overlaps, at least 1 frame.
+ */
+const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({props}) => {
+	const parsed = mainCompositionSchema.safeParse(props);
+	if (!parsed.success) {
+		const issues = parsed.error.issues
+			.slice(0, 10)
+			.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+			.join('; ');
+		throw new Error(`INVALID_INPUT_PROPS: ${issues}`);
+	}
+	return {durationInFrames: totalDurationInFrames(parsed.data.scenes)};
+};
 
 export const RemotionRoot: React.FC = () => (
 	<Composition

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.db.schema import QUEUED, video_renders
@@ -74,16 +74,27 @@ async def list_for_user(
 async def mark_enqueued(engine: AsyncEngine, render_id: str, entry_id: str) -> bool:
     """Record the stream entry of a queued render (only if none is recorded yet).
 
-    Queue bookkeeping, not a change of the resource: updated_at stays as it was.
+    Queue bookkeeping, not a change of the resource: updated_at stays as it was. One
+    statement, so on PostgreSQL it runs in autocommit mode: atomic all the same, without
+    the BEGIN and COMMIT round trips (StartRender's hot path).
     """
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            update(video_renders)
-            .where(
-                video_renders.c.id == render_id,
-                video_renders.c.status == QUEUED,
-                video_renders.c.queue_job_id.is_(None),
-            )
-            .values(queue_job_id=entry_id)
-        )
+    parameters = {"render_id": render_id, "entry_id": entry_id}
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await connection.execute(_MARK_ENQUEUED, parameters)
+    else:
+        async with engine.begin() as connection:
+            result = await connection.execute(_MARK_ENQUEUED, parameters)
     return bool(result.rowcount)
+
+
+_MARK_ENQUEUED = (
+    update(video_renders)
+    .where(
+        video_renders.c.id == bindparam("render_id"),
+        video_renders.c.status == QUEUED,
+        video_renders.c.queue_job_id.is_(None),
+    )
+    .values(queue_job_id=bindparam("entry_id"))
+)

@@ -1,32 +1,230 @@
-"""`render`: command-line client of render-export."""
+"""render: the command-line client of render-export.
+
+Addresses come from RENDER_API_ADDR (127.0.0.1:50051) and PROGRESS_ADDR (127.0.0.1:50052);
+the token from RENDER_TOKEN, or one minted with the local JWT settings for RENDER_USER
+(default $USER), which suits the local stack. Exit codes: 0 ok, 1 render failed or was
+cancelled, 2 usage/config, 3 not found, 4 invalid argument, 5 refused (quota, cost,
+state), 6 service unavailable, 7 authentication, 8 other.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from pathlib import Path
+from typing import Any
+
+import grpc
+from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common.auth import mint_token
 from render_common.config import ConfigError, Settings
+from services.cli import output
+from services.cli.client import (
+    EXIT_OK,
+    EXIT_RENDER_FAILED,
+    EXIT_USAGE,
+    Endpoints,
+    describe_error,
+)
+from services.cli.scenes import ScenesFileError, load_scenes
+from services.cli.watch import watch_render
+
+FORMATS = {
+    "mp4": render_pb2.FORMAT_MP4,
+    "webm": render_pb2.FORMAT_WEBM,
+    "gif": render_pb2.FORMAT_GIF,
+}
+QUALITIES = {
+    "low": render_pb2.QUALITY_LOW,
+    "medium": render_pb2.QUALITY_MEDIUM,
+    "high": render_pb2.QUALITY_HIGH,
+}
+ENGINES = {
+    "default": render_pb2.ENGINE_UNSPECIFIED,
+    "auto": render_pb2.ENGINE_AUTO,
+    "ssr": render_pb2.ENGINE_SSR,
+    "lambda": render_pb2.ENGINE_LAMBDA,
+}
+STATES = {output.state_name(v): v for v in render_pb2.Render.State.values() if v}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `render` command."""
-    parser = argparse.ArgumentParser(prog="render", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    root = argparse.ArgumentParser(
+        prog="render", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    root.add_argument("--json", action="store_true", help="machine-readable output")
+    root.add_argument(
+        "--user", help="mint a token for this user (local stack) instead of RENDER_USER"
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    def spec_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "scenes", type=Path, help='JSON file: {"projectId": ..., "scenes": [...]}'
+        )
+        command.add_argument("--format", choices=FORMATS, default="mp4")
+        command.add_argument("--quality", choices=QUALITIES, default="medium")
+        command.add_argument("--engine", choices=ENGINES, default="default")
+
+    start = commands.add_parser("start", help="start a render from a scenes file")
+    spec_options(start)
+    start.add_argument("--project", help="project id (default: the file's projectId)")
+    start.add_argument(
+        "--request-id", default="", help="idempotency key: a retry returns the same render"
+    )
+    start.add_argument("--watch", action="store_true", help="follow progress until it ends")
+    estimate = commands.add_parser("estimate", help="price a render without starting it")
+    spec_options(estimate)
+    watch = commands.add_parser(
+        "watch", help="follow a render's progress (resumes if the stream drops)"
+    )
+    watch.add_argument("render_id")
+    get = commands.add_parser("get", help="show a render")
+    get.add_argument("render_id")
+    listing = commands.add_parser("list", help="list your renders, newest first")
+    listing.add_argument("--project", default="")
+    listing.add_argument("--state", action="append", choices=STATES, default=[])
+    listing.add_argument("--limit", type=int, default=20)
+    cancel = commands.add_parser("cancel", help="cancel a queued or running render")
+    cancel.add_argument("render_id")
+    commands.add_parser("quota", help="show your limits and usage")
     token = commands.add_parser(
         "token", help="print a JWT for USER that the running config accepts"
     )
     token.add_argument("user")
     token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
-    args = parser.parse_args(argv)
+    return root
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Execute one subcommand; returns the exit code."""
+    endpoints = Endpoints.from_env(settings, args.user)
+    async with grpc.aio.insecure_channel(endpoints.render_api) as channel:
+        stub = render_service_pb2_grpc.RenderServiceStub(channel)
+        md = endpoints.metadata
+        if args.command in ("start", "estimate"):
+            project, scenes = load_scenes(args.scenes)
+            if args.command == "estimate":
+                estimate = await stub.EstimateRender(
+                    render_service_pb2.EstimateRenderRequest(
+                        scenes=scenes,
+                        format=FORMATS[args.format],
+                        quality=QUALITIES[args.quality],
+                        engine=ENGINES[args.engine],
+                    ),
+                    metadata=md,
+                )
+                if args.json:
+                    output.print_json(estimate)
+                else:
+                    print(output.estimate_summary(estimate))
+                return EXIT_OK
+            response = await stub.StartRender(
+                render_service_pb2.StartRenderRequest(
+                    project_id=args.project or project or "cli",
+                    scenes=scenes,
+                    format=FORMATS[args.format],
+                    quality=QUALITIES[args.quality],
+                    engine=ENGINES[args.engine],
+                    request_id=args.request_id,
+                ),
+                metadata=md,
+            )
+            render = response.render
+            if not args.watch:
+                output.print_json(render) if args.json else print(output.render_summary(render))
+                return EXIT_OK
+            if not args.json:
+                note = "Ctrl-C stops watching, not the render"
+                print(f"render {render.render_id} queued; watching ({note})", file=sys.stderr)
+            return await _watch(endpoints, render.render_id, args.json)
+        if args.command == "watch":
+            return await _watch(endpoints, args.render_id, args.json)
+        if args.command == "get":
+            render = (
+                await stub.GetRender(
+                    render_service_pb2.GetRenderRequest(render_id=args.render_id), metadata=md
+                )
+            ).render
+            output.print_json(render) if args.json else print(output.render_summary(render))
+            return EXIT_OK
+        if args.command == "cancel":
+            render = (
+                await stub.CancelRender(
+                    render_service_pb2.CancelRenderRequest(render_id=args.render_id), metadata=md
+                )
+            ).render
+            output.print_json(render) if args.json else print(output.render_summary(render))
+            return EXIT_OK
+        if args.command == "list":
+            listed = await stub.ListRenders(
+                render_service_pb2.ListRendersRequest(
+                    page_size=max(1, min(args.limit, 100)),
+                    project_id=args.project,
+                    states=[STATES[s] for s in args.state],
+                ),
+                metadata=md,
+            )
+            if args.json:
+                output.print_json(listed)
+            else:
+                for render in listed.renders:
+                    print(output.render_row(render))
+                if not listed.renders:
+                    print("no renders")
+            return EXIT_OK
+        if args.command == "quota":
+            quota = await stub.GetQuota(render_service_pb2.GetQuotaRequest(), metadata=md)
+            if args.json:
+                output.print_json(quota)
+            else:
+                print(output.quota_summary(quota))
+            return EXIT_OK
+    raise AssertionError(args.command)
+
+
+async def _watch(endpoints: Endpoints, render_id: str, as_json: bool) -> int:
+    bar = output.ProgressBar()
+
+    def on_event(event: Any) -> None:
+        if as_json:
+            print(output.as_json(event).replace("\n", " "))
+        else:
+            bar.update(event)
+
+    final = await watch_render(endpoints, render_id, on_event)
+    bar.finish()
+    if as_json:
+        return EXIT_OK if final.state == render_pb2.Render.STATE_SUCCEEDED else EXIT_RENDER_FAILED
+    print(output.render_summary(final))
+    return EXIT_OK if final.state == render_pb2.Render.STATE_SUCCEEDED else EXIT_RENDER_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `render` command."""
+    args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"render: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.command == "token":
         print(mint_token(settings, args.user, ttl_seconds=args.ttl))
-    return 0
+        return EXIT_OK
+    try:
+        return asyncio.run(run(args, settings))
+    except ScenesFileError as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except grpc.RpcError as exc:
+        line, code = describe_error(exc)
+        print(f"render: {line}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

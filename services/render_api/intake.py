@@ -13,7 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from render_common.db.schema import ACTIVE_STATES, QUEUED, video_renders
@@ -21,6 +30,87 @@ from render_common.errors import FailedPrecondition, QuotaExceeded
 from services.render_api.validation import RenderSpec
 
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 7))")
+
+# Statements of the hot path, built once (building Core statements per call costs more
+# CPU than executing them; compiled forms are cached by the engine).
+_DAILY_USED = (
+    select(func.count())
+    .select_from(video_renders)
+    .where(
+        video_renders.c.user_id == bindparam("user_id"),
+        video_renders.c.created_at >= bindparam("day_start"),
+    )
+    .scalar_subquery()
+)
+_CONCURRENT_ACTIVE = (
+    select(func.count())
+    .select_from(video_renders)
+    .where(
+        video_renders.c.user_id == bindparam("user_id"),
+        # Constants inline: no expanding parameter to process on every execution.
+        video_renders.c.status.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES]),
+    )
+    .scalar_subquery()
+)
+_USAGE = select(_DAILY_USED, _CONCURRENT_ACTIVE)
+_EXISTING = select(video_renders).where(
+    video_renders.c.user_id == bindparam("user_id"),
+    video_renders.c.request_id == bindparam("request_id"),
+)
+_INSERT = insert(video_renders)
+_INSERTED_COLUMNS = (
+    "id",
+    "user_id",
+    "project_id",
+    "request_id",
+    "request_hash",
+    "status",
+    "stage",
+    "progress",
+    "format",
+    "quality",
+    "engine",
+    "requested_engine",
+    "spec",
+    "scene_count",
+    "frames_total",
+    "attempt",
+    "retry_count",
+    "cancel_requested",
+    "cost_estimate",
+    "cost_estimate_usd",
+    "created_at",
+    "updated_at",
+)
+
+
+def _count_and_insert() -> Any:
+    """PostgreSQL: the quota counts and the insert if both are under their limits, one statement.
+
+    Runs after the advisory lock, so its snapshot sees every earlier intake of the user,
+    exactly as a count then an insert would; it returns the counts (for the error) and
+    whether the row was inserted.
+    """
+    counts = select(
+        _DAILY_USED.label("daily_used"), _CONCURRENT_ACTIVE.label("concurrent_active")
+    ).cte("counts")
+    values = [bindparam(name, type_=video_renders.c[name].type) for name in _INSERTED_COLUMNS]
+    inserted = (
+        insert(video_renders)
+        .from_select(
+            list(_INSERTED_COLUMNS),
+            select(*values).where(
+                counts.c.daily_used < bindparam("daily_limit", type_=BigInteger),
+                counts.c.concurrent_active < bindparam("concurrent_limit", type_=BigInteger),
+            ),
+        )
+        .returning(video_renders.c.id)
+        .cte("inserted")
+    )
+    return select(counts.c.daily_used, counts.c.concurrent_active, exists(select(inserted.c.id)))
+
+
+_COUNT_AND_INSERT = _count_and_insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +133,9 @@ def next_reset(now: datetime) -> datetime:
 
 async def usage(connection: AsyncConnection, user_id: str, now: datetime) -> Usage:
     """Count today's and the active renders of a user (two index-only subqueries)."""
-    daily = (
-        select(func.count())
-        .select_from(video_renders)
-        .where(video_renders.c.user_id == user_id, video_renders.c.created_at >= start_of_day(now))
-        .scalar_subquery()
-    )
-    active = (
-        select(func.count())
-        .select_from(video_renders)
-        .where(video_renders.c.user_id == user_id, video_renders.c.status.in_(ACTIVE_STATES))
-        .scalar_subquery()
-    )
-    row = (await connection.execute(select(daily, active))).one()
+    row = (
+        await connection.execute(_USAGE, {"user_id": user_id, "day_start": start_of_day(now)})
+    ).one()
     return Usage(daily_used=int(row[0]), concurrent_active=int(row[1]))
 
 
@@ -94,10 +174,7 @@ class Intake:
                 existing = (
                     (
                         await connection.execute(
-                            select(video_renders).where(
-                                video_renders.c.user_id == user_id,
-                                video_renders.c.request_id == spec.request_id,
-                            )
+                            _EXISTING, {"user_id": user_id, "request_id": spec.request_id}
                         )
                     )
                     .mappings()
@@ -112,22 +189,6 @@ class Intake:
                             metadata={"render_id": existing["id"]},
                         )
                     return Admission(row=dict(existing), created=False)
-            counts = await usage(connection, user_id, now)
-            if counts.daily_used >= self._daily_limit:
-                raise QuotaExceeded(
-                    f"daily render limit of {self._daily_limit} reached; resets at UTC midnight",
-                    subject=f"user:{user_id}",
-                    reason="DAILY_RENDER_LIMIT",
-                    limit=self._daily_limit,
-                )
-            if counts.concurrent_active >= self._concurrent_limit:
-                raise QuotaExceeded(
-                    f"{counts.concurrent_active} renders are already queued or running; "
-                    f"the limit is {self._concurrent_limit}",
-                    subject=f"user:{user_id}",
-                    reason="CONCURRENT_RENDER_LIMIT",
-                    limit=self._concurrent_limit,
-                )
             row = {
                 "id": str(uuid.uuid4()),
                 "user_id": user_id,
@@ -152,10 +213,49 @@ class Intake:
                 "created_at": now,
                 "updated_at": now,
             }
-            await connection.execute(insert(video_renders), row)
+            if self._postgres:
+                # One round trip for the counts and the conditional insert.
+                daily, active, inserted = (
+                    await connection.execute(
+                        _COUNT_AND_INSERT,
+                        {
+                            **row,
+                            "day_start": start_of_day(now),
+                            "daily_limit": self._daily_limit,
+                            "concurrent_limit": self._concurrent_limit,
+                        },
+                    )
+                ).one()
+                if not inserted:
+                    self._check_limits(user_id, Usage(int(daily), int(active)))
+                    raise AssertionError("the insert was refused under the limits")
+            else:
+                self._check_limits(user_id, await usage(connection, user_id, now))
+                await connection.execute(_INSERT, row)
         return Admission(row=_complete(row), created=True)
+
+    def _check_limits(self, user_id: str, counts: Usage) -> None:
+        """Raise QuotaExceeded when the daily or the concurrent limit is reached."""
+        if counts.daily_used >= self._daily_limit:
+            raise QuotaExceeded(
+                f"daily render limit of {self._daily_limit} reached; resets at UTC midnight",
+                subject=f"user:{user_id}",
+                reason="DAILY_RENDER_LIMIT",
+                limit=self._daily_limit,
+            )
+        if counts.concurrent_active >= self._concurrent_limit:
+            raise QuotaExceeded(
+                f"{counts.concurrent_active} renders are already queued or running; "
+                f"the limit is {self._concurrent_limit}",
+                subject=f"user:{user_id}",
+                reason="CONCURRENT_RENDER_LIMIT",
+                limit=self._concurrent_limit,
+            )
+
+
+_ALL_COLUMNS = tuple(column.name for column in video_renders.columns)
 
 
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
     """A freshly inserted row with every column present (None for unset ones)."""
-    return {column.name: row.get(column.name) for column in video_renders.columns}
+    return {name: row.get(name) for name in _ALL_COLUMNS}

@@ -15,13 +15,14 @@ from render.v1 import render_service_pb2, render_service_pb2_grpc
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common import streams
+from render_common import metrics, streams
 from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.schema import CANCELLED, QUEUED, RUNNING, TERMINAL_STATES, video_renders
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from render_common.events import ProgressEvent, publish_event
+from render_common.ids import check_render_id
 from render_common.pricing import estimate_cost
 from render_common.queue import enqueue_attempt
 from render_common.resources import (
@@ -34,7 +35,7 @@ from render_common.resources import (
 from services.render_api.intake import Intake, next_reset, usage
 from services.render_api.paging import decode_token, encode_token
 from services.render_api.routing import EngineChoice, choose_engine, lambda_configured
-from services.render_api.validation import RenderSpec, RequestValidator, check_render_id
+from services.render_api.validation import RenderSpec, RequestValidator
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -112,6 +113,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         ):
             try:
                 backlog = int(await self._redis.xlen(streams.JOBS_STREAM))
+                metrics.queue_depth.record(backlog)
             except (RedisError, OSError):
                 backlog = None
         return choose_engine(requested, spec.frames_total, backlog, self._settings)
@@ -222,6 +224,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
                 ),
                 maxlen=self._settings.events_maxlen,
                 ttl_seconds=self._settings.events_ttl_seconds,
+                user_id=row["user_id"],
             )
         row = await self._wait_terminal(row["id"])
         return render_service_pb2.CancelRenderResponse(render=render_message(row))

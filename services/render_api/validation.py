@@ -16,12 +16,11 @@ from render.v1 import render_pb2, render_service_pb2
 
 from render_common.config import Settings
 from render_common.errors import InvalidArgument
+from render_common.ids import PROJECT_ID
 from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
 from services.render_api.catalogue import SceneCatalogue
 
-PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-RENDER_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 MAX_PROPS_BYTES = 16 * 1024
 
 
@@ -209,9 +208,3 @@ class RequestValidator:
                 violations.append((f"{prefix}.{violation.path}", violation.description))
             converted.append(item)
         return converted
-
-
-def check_render_id(render_id: str) -> None:
-    """Raise InvalidArgument unless `render_id` looks like one of ours (a UUID)."""
-    if not RENDER_ID.match(render_id):
-        raise InvalidArgument([("render_id", "must be a render id (a lower-case UUID)")])

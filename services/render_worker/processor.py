@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from redis.asyncio import Redis
 
-from render_common import streams
+from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.events import ProgressEvent, publish_event
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
@@ -74,13 +74,14 @@ class RenderProcessor:
         self._work_root = work_root
         work_root.mkdir(parents=True, exist_ok=True)
 
-    async def publish(self, render_id: str, **fields: Any) -> None:
-        """Append a progress event for a render."""
+    async def publish(self, render_id: str, user_id: str, **fields: Any) -> None:
+        """Append a progress event for a render (and to its owner's stream)."""
         await publish_event(
             self._redis,
             ProgressEvent(render_id=render_id, **fields),
             maxlen=self._settings.events_maxlen,
             ttl_seconds=self._settings.events_ttl_seconds,
+            user_id=user_id,
         )
 
     async def process(self, delivery: Delivery, cancel: asyncio.Event) -> None:
@@ -102,6 +103,10 @@ class RenderProcessor:
             if row is None:
                 await self._skip(delivery)
                 return
+            enqueued_ms = int(delivery.entry_id.split("-", 1)[0] or 0)
+            metrics.queue_lag.record(
+                max(0.0, time.time() - enqueued_ms / 1000), {"engine": row["engine"]}
+            )
             if await self._redis.exists(streams.cancel_flag(delivery.render_id)):
                 cancel.set()
             await self._run(delivery, row, cancel)
@@ -128,12 +133,17 @@ class RenderProcessor:
         state: dict[str, Any] = {"stage": "bundling", "progress": 0.0, "frames": 0}
         await self.publish(
             render_id,
+            row["user_id"],
             state="running",
             stage="bundling",
             frames_total=frames_total,
             message=f"attempt {delivery.attempt} of {self._settings.max_attempts} started",
         )
         last_event = 0.0
+        labels = {"engine": row["engine"], "quality": row["quality"]}
+        started = time.monotonic()
+        outcome = "failed"
+        metrics.active_renders.add(1, labels)
 
         async def report(stage: str, progress: float, frames: int) -> None:
             nonlocal last_event
@@ -143,6 +153,7 @@ class RenderProcessor:
                 last_event = now
                 await self.publish(
                     render_id,
+                    row["user_id"],
                     state="running",
                     stage=stage,
                     progress=progress,
@@ -170,9 +181,11 @@ class RenderProcessor:
             output = await self._render_watched(engine, job, report, cancel, state)
             await report("uploading", 0.92, frames_total)
             values = await self._store(row, output)
+            outcome = "succeeded"
             if await self._lifecycle.succeed(render_id, **values):
                 await self.publish(
                     render_id,
+                    row["user_id"],
                     state="succeeded",
                     stage="done",
                     progress=1.0,
@@ -183,9 +196,11 @@ class RenderProcessor:
                     "render succeeded", extra={"render_id": render_id, "url": values["output_url"]}
                 )
         except RenderCancelled:
+            outcome = "cancelled"
             if await self._lifecycle.cancelled(render_id):
                 await self.publish(
                     render_id,
+                    row["user_id"],
                     state="cancelled",
                     stage="done",
                     progress=float(state["progress"]),
@@ -197,7 +212,7 @@ class RenderProcessor:
             await self._failed(delivery, row, exc)
         except asyncio.CancelledError:
             # Worker shutdown past its grace period: give the attempt back as it was.
-            await asyncio.shield(self._hand_back(delivery))
+            await asyncio.shield(self._hand_back(delivery, row["user_id"]))
             raise
         except Exception as exc:
             log.exception("render crashed", extra={"render_id": render_id})
@@ -207,6 +222,10 @@ class RenderProcessor:
             await self._failed(delivery, row, failure)
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
+            metrics.active_renders.add(-1, labels)
+            metrics.render_duration.record(
+                time.monotonic() - started, {**labels, "outcome": outcome}
+            )
 
     async def _render_watched(
         self,
@@ -217,7 +236,11 @@ class RenderProcessor:
         state: dict[str, Any],
     ) -> RenderOutput:
         """Run the engine, stopping it on cancel, on timeout, or when the lease is lost."""
-        task = asyncio.create_task(engine.render(job, report))
+        with tracer.start_as_current_span(
+            f"engine.{engine.name}.render", attributes={"render.id": job.render_id}
+        ):
+            # The task copies the current context, so the engine's own calls nest here.
+            task = asyncio.create_task(engine.render(job, report))
         deadline = time.monotonic() + self._settings.render_timeout_seconds
         try:
             while True:
@@ -296,6 +319,9 @@ class RenderProcessor:
     ) -> None:
         render_id = row["id"]
         attempt = delivery.attempt
+        metrics.render_failures.add(
+            1, {"reason": failure.reason, "retryable": str(failure.retryable).lower()}
+        )
         log.warning(
             "render attempt failed",
             extra={
@@ -320,6 +346,7 @@ class RenderProcessor:
                 await self._redis.zadd(streams.RETRY_ZSET, {member: time.time() + delay})
                 await self.publish(
                     render_id,
+                    row["user_id"],
                     state="queued",
                     stage="queued",
                     frames_total=int(row["frames_total"]),
@@ -344,6 +371,7 @@ class RenderProcessor:
             )
             await self.publish(
                 render_id,
+                row["user_id"],
                 state="failed",
                 stage="done",
                 frames_total=int(row["frames_total"]),
@@ -352,7 +380,7 @@ class RenderProcessor:
                 error_retryable=failure.retryable,
             )
 
-    async def _hand_back(self, delivery: Delivery) -> None:
+    async def _hand_back(self, delivery: Delivery, user_id: str) -> None:
         with contextlib.suppress(Exception):
             if await self._lifecycle.hand_back(delivery.render_id, delivery.attempt):
                 entry_id = await enqueue_attempt(
@@ -364,6 +392,7 @@ class RenderProcessor:
                 await self._lifecycle.record_entry(delivery.render_id, entry_id)
                 await self.publish(
                     delivery.render_id,
+                    user_id,
                     state="queued",
                     stage="queued",
                     message="worker stopping; handed back",

@@ -39,7 +39,8 @@ def host_request(
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
         "thumbnailPath": str(job.work_dir / "thumbnail.jpg"),
-        "thumbnailFrame": 0,
+        # One second in: past the scenes' entrance animations (frame 0 is often blank).
+        "thumbnailFrame": min(max(job.frames_total - 1, 0), 30),
     }
 
 

@@ -1,0 +1,111 @@
+"""SSR benchmark: StartRender to uploaded MP4 of the reference clip vs `npx remotion render`.
+
+The reference clip is remotion/samples/reference-150.json (150 frames, 1920x1080, the
+high-quality preset: CRF 18, JPEG quality 90). Both sides use the same composition,
+props, browser (Debian's chromium-headless-shell) and Chromium concurrency, alternating
+rounds in the same run. The worker is warm, as in production (bundle cached, browser
+open); the CLI bundles and launches a browser every time, as a one-off render does.
+Target: ratio at most 0.6.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+
+from render_common.auth import mint_token
+from render_common.config import ROOT, Settings
+from services.render_api import app as api_app
+from services.render_worker import app as worker_app
+from tests.support.processes import RedisServer
+from tests.support.scenes import sample_scenes
+
+ROUNDS = 3
+CONCURRENCY = 2
+TARGET = 0.6
+REMOTION = ROOT / "remotion"
+SAMPLE = REMOTION / "samples" / "reference-150.json"
+
+
+async def service_render(stub: render_service_pb2_grpc.RenderServiceStub, auth: tuple[tuple[str, str], ...]) -> float:
+    """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded."""
+    project, scenes = sample_scenes("reference-150")
+    started = time.perf_counter()
+    response = await stub.StartRender(
+        render_service_pb2.StartRenderRequest(
+            project_id=project, scenes=scenes, format=render_pb2.FORMAT_MP4, quality=render_pb2.QUALITY_HIGH
+        ),
+        metadata=auth,
+    )
+    render_id = response.render.render_id
+    while True:
+        render = (await stub.GetRender(render_service_pb2.GetRenderRequest(render_id=render_id), metadata=auth)).render
+        if render.state == render_pb2.Render.STATE_SUCCEEDED:
+            return time.perf_counter() - started
+        if render.state in (render_pb2.Render.STATE_FAILED, render_pb2.Render.STATE_CANCELLED):
+            raise RuntimeError(f"render ended {render.state}: {render.error.message}")
+        await asyncio.sleep(0.02)
+
+
+def cli_render(out_dir: Path, browser: str) -> float:
+    """Seconds of `npx remotion render` of the same composition and props."""
+    output = out_dir / "cli.mp4"
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "npx", "remotion", "render", "src/index.ts", "MainComposition", str(output),
+            f"--props={SAMPLE}", f"--browser-executable={browser}", f"--concurrency={CONCURRENCY}",
+            "--crf=18", "--jpeg-quality=90", "--width=1920", "--height=1080", "--log=error",
+        ],
+        cwd=REMOTION,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    output.unlink(missing_ok=True)
+    return elapsed
+
+
+async def main() -> None:
+    """Run alternating rounds and print the medians and their ratio."""
+    redis = RedisServer()
+    redis.start()
+    with tempfile.TemporaryDirectory(prefix="bench-ssr-") as tmp:
+        data = Path(tmp)
+        settings = Settings(
+            data_dir=str(data), redis_url=redis.url, bind_host="127.0.0.1", log_level="WARNING",
+            render_concurrency=CONCURRENCY, daily_render_limit=1000, concurrent_render_limit=100,
+        )
+        api = await api_app.start(settings, port=0)
+        worker = await worker_app.start(settings, health_port=0)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
+        stub = render_service_pb2_grpc.RenderServiceStub(channel)
+        auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
+        try:
+            await service_render(stub, auth)  # warm-up: browser open, bundle cached
+            cli_render(data, settings.browser_executable)  # warm-up: npx cache
+            service, cli = [], []
+            for _ in range(ROUNDS):
+                service.append(await service_render(stub, auth))
+                cli.append(await asyncio.to_thread(cli_render, data, settings.browser_executable))
+        finally:
+            await channel.close()
+            await worker.stop(5)
+            await api.stop(0)
+            redis.close()
+    ratio = statistics.median(service) / statistics.median(cli)
+    print("SSR: reference clip, 150 frames 1920x1080 h264 CRF 18, concurrency", CONCURRENCY)
+    print(f"  render-export StartRender -> uploaded MP4: median {statistics.median(service):6.2f} s  rounds {[round(x, 2) for x in service]}")
+    print(f"  npx remotion render (same props/browser):  median {statistics.median(cli):6.2f} s  rounds {[round(x, 2) for x in cli]}")
+    print(f"  ratio {ratio:.2f} (target <= {TARGET}) {'PASS' if ratio <= TARGET else 'MISS'}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

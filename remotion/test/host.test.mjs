@@ -1,0 +1,203 @@
+// End-to-end tests of render-host.mjs: one host process for the whole file.
+import assert from 'node:assert/strict';
+import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import path from 'node:path';
+import {after, before, test} from 'node:test';
+import {REMOTION_DIR, startHost} from './host-client.mjs';
+
+const sample = (name) => JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples', `${name}.json`), 'utf8'));
+const outDir = mkdtempSync(path.join(tmpdir(), 'render-host-test-'));
+const assetDir = mkdtempSync(path.join(tmpdir(), 'render-host-assets-'));
+writeFileSync(path.join(assetDir, 'hello.txt'), 'hello world');
+
+const baseRequest = (id, inputProps, extra = {}) => ({
+	type: 'render',
+	id,
+	compositionId: 'MainComposition',
+	inputProps,
+	codec: 'h264',
+	outputPath: path.join(outDir, `${id}.mp4`),
+	width: 640,
+	height: 360,
+	crf: 23,
+	jpegQuality: 80,
+	videoBitrate: null,
+	concurrency: 2,
+	timeoutMs: 120000,
+	thumbnailPath: null,
+	thumbnailFrame: null,
+	...extra,
+});
+
+let host;
+let ready;
+
+before(async () => {
+	host = startHost({env: {RENDER_ASSET_DIR: assetDir}});
+	ready = await host.waitFor((m) => m.type === 'ready' || m.type === 'fatal', 90000);
+});
+
+after(async () => {
+	if (host && host.child.exitCode === null) {
+		host.send({type: 'shutdown'});
+		const res = await Promise.race([host.exited, new Promise((r) => setTimeout(() => r('timeout'), 20000))]);
+		if (res === 'timeout') host.child.kill('SIGKILL');
+	}
+	rmSync(outDir, {recursive: true, force: true});
+	rmSync(assetDir, {recursive: true, force: true});
+});
+
+test('ready message', () => {
+	assert.equal(ready.type, 'ready', JSON.stringify(ready));
+	assert.match(ready.bundleHash, /^[0-9a-f]{16}$/);
+	assert.equal(typeof ready.bundleMs, 'number');
+	assert.equal(typeof ready.cached, 'boolean');
+	assert.equal(ready.remotionVersion, '4.0.527');
+	assert.match(ready.assetBaseUrl, /^http:\/\/127\.0\.0\.1:\d+\/assets\/$/);
+});
+
+test('ping / pong', async () => {
+	host.send({type: 'ping', id: 'p-1'});
+	const pong = await host.waitFor((m) => m.type === 'pong' && m.id === 'p-1', 5000);
+	assert.deepEqual(pong, {type: 'pong', id: 'p-1'});
+});
+
+test('asset server: serves files with ranges, refuses traversal', async () => {
+	const url = ready.assetBaseUrl;
+	const full = await fetch(`${url}hello.txt`);
+	assert.equal(full.status, 200);
+	assert.equal(await full.text(), 'hello world');
+	const part = await fetch(`${url}hello.txt`, {headers: {Range: 'bytes=6-'}});
+	assert.equal(part.status, 206);
+	assert.equal(part.headers.get('content-range'), 'bytes 6-10/11');
+	assert.equal(await part.text(), 'world');
+	for (const bad of ['..%2Fhello.txt', '%2e%2e%2fetc%2fpasswd', 'missing.txt', '']) {
+		const res = await fetch(`${url}${bad}`);
+		assert.equal(res.status, 404, bad);
+		await res.arrayBuffer();
+	}
+});
+
+test('renders samples/tiny.json to mp4 with a thumbnail', async () => {
+	const thumb = path.join(outDir, 'tiny.jpg');
+	host.send(baseRequest('tiny', sample('tiny'), {thumbnailPath: thumb, thumbnailFrame: 5}));
+	const res = await host.finished('tiny', 90000);
+	assert.equal(res.type, 'done', JSON.stringify(res));
+	assert.equal(res.outputPath, path.join(outDir, 'tiny.mp4'));
+	assert.equal(res.thumbnailPath, thumb);
+	assert.ok(statSync(res.outputPath).size > 1000);
+	assert.ok(statSync(thumb).size > 500);
+	assert.deepEqual(readFileSync(thumb).subarray(0, 2), Buffer.from([0xff, 0xd8]), 'thumbnail is a JPEG');
+	assert.equal(res.probe.codec, 'h264');
+	assert.equal(res.probe.width, 640);
+	assert.equal(res.probe.height, 360);
+	assert.equal(res.probe.fps, 30);
+	assert.ok(Math.abs(res.probe.durationSec - 20 / 30) < 0.05, `duration ${res.probe.durationSec}`);
+	assert.ok(res.probe.bitrate > 0);
+	assert.equal(res.probe.sizeBytes, statSync(res.outputPath).size);
+	assert.equal(typeof res.renderMs, 'number');
+	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'tiny');
+	assert.ok(progress.length >= 2, 'first and last progress');
+	assert.equal(progress.at(-1).progress, 1);
+	assert.equal(progress[0].totalFrames, 20);
+	for (const p of progress) assert.ok(['rendering', 'encoding'].includes(p.stage));
+});
+
+test('two concurrent renders complete independently', async () => {
+	host.send(baseRequest('conc-a', sample('tiny'), {codec: 'vp8', outputPath: path.join(outDir, 'conc-a.webm'), crf: 30, videoBitrate: '1M'}));
+	host.send(baseRequest('conc-b', sample('tiny'), {concurrency: 1}));
+	const [a, b] = await Promise.all([host.finished('conc-a', 90000), host.finished('conc-b', 90000)]);
+	assert.equal(a.type, 'done', JSON.stringify(a));
+	assert.equal(b.type, 'done', JSON.stringify(b));
+	assert.equal(a.probe.codec, 'vp8');
+	assert.equal(b.probe.codec, 'h264');
+});
+
+test('cancel mid-render yields CANCELLED and no file', async () => {
+	const props = {
+		projectId: 'cancel',
+		scenes: [{type: 'gradient', durationInFrames: 900, props: {from: '#000', to: '#fff'}}],
+	};
+	const req = baseRequest('long', props);
+	host.send(req);
+	await host.waitFor((m) => m.type === 'progress' && m.id === 'long' && m.renderedFrames > 0, 60000);
+	host.send({type: 'cancel', id: 'long'});
+	const res = await host.finished('long', 30000);
+	assert.equal(res.type, 'error', JSON.stringify(res));
+	assert.equal(res.error.reason, 'CANCELLED');
+	assert.equal(existsSync(req.outputPath), false);
+});
+
+/** Pids of the host's Chromium children (from /proc, Linux only). */
+const chromiumChildren = (ppid) =>
+	readdirSync('/proc')
+		.filter((d) => /^\d+$/.test(d))
+		.flatMap((pid) => {
+			try {
+				const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+				const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat);
+				const parent = Number(rest.split(' ')[1]);
+				return parent === ppid && /chrom/i.test(comm) ? [Number(pid)] : [];
+			} catch {
+				return [];
+			}
+		});
+
+test('a browser crash fails the job as BROWSER_CRASHED and the next job gets a new browser', async () => {
+	const req = baseRequest('crash', {
+		projectId: 'crash',
+		scenes: [{type: 'gradient', durationInFrames: 900, props: {from: '#111', to: '#eee'}}],
+	});
+	host.send(req);
+	await host.waitFor((m) => m.type === 'progress' && m.id === 'crash' && m.renderedFrames > 0, 60000);
+	const pids = chromiumChildren(host.child.pid);
+	assert.ok(pids.length > 0, 'found the host browser');
+	for (const pid of pids) process.kill(pid, 'SIGKILL');
+	const res = await host.finished('crash', 30000);
+	assert.equal(res.type, 'error', JSON.stringify(res));
+	assert.equal(res.error.reason, 'BROWSER_CRASHED');
+	assert.equal(res.error.retryable, true);
+	assert.equal(existsSync(req.outputPath), false);
+	host.send(baseRequest('after-crash', sample('tiny')));
+	const next = await host.finished('after-crash', 90000);
+	assert.equal(next.type, 'done', JSON.stringify(next));
+});
+
+test('invalid props are rejected with retryable=false', async () => {
+	const req = baseRequest('bad-props', {
+		projectId: 'bad',
+		scenes: [{type: 'title', durationInFrames: 10, props: {text: 'x', unknownProp: true}}],
+	});
+	host.send(req);
+	const res = await host.finished('bad-props', 60000);
+	assert.equal(res.type, 'error', JSON.stringify(res));
+	assert.equal(res.error.reason, 'INVALID_INPUT');
+	assert.equal(res.error.retryable, false);
+	assert.match(res.error.message, /unknownProp/);
+	assert.equal(existsSync(req.outputPath), false);
+});
+
+test('unknown composition and bad request fields are INVALID_INPUT', async () => {
+	host.send(baseRequest('bad-comp', sample('tiny'), {compositionId: 'Nope'}));
+	host.send(baseRequest('bad-path', sample('tiny'), {outputPath: 'relative.mp4'}));
+	for (const id of ['bad-comp', 'bad-path']) {
+		const res = await host.finished(id, 60000);
+		assert.equal(res.type, 'error', JSON.stringify(res));
+		assert.equal(res.error.reason, 'INVALID_INPUT');
+		assert.equal(res.error.retryable, false);
+	}
+});
+
+test('stdout carries only protocol JSON lines', () => {
+	for (const line of host.rawLines) {
+		const msg = JSON.parse(line);
+		assert.equal(typeof msg.type, 'string');
+	}
+});
+
+test('stdin EOF shuts the host down with exit 0', async () => {
+	host.child.stdin.end();
+	const res = await host.exited;
+	assert.equal(res.code, 0);
+});

@@ -1,0 +1,88 @@
+"""Connecting to the services: addresses, the bearer token, and errors as one clear line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from render_common.auth import mint_token
+from render_common.config import Settings
+
+# Exit codes that mean something to scripts.
+EXIT_OK = 0
+EXIT_RENDER_FAILED = 1  # the render ended FAILED or CANCELLED
+EXIT_USAGE = 2  # bad arguments, unreadable file, bad configuration
+EXIT_NOT_FOUND = 3
+EXIT_INVALID = 4
+EXIT_REFUSED = 5  # quota, cost guard, not cancellable
+EXIT_UNAVAILABLE = 6
+EXIT_AUTH = 7
+EXIT_OTHER = 8
+
+_EXIT_BY_CODE = {
+    grpc.StatusCode.NOT_FOUND: EXIT_NOT_FOUND,
+    grpc.StatusCode.INVALID_ARGUMENT: EXIT_INVALID,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: EXIT_REFUSED,
+    grpc.StatusCode.FAILED_PRECONDITION: EXIT_REFUSED,
+    grpc.StatusCode.UNAVAILABLE: EXIT_UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: EXIT_UNAVAILABLE,
+    grpc.StatusCode.UNAUTHENTICATED: EXIT_AUTH,
+    grpc.StatusCode.PERMISSION_DENIED: EXIT_AUTH,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the services listen and who the caller is."""
+
+    render_api: str
+    progress: str
+    token: str
+
+    @classmethod
+    def from_env(cls, settings: Settings, user: str | None = None) -> Endpoints:
+        """RENDER_API_ADDR / PROGRESS_ADDR, and RENDER_TOKEN or a token minted for RENDER_USER."""
+        token = os.environ.get("RENDER_TOKEN", "")
+        if not token:
+            name = user or os.environ.get("RENDER_USER") or os.environ.get("USER") or "demo"
+            token = mint_token(settings, name)
+        return cls(
+            render_api=os.environ.get("RENDER_API_ADDR", f"127.0.0.1:{settings.render_api_port}"),
+            progress=os.environ.get("PROGRESS_ADDR", f"127.0.0.1:{settings.progress_port}"),
+            token=token,
+        )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata with the bearer token."""
+        return (("authorization", f"Bearer {self.token}"),)
+
+
+def describe_error(error: grpc.RpcError) -> tuple[str, int]:
+    """One line naming the status, reason and message, and the exit code that goes with it."""
+    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
+    message = error.details() if hasattr(error, "details") else str(error)
+    reason = ""
+    violations: list[str] = []
+    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for key, value in trailing or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                info = error_details_pb2.ErrorInfo()
+                detail.Unpack(info)
+                reason = info.reason
+            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                violations = [f"{v.field}: {v.description}" for v in bad.field_violations]
+    label = f"{code.name} ({reason})" if reason else code.name
+    text = "; ".join(violations) if violations else (message or "")
+    if code == grpc.StatusCode.UNAVAILABLE and not reason:
+        text = f"{text} (is the service running? try `make up`)"
+    return f"{label}: {text}", _EXIT_BY_CODE.get(code, EXIT_OTHER)

@@ -1,0 +1,1 @@
+"""progress: pushes render events (WatchRender, WatchRenders) fanned out from Redis streams."""

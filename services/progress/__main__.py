@@ -1,0 +1,8 @@
+"""`python -m services.progress`: run the progress service (port 50052 by default)."""
+
+import asyncio
+
+from services.progress.app import main
+
+if __name__ == "__main__":
+    asyncio.run(main())

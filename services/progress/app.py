@@ -1,0 +1,128 @@
+"""Assemble and run progress: database, the two Redis clients, the hub and the servicer."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from dataclasses import dataclass
+
+from grpc_health.v1 import health_pb2
+from redis.asyncio import BlockingConnectionPool, Redis
+from render.v1 import progress_service_pb2, progress_service_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from render_common.config import Settings
+from render_common.db.engine import create_engine
+from render_common.db.migrate import upgrade_to_head
+from render_common.logs import configure_logging
+from render_common.server import (
+    RunningServer,
+    ServiceRegistration,
+    start_server,
+    wait_for_shutdown_signal,
+)
+from render_common.telemetry import configure_telemetry
+from services.progress.hub import Hub
+from services.progress.servicer import ProgressService
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = progress_service_pb2.DESCRIPTOR.services_by_name["ProgressService"].full_name
+
+
+def create_reader(settings: Settings) -> Redis:
+    """The client whose one connection the hub keeps for its blocking reads (no retries)."""
+    return Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=settings.progress_read_block_ms / 1000 + 5.0,
+        max_connections=1,
+    )
+
+
+def create_pool(settings: Settings) -> Redis:
+    """A client over a small fixed pool: callers wait for a connection, none is added."""
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=1.0,
+        socket_timeout=5.0,
+        max_connections=settings.progress_redis_pool_size,
+        timeout=10,
+    )
+    return Redis(connection_pool=pool)
+
+
+@dataclass
+class Progress:
+    """A running progress service: its server, hub and connections."""
+
+    server: RunningServer
+    engine: AsyncEngine
+    reader: Redis
+    pool: Redis
+    hub: Hub
+    stopped: bool = False
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        return self.server.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop: NOT_SERVING, end every stream resumably (UNAVAILABLE), then the server."""
+        if self.stopped:
+            return
+        self.stopped = True
+        for name in (*self.server.names, ""):
+            await self.server.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.hub.close()
+        await self.server.stop(grace)
+        await self.reader.aclose()
+        await self.pool.aclose()
+        await self.pool.connection_pool.disconnect()
+        await self.engine.dispose()
+
+
+async def start(settings: Settings, *, port: int | None = None) -> Progress:
+    """Migrate the database, then start progress on `port` (default PROGRESS_PORT)."""
+    engine = create_engine(settings.effective_database_url, pool_size=10)
+    await upgrade_to_head(engine)
+    reader = create_reader(settings)
+    pool = create_pool(settings)
+    hub = Hub(
+        reader,
+        pool,
+        buffer=settings.progress_buffer_events,
+        block_ms=settings.progress_read_block_ms,
+        outage_seconds=settings.progress_redis_outage_seconds,
+    )
+    hub.start()
+    servicer = ProgressService(settings, engine, pool, hub)
+    server = await start_server(
+        [
+            ServiceRegistration(
+                SERVICE_NAME,
+                lambda s: progress_service_pb2_grpc.add_ProgressServiceServicer_to_server(
+                    servicer, s
+                ),
+            )
+        ],
+        settings=settings,
+        port=settings.progress_port if port is None else port,
+    )
+    return Progress(server=server, engine=engine, reader=reader, pool=pool, hub=hub)
+
+
+async def main() -> None:
+    """Run progress until SIGTERM/SIGINT."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    configure_telemetry("progress")
+    progress = await start(settings)
+    # Keep start-up objects (modules, protobuf descriptors) out of the cyclic collector's
+    # scans: with thousands of open streams, full collections otherwise show up as p99.
+    gc.freeze()
+    log.info("progress serving", extra={"port": progress.port})
+    await wait_for_shutdown_signal()
+    await progress.stop(settings.shutdown_grace_seconds)

@@ -1,0 +1,78 @@
+"""Conversions into render.v1.RenderEvent: from stream entries and from `video_renders` rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from render.v1 import progress_service_pb2, render_pb2
+
+from render_common.db.schema import FAILED, TERMINAL_STATES
+from render_common.events import ProgressEvent
+from render_common.resources import STAGE_TO_PROTO, STATE_TO_PROTO, render_message, timestamp
+
+
+def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
+    """A RenderEvent from a decoded `render:events:{id}` entry (without `render`)."""
+    message = progress_service_pb2.RenderEvent(
+        event_id=event.event_id,
+        render_id=event.render_id,
+        state=STATE_TO_PROTO.get(event.state, render_pb2.Render.STATE_UNSPECIFIED),  # type: ignore[arg-type]
+        stage=STAGE_TO_PROTO.get(event.stage, render_pb2.STAGE_UNSPECIFIED),  # type: ignore[arg-type]
+        progress=event.progress,
+        frames_rendered=event.frames_rendered,
+        frames_total=event.frames_total,
+        message=event.message,
+    )
+    if event.time_ms:
+        message.event_time.FromMilliseconds(event.time_ms)
+    if event.error_reason:
+        message.error.CopyFrom(
+            render_pb2.RenderError(
+                reason=event.error_reason,
+                message=event.error_message,
+                retryable=event.error_retryable,
+            )
+        )
+    return message
+
+
+def from_row(row: Mapping[str, Any], event_id: str = "") -> progress_service_pb2.RenderEvent:
+    """A RenderEvent carrying a render's state as stored, with `render` set."""
+    render = render_message(row)
+    message = progress_service_pb2.RenderEvent(
+        event_id=event_id,
+        render_id=render.render_id,
+        state=render.state,
+        stage=render.stage,
+        progress=render.progress,
+        frames_rendered=round(render.progress * render.frames_total),
+        frames_total=render.frames_total,
+        render=render,
+    )
+    if row["status"] == FAILED or render.HasField("error"):
+        message.error.CopyFrom(render.error)
+    stamp = timestamp(row["updated_at"])
+    if stamp is not None:
+        message.event_time.CopyFrom(stamp)
+    return message
+
+
+def with_render(
+    event: progress_service_pb2.RenderEvent, row: Mapping[str, Any] | None
+) -> progress_service_pb2.RenderEvent:
+    """A copy of a terminal event with the stored render (output, metadata, error) set."""
+    if row is None:
+        return event
+    complete = progress_service_pb2.RenderEvent()
+    complete.CopyFrom(event)
+    render = render_message(row)
+    complete.render.CopyFrom(render)
+    if event.state == render_pb2.Render.STATE_FAILED and not event.HasField("error"):
+        complete.error.CopyFrom(render.error)
+    return complete
+
+
+def row_is_terminal(row: Mapping[str, Any]) -> bool:
+    """Whether a stored render has reached a terminal state."""
+    return row["status"] in TERMINAL_STATES

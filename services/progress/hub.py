@@ -1,0 +1,339 @@
+"""One multiplexed Redis reader per process, fanning stream entries out to subscribers.
+
+A single connection runs `XREAD COUNT n BLOCK ms STREAMS k1 k2 ... id1 id2 ...` over every
+stream someone watches, each from the last id already dispatched (a "topic" position); the
+key list is rebuilt on every loop, so a new topic is read at the latest after one block
+timeout, from a concrete position (never `$`), so nothing written meanwhile is missed.
+Other reads (a new topic's starting id, history replay) go through one small shared pool;
+the number of Redis connections therefore does not grow with the number of watchers.
+
+Every entry is decoded once into an `Item` that all subscribers of its stream share; each
+subscriber has a bounded buffer and a subscriber that falls `buffer` entries behind is
+dropped (its stream ends ABORTED and resumes later), so a slow client never holds up the
+reader or the other clients.
+
+When Redis goes away the reader retries with backoff and resumes every topic from its
+position: if Redis is back within `outage_seconds` the streams carry on without loss;
+otherwise every subscription ends (UNAVAILABLE) and clients resume from their last event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from render_common import metrics
+
+log = logging.getLogger(__name__)
+
+READ_COUNT = 200  # most entries per stream per XREAD (at most half a subscriber buffer)
+_BACKOFF_START = 0.05
+_BACKOFF_MAX = 1.0
+_REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`, or `<ms>`) as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class EndReason(enum.Enum):
+    """Why the hub ended a subscription."""
+
+    TOO_SLOW = "too_slow"  # the subscriber's buffer overflowed
+    REDIS_UNAVAILABLE = "redis_unavailable"  # Redis stayed away past the outage window
+    SHUTDOWN = "shutdown"  # the process is stopping
+
+
+class SubscriptionEnded(Exception):
+    """Raised by `Subscription.get` once the hub has ended the subscription."""
+
+    def __init__(self, reason: EndReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Item:
+    """One stream entry, shared by every subscriber of its stream."""
+
+    key: str
+    entry_id: str
+    order: tuple[int, int]
+    fields: dict[str, str]
+    memo: dict[str, Any] = field(default_factory=dict)  # conversions shared by subscribers
+
+
+class Subscription:
+    """One watcher's view of one stream: a bounded buffer filled by the hub."""
+
+    __slots__ = ("_items", "_limit", "_waiter", "ended", "key", "position")
+
+    def __init__(self, key: str, limit: int) -> None:
+        self.key = key
+        self.position = "0-0"  # the topic position when this subscription joined
+        self.ended: EndReason | None = None
+        self._limit = limit
+        self._items: deque[Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def push(self, item: Item) -> bool:
+        """Buffer an item; False (and the subscription ends) when the buffer is full."""
+        if self.ended is not None:
+            return False
+        if len(self._items) >= self._limit:
+            self.end(EndReason.TOO_SLOW)
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def end(self, reason: EndReason) -> None:
+        """End the subscription; buffered items are dropped (the client resumes instead)."""
+        if self.ended is None:
+            self.ended = reason
+            self._items.clear()
+            self._wake()
+
+    async def get(self) -> Item:
+        """The next item; raises SubscriptionEnded once ended."""
+        while True:
+            if self.ended is not None:
+                raise SubscriptionEnded(self.ended)
+            if self._items:
+                return self._items.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _bulk(value: str) -> bytes:
+    """One RESP bulk string."""
+    raw = value.encode()
+    return b"$%d\r\n%s\r\n" % (len(raw), raw)
+
+
+@dataclass(slots=True)
+class _Topic:
+    position: str
+    order: tuple[int, int]
+    subscribers: dict[Subscription, None] = field(default_factory=dict)
+    packed_key: bytes = b""  # the key as a RESP bulk string
+    packed_position: bytes = b""  # the position as a RESP bulk string
+
+    def move_to(self, position: str, order: tuple[int, int]) -> None:
+        self.position, self.order = position, order
+        self.packed_position = _bulk(position)
+
+
+class HubClosed(Exception):
+    """Raised by `subscribe` once the hub is shutting down."""
+
+
+class Hub:
+    """The multiplexed reader: topics (watched streams) and their subscribers."""
+
+    def __init__(
+        self,
+        reader: Redis,
+        pool: Redis,
+        *,
+        buffer: int = 256,
+        block_ms: int = 100,
+        outage_seconds: float = 5.0,
+    ) -> None:
+        """`reader`'s pool gives the hub its one connection (blocking reads); `pool` is small."""
+        self._reader = reader
+        self._pool = pool
+        self._buffer = buffer
+        self._block_ms = block_ms
+        self._outage_seconds = outage_seconds
+        self._count = max(1, min(READ_COUNT, buffer // 2))
+        self._head = b"".join(
+            _bulk(part) for part in ("XREAD", "COUNT", str(self._count), "BLOCK", str(block_ms))
+        ) + _bulk("STREAMS")
+        self._connection: Any = None
+        self._topics: dict[str, _Topic] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.reads = 0  # XREAD calls made (for tests and metrics)
+
+    @property
+    def topic_count(self) -> int:
+        """Streams currently watched."""
+        return len(self._topics)
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscriptions currently open."""
+        return sum(len(t.subscribers) for t in self._topics.values())
+
+    def start(self) -> None:
+        """Start the reader task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="progress-hub-reader")
+
+    async def close(self) -> None:
+        """End every subscription (SHUTDOWN) and stop the reader."""
+        self._closed = True
+        self._end_all(EndReason.SHUTDOWN)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._connection is not None:
+            await self._connection.disconnect()
+            await self._reader.connection_pool.release(self._connection)
+            self._connection = None
+
+    async def subscribe(self, key: str) -> Subscription:
+        """Watch a stream from now on; `Subscription.position` is where delivery starts.
+
+        Items with ids after `position` are delivered; anything up to it is history, to be
+        read by the caller (XRANGE) after subscribing so that nothing falls in between.
+        """
+        if self._closed:
+            raise HubClosed
+        topic = self._topics.get(key)
+        if topic is None:
+            newest = await self._pool.xrevrange(key, count=1)
+            if self._closed:
+                raise HubClosed
+            topic = self._topics.get(key)  # created by someone else meanwhile?
+            if topic is None:
+                position = str(newest[0][0]) if newest else "0-0"
+                topic = _Topic(position=position, order=parse_id(position), packed_key=_bulk(key))
+                topic.move_to(position, topic.order)
+                self._topics[key] = topic
+                self._changed.set()
+        subscription = Subscription(key, self._buffer)
+        subscription.position = topic.position
+        topic.subscribers[subscription] = None
+        metrics.progress_watchers.add(1)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to a subscription; the stream is dropped with its last watcher."""
+        topic = self._topics.get(subscription.key)
+        if topic is None or subscription not in topic.subscribers:
+            return
+        del topic.subscribers[subscription]
+        metrics.progress_watchers.add(-1)
+        if not topic.subscribers:
+            del self._topics[subscription.key]
+            self._changed.set()
+
+    def _end_all(self, reason: EndReason) -> None:
+        topics, self._topics = self._topics, {}
+        for topic in topics.values():
+            for subscription in topic.subscribers:
+                subscription.end(reason)
+
+    async def _run(self) -> None:
+        backoff = _BACKOFF_START
+        outage_since: float | None = None
+        while not self._closed:
+            if not self._topics:
+                outage_since = None
+                self._changed.clear()
+                await self._changed.wait()
+                continue
+            try:
+                response = await self._read(self._pack())
+            except _REDIS_ERRORS as exc:
+                now = time.monotonic()
+                if outage_since is None:
+                    outage_since = now
+                    log.warning("redis unavailable; retrying", extra={"error": str(exc)})
+                elif now - outage_since > self._outage_seconds:
+                    log.error("redis unavailable past the outage window; ending streams")
+                    self._end_all(EndReason.REDIS_UNAVAILABLE)
+                    outage_since = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("unexpected error reading streams")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            if outage_since is not None:
+                log.info("redis is back; streams resume")
+                outage_since = None
+            backoff = _BACKOFF_START
+            self.reads += 1
+            if response:
+                self._dispatch(response)
+
+    def _pack(self) -> bytes:
+        """`XREAD COUNT n BLOCK ms STREAMS keys... ids...` encoded (RESP) from cached parts.
+
+        Packing thousands of arguments anew for every read would cost milliseconds; the
+        keys and positions are kept encoded and only joined here.
+        """
+        topics = list(self._topics.values())
+        return b"".join(
+            (
+                b"*%d\r\n" % (6 + 2 * len(topics)),
+                self._head,
+                *(t.packed_key for t in topics),
+                *(t.packed_position for t in topics),
+            )
+        )
+
+    async def _read(self, command: bytes) -> Any:
+        """Send one packed XREAD on the reader's own connection and return its reply."""
+        if self._connection is None:
+            self._connection = await self._reader.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        connection = self._connection
+        try:
+            await connection.send_packed_command(command, check_health=False)
+            return await connection.read_response()
+        except BaseException:
+            await connection.disconnect()  # reconnects on the next send
+            raise
+
+    def _dispatch(self, response: Any) -> None:
+        streams = response.items() if isinstance(response, dict) else response
+        for key, entries in streams:
+            topic = self._topics.get(key)
+            if topic is None:
+                continue
+            for entry in entries:
+                entry_id, raw = entry[0], entry[1]
+                order = parse_id(entry_id)
+                if order <= topic.order:
+                    continue  # read before the topic was (re)created at a later position
+                topic.move_to(entry_id, order)
+                if isinstance(raw, dict):
+                    fields = raw
+                else:
+                    pairs = iter(raw or ())
+                    fields = dict(zip(pairs, pairs, strict=False))
+                item = Item(key=key, entry_id=entry_id, order=order, fields=fields)
+                dropped = [s for s in topic.subscribers if not s.push(item)]
+                for subscription in dropped:
+                    self.unsubscribe(subscription)
+                if key not in self._topics:
+                    break
