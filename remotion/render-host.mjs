@@ -134,7 +134,7 @@ const getBrowser = async () => {
 			const browser = await browserPromise;
 			await Promise.race([
 				browser.connection.send('Browser.getVersion'),
-				new Promise((_, reject) => setTimeout(() => reject(new Error('browser health check timed out')), 5000)),
+				new Promise((_, reject) => setTimeout(() => reject(new Error('browser health check timed out')), 10000)),
 			]);
 			return browser;
 		} catch (err) {
@@ -387,6 +387,11 @@ const shutdown = (why) => {
 	return shutdownPromise;
 };
 process.on('SIGTERM', () => shutdown('SIGTERM'));
+// Nobody is listening any more (EPIPE): wind down like on stdin EOF.
+process.stdout.on('error', (err) => {
+	log(`stdout error: ${err.message}`);
+	shutdown('stdout closed');
+});
 process.on('SIGINT', () => shutdown('SIGINT'));
 
 // ---- stdin -------------------------------------------------------------------

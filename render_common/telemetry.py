@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
@@ -22,7 +23,10 @@ _instrumented = False
 
 
 def instrument_libraries() -> None:
-    """Instrument grpc.aio (server and client), redis-py and SQLAlchemy, once per process."""
+    """Instrument grpc.aio (server and client) and redis-py, once per process.
+
+    SQLAlchemy engines are instrumented one by one as they are created (instrument_engine).
+    """
     global _instrumented
     with _lock:
         if _instrumented:
@@ -33,12 +37,29 @@ def instrument_libraries() -> None:
         GrpcAioInstrumentorServer,
     )
     from opentelemetry.instrumentation.redis import RedisInstrumentor
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
     GrpcAioInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
     GrpcAioInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument()
-    SQLAlchemyInstrumentor().instrument()
+
+
+def instrument_engine(engine: Any) -> None:
+    """Trace an (async) SQLAlchemy engine's statements, when tracing is on."""
+    if not _instrumented:
+        return
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    # SQLAlchemyInstrumentor patches sqlalchemy.create_engine, which create_async_engine
+    # imported before the patch, and it instruments once per process; so attach its
+    # EngineTracer to each engine's sync core ourselves, as it would for `engine=`.
+    connections = metrics.get_meter(
+        "opentelemetry.instrumentation.sqlalchemy"
+    ).create_up_down_counter("db.client.connections.usage", unit="connections")
+    EngineTracer(  # type: ignore[no-untyped-call]
+        trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
+        engine.sync_engine,
+        connections,
+    )
 
 
 def configure_telemetry(

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from render_common.telemetry import instrument_engine
+
 
 def is_sqlite(url: str) -> bool:
     """Whether a database URL names SQLite."""
@@ -42,11 +44,14 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         def _on_begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+        instrument_engine(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+    instrument_engine(engine)
+    return engine
