@@ -23,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from render_common import streams
+from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.queue import ensure_group
 from services.render_worker.lifecycle import RenderLifecycle
@@ -106,6 +106,7 @@ class Consumer:
                 now = time.monotonic()
                 if now >= next_reclaim:
                     next_reclaim = now + reclaim_every
+                    metrics.queue_depth.record(int(await self._redis.xlen(streams.JOBS_STREAM)))
                     delivery = await self._reclaim(idle_ms)
                 if delivery is None:
                     block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
