@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 
 from render_common.auth import mint_token
 from render_common.config import Settings
+from render_common.status_details import error_details
 
 # Exit codes that mean something to scripts.
 EXIT_OK = 0
@@ -63,26 +63,10 @@ class Endpoints:
 
 def describe_error(error: grpc.RpcError) -> tuple[str, int]:
     """One line naming the status, reason and message, and the exit code that goes with it."""
-    code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
-    message = error.details() if hasattr(error, "details") else str(error)
-    reason = ""
-    violations: list[str] = []
-    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    for key, value in trailing or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                reason = info.reason
-            elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                bad = error_details_pb2.BadRequest()
-                detail.Unpack(bad)
-                violations = [f"{v.field}: {v.description}" for v in bad.field_violations]
-    label = f"{code.name} ({reason})" if reason else code.name
-    text = "; ".join(violations) if violations else (message or "")
-    if code == grpc.StatusCode.UNAVAILABLE and not reason:
+    details = error_details(error)
+    label = f"{details.code.name} ({details.reason})" if details.reason else details.code.name
+    violations = [f"{path}: {why}" for path, why in details.field_violations.items()]
+    text = "; ".join(violations) if violations else details.message
+    if details.code == grpc.StatusCode.UNAVAILABLE and not details.reason:
         text = f"{text} (is the service running? try `make up`)"
-    return f"{label}: {text}", _EXIT_BY_CODE.get(code, EXIT_OTHER)
+    return f"{label}: {text}", _EXIT_BY_CODE.get(details.code, EXIT_OTHER)
