@@ -34,19 +34,28 @@ REMOTION = ROOT / "remotion"
 SAMPLE = REMOTION / "samples" / "reference-150.json"
 
 
-async def service_render(stub: render_service_pb2_grpc.RenderServiceStub, auth: tuple[tuple[str, str], ...]) -> float:
+async def service_render(
+    stub: render_service_pb2_grpc.RenderServiceStub, auth: tuple[tuple[str, str], ...]
+) -> float:
     """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded."""
     project, scenes = sample_scenes("reference-150")
     started = time.perf_counter()
     response = await stub.StartRender(
         render_service_pb2.StartRenderRequest(
-            project_id=project, scenes=scenes, format=render_pb2.FORMAT_MP4, quality=render_pb2.QUALITY_HIGH
+            project_id=project,
+            scenes=scenes,
+            format=render_pb2.FORMAT_MP4,
+            quality=render_pb2.QUALITY_HIGH,
         ),
         metadata=auth,
     )
     render_id = response.render.render_id
     while True:
-        render = (await stub.GetRender(render_service_pb2.GetRenderRequest(render_id=render_id), metadata=auth)).render
+        render = (
+            await stub.GetRender(
+                render_service_pb2.GetRenderRequest(render_id=render_id), metadata=auth
+            )
+        ).render
         if render.state == render_pb2.Render.STATE_SUCCEEDED:
             return time.perf_counter() - started
         if render.state in (render_pb2.Render.STATE_FAILED, render_pb2.Render.STATE_CANCELLED):
@@ -60,9 +69,20 @@ def cli_render(out_dir: Path, browser: str) -> float:
     started = time.perf_counter()
     subprocess.run(
         [
-            "npx", "remotion", "render", "src/index.ts", "MainComposition", str(output),
-            f"--props={SAMPLE}", f"--browser-executable={browser}", f"--concurrency={CONCURRENCY}",
-            "--crf=18", "--jpeg-quality=90", "--width=1920", "--height=1080", "--log=error",
+            "npx",
+            "remotion",
+            "render",
+            "src/index.ts",
+            "MainComposition",
+            str(output),
+            f"--props={SAMPLE}",
+            f"--browser-executable={browser}",
+            f"--concurrency={CONCURRENCY}",
+            "--crf=18",
+            "--jpeg-quality=90",
+            "--width=1920",
+            "--height=1080",
+            "--log=error",
         ],
         cwd=REMOTION,
         check=True,
@@ -80,8 +100,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ssr-") as tmp:
         data = Path(tmp)
         settings = Settings(
-            data_dir=str(data), redis_url=redis.url, bind_host="127.0.0.1", log_level="WARNING",
-            render_concurrency=CONCURRENCY, daily_render_limit=1000, concurrent_render_limit=100,
+            data_dir=str(data),
+            redis_url=redis.url,
+            bind_host="127.0.0.1",
+            log_level="WARNING",
+            render_concurrency=CONCURRENCY,
+            daily_render_limit=1000,
+            concurrent_render_limit=100,
         )
         api = await api_app.start(settings, port=0)
         worker = await worker_app.start(settings, health_port=0)
@@ -102,8 +127,12 @@ async def main() -> None:
             redis.close()
     ratio = statistics.median(service) / statistics.median(cli)
     print("SSR: reference clip, 150 frames 1920x1080 h264 CRF 18, concurrency", CONCURRENCY)
-    print(f"  render-export StartRender -> uploaded MP4: median {statistics.median(service):6.2f} s  rounds {[round(x, 2) for x in service]}")
-    print(f"  npx remotion render (same props/browser):  median {statistics.median(cli):6.2f} s  rounds {[round(x, 2) for x in cli]}")
+    print(
+        f"  render-export StartRender -> uploaded MP4: median {statistics.median(service):6.2f} s  rounds {[round(x, 2) for x in service]}"
+    )
+    print(
+        f"  npx remotion render (same props/browser):  median {statistics.median(cli):6.2f} s  rounds {[round(x, 2) for x in cli]}"
+    )
     print(f"  ratio {ratio:.2f} (target <= {TARGET}) {'PASS' if ratio <= TARGET else 'MISS'}")
 
 
