@@ -105,7 +105,7 @@ class Settings:
     lambda_bucket: str = ""  # REMOTION_BUCKET
     lambda_frames_per_lambda: int = 20  # REMOTION_FRAMES_PER_LAMBDA (seed)
     lambda_max_retries: int = 3  # REMOTION_MAX_RETRIES (seed)
-    lambda_timeout_seconds: int = 900  # REMOTION_TIMEOUT_SECONDS (seed)
+    lambda_timeout_seconds: int = 900  # REMOTION_TIMEOUT_SECONDS: function timeout (deploy)
     lambda_poll_interval_seconds: float = 2.0  # REMOTION_POLL_INTERVAL_SECONDS
     lambda_privacy: str = "public"  # REMOTION_PRIVACY (seed)
     webhook_url: str = ""  # WEBHOOK_URL
@@ -118,6 +118,11 @@ class Settings:
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'render.db'}"
+
+    @property
+    def lambda_configured(self) -> bool:
+        """Whether the Lambda engine has what it needs to start renders."""
+        return bool(self.lambda_function_name and self.lambda_serve_url)
 
     @property
     def effective_storage_url(self) -> str:
@@ -174,6 +179,14 @@ class Settings:
             raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
         if self.max_render_cost_usd <= 0:
             raise ConfigError("MAX_RENDER_COST must be positive")
+        if self.lambda_privacy not in {"public", "private", "no-acl"}:
+            raise ConfigError("REMOTION_PRIVACY must be one of public, private, no-acl")
+        if self.lambda_poll_interval_seconds <= 0:
+            raise ConfigError("REMOTION_POLL_INTERVAL_SECONDS must be positive")
+        if self.webhook_url and len(self.webhook_secret) < 16:
+            raise ConfigError(
+                "WEBHOOK_SECRET of at least 16 characters is required when WEBHOOK_URL is set"
+            )
         url = self.effective_storage_url
         if not (url.startswith("file://") or url.startswith("s3://")):
             raise ConfigError("STORAGE_URL must start with file:// or s3://")

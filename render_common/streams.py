@@ -24,7 +24,14 @@ render:cancel               pub/sub channel carrying render ids to cancel now.
 render:cancel:{render_id}   string flag (TTL 1 day) so a worker that missed the
                             message still sees the cancel before it starts.
 render:lock:sweeper         lock (TTL) so one sweeper at a time re-enqueues.
-render:webhook:seen:{sig}   replay guard for Lambda webhooks (TTL 1 day).
+render:webhook:seen:{lambda_render_id}
+                            replay guard for Lambda webhooks: set (NX) by the first
+                            verified webhook of a Lambda render; a second one is a
+                            replay and is refused (TTL 7 days).
+render:lambda:webhook:{lambda_render_id}
+                            list holding the verified webhook payload of a Lambda render,
+                            read without removal (BLMOVE onto itself) by the engine that
+                            follows the render (TTL 7 days).
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ CANCEL_FLAG_PREFIX = "render:cancel:"
 CANCEL_FLAG_TTL_SECONDS = 24 * 3600
 SWEEPER_LOCK = "render:lock:sweeper"
 WEBHOOK_SEEN_PREFIX = "render:webhook:seen:"
-WEBHOOK_SEEN_TTL_SECONDS = 24 * 3600
+WEBHOOK_SEEN_TTL_SECONDS = 7 * 24 * 3600
+LAMBDA_WEBHOOK_PREFIX = "render:lambda:webhook:"
 
 
 def events_stream(render_id: str) -> str:
@@ -66,6 +74,11 @@ def cancel_flag(render_id: str) -> str:
     return f"{CANCEL_FLAG_PREFIX}{render_id}"
 
 
-def webhook_seen(signature: str) -> str:
-    """The key remembering a webhook signature already processed."""
-    return f"{WEBHOOK_SEEN_PREFIX}{signature}"
+def webhook_seen(lambda_render_id: str) -> str:
+    """The key remembering that a Lambda render's webhook was already accepted."""
+    return f"{WEBHOOK_SEEN_PREFIX}{lambda_render_id}"
+
+
+def lambda_webhook(lambda_render_id: str) -> str:
+    """The list holding a Lambda render's verified webhook payload."""
+    return f"{LAMBDA_WEBHOOK_PREFIX}{lambda_render_id}"

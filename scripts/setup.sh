@@ -51,7 +51,7 @@ system_part() {
   [ -x /usr/bin/chromium-headless-shell ] || want+=(chromium-headless-shell)
   command -v redis-server >/dev/null || want+=(redis-server)
   command -v pg_ctlcluster >/dev/null || command -v pg_ctl >/dev/null || want+=(postgresql)
-  command -v ffprobe >/dev/null || true  # Remotion ships its own ffprobe
+  command -v shellcheck >/dev/null || want+=(shellcheck)  # lints deploy/lambda/deploy.sh
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}"
 }
 

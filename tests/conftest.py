@@ -15,7 +15,10 @@ from redis.asyncio import Redis
 from render_common.auth import mint_token
 from render_common.config import Settings
 from render_common.redis_client import create_redis
+from tests.support.fake_lambda import FakeRemotionLambda
+from tests.support.lambda_env import use_fake_lambda
 from tests.support.processes import RedisServer, ThrowawayDatabase, sqlite_url
+from tests.support.s3_server import S3Server
 
 TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
 
@@ -118,3 +121,22 @@ async def channel_to() -> AsyncIterator[Callable[[int], grpc.aio.Channel]]:
     yield open_channel
     for channel in channels:
         await channel.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local server speaking the S3 API (moto), for the whole session."""
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_lambda(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeRemotionLambda]:
+    """A local Remotion-like Lambda function; boto3 in this process is pointed at it."""
+    fake = FakeRemotionLambda(s3_server)
+    use_fake_lambda(monkeypatch, fake)
+    yield fake
+    fake.close()

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import grpc
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from render_common import streams
 from render_common.config import Settings
 from tests.support.asset_server import AssetServer
 from tests.support.processes import free_port
+from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes, scene
 from tests.support.stack import Stack, ffprobe, start_stack
 
@@ -268,39 +268,24 @@ async def test_killed_worker_is_taken_over_exactly_once(
                 process.wait(30)
 
 
-async def test_upload_to_s3_compatible_server(stack_factory: StartStack, tmp_path: Path) -> None:
-    port = free_port()
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        for _ in range(100):
-            try:
-                s3.create_bucket(Bucket="exports")
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
-        stack = await stack_factory(storage_url="s3://exports/videos", s3_endpoint_url=endpoint)
-        project, scenes = sample_scenes("tiny")
-        render = await stack.start(scenes, project=project)
-        done = await stack.wait(render.render_id)
-        assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
-        key = f"videos/renders/{project}/{render.render_id}.mp4"
-        head = s3.head_object(Bucket="exports", Key=key)
-        assert head["ContentType"] == "video/mp4"
-        assert head["Metadata"]["format"] == "mp4" and head["Metadata"]["quality"] == "low"
-        assert int(head["Metadata"]["filesize"]) == head["ContentLength"]
-        assert "attachment" in head["ContentDisposition"]
-        s3.head_object(Bucket="exports", Key=f"videos/renders/{project}/{render.render_id}.jpg")
-        async with httpx.AsyncClient() as client:
-            body = (await client.get(done.output_url)).content
-        assert body == s3.get_object(Bucket="exports", Key=key)["Body"].read()
-    finally:
-        moto.terminate()
-        moto.wait(10)
+async def test_upload_to_s3_compatible_server(
+    stack_factory: StartStack, s3_server: S3Server
+) -> None:
+    endpoint = s3_server.endpoint
+    s3 = s3_server.client()
+    s3.create_bucket(Bucket="exports")
+    stack = await stack_factory(storage_url="s3://exports/videos", s3_endpoint_url=endpoint)
+    project, scenes = sample_scenes("tiny")
+    render = await stack.start(scenes, project=project)
+    done = await stack.wait(render.render_id)
+    assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+    key = f"videos/renders/{project}/{render.render_id}.mp4"
+    head = s3.head_object(Bucket="exports", Key=key)
+    assert head["ContentType"] == "video/mp4"
+    assert head["Metadata"]["format"] == "mp4" and head["Metadata"]["quality"] == "low"
+    assert int(head["Metadata"]["filesize"]) == head["ContentLength"]
+    assert "attachment" in head["ContentDisposition"]
+    s3.head_object(Bucket="exports", Key=f"videos/renders/{project}/{render.render_id}.jpg")
+    async with httpx.AsyncClient() as client:
+        body = (await client.get(done.output_url)).content
+    assert body == s3.get_object(Bucket="exports", Key=key)["Body"].read()

@@ -15,25 +15,32 @@ class EngineChoice:
     reason: str
 
 
-def lambda_configured(settings: Settings) -> bool:
-    """Whether the Lambda engine has what it needs to start renders."""
-    return bool(settings.lambda_function_name and settings.lambda_serve_url)
-
-
 def choose_engine(
-    requested: str, frames: int, ssr_backlog: int | None, settings: Settings
+    requested: str,
+    frames: int,
+    ssr_backlog: int | None,
+    settings: Settings,
+    *,
+    lambda_cost_usd: float = 0.0,
 ) -> EngineChoice:
     """Resolve `requested` ("" = RENDER_MODE) into "ssr" or "lambda".
 
     AUTO sends a render to Lambda when it is long (AUTO_LAMBDA_MIN_FRAMES or more) or when
-    the SSR backlog is deeper than AUTO_MAX_SSR_QUEUE, and Lambda is configured; otherwise SSR.
+    the SSR backlog is deeper than AUTO_MAX_SSR_QUEUE, provided Lambda is configured and
+    its estimated cost is within MAX_RENDER_COST; otherwise SSR.
     """
     mode = requested or settings.render_mode
     if mode in ("ssr", "lambda"):
         source = "requested" if requested else "RENDER_MODE"
         return EngineChoice(mode, f"{mode} {source}")
-    if not lambda_configured(settings):
+    if not settings.lambda_configured:
         return EngineChoice("ssr", "auto: Lambda is not configured")
+    if lambda_cost_usd > settings.max_render_cost_usd:
+        return EngineChoice(
+            "ssr",
+            f"auto: Lambda estimate ${lambda_cost_usd:.4f} is over MAX_RENDER_COST "
+            f"${settings.max_render_cost_usd:.2f}",
+        )
     if frames >= settings.auto_lambda_min_frames:
         return EngineChoice(
             "lambda", f"auto: {frames} frames >= {settings.auto_lambda_min_frames} (long render)"

@@ -34,7 +34,7 @@ from render_common.resources import (
 )
 from services.render_api.intake import Intake, next_reset, usage
 from services.render_api.paging import decode_token, encode_token
-from services.render_api.routing import EngineChoice, choose_engine, lambda_configured
+from services.render_api.routing import EngineChoice, choose_engine
 from services.render_api.validation import RenderSpec, RequestValidator
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,8 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         """Validate, check cost and quotas, persist, then enqueue."""
         user_id = current_user.get()
         spec = self._validator.start_request(request)
-        choice = await self._choose_engine(spec)
         cost = estimate_cost(spec.frames_total, spec.quality)
+        choice = await self._choose_engine(spec, cost.total_usd)
         self._check_budget(cost.total_usd)
         admission = await self._intake.admit(
             user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
@@ -97,10 +97,10 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         await renders.mark_enqueued(self._engine, render_id, entry_id)
         return entry_id
 
-    async def _choose_engine(self, spec: RenderSpec) -> EngineChoice:
+    async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
         requested = spec.requested_engine
-        if (requested or self._settings.render_mode) == "lambda" and not lambda_configured(
-            self._settings
+        if (requested or self._settings.render_mode) == "lambda" and not (
+            self._settings.lambda_configured
         ):
             raise FailedPrecondition(
                 "the Lambda engine is not configured on this server",
@@ -108,15 +108,17 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
                 subject="engine",
             )
         backlog = None
-        if (requested or self._settings.render_mode) == "auto" and lambda_configured(
-            self._settings
+        if (requested or self._settings.render_mode) == "auto" and (
+            self._settings.lambda_configured
         ):
             try:
                 backlog = int(await self._redis.xlen(streams.JOBS_STREAM))
                 metrics.queue_depth.record(backlog)
             except (RedisError, OSError):
                 backlog = None
-        return choose_engine(requested, spec.frames_total, backlog, self._settings)
+        return choose_engine(
+            requested, spec.frames_total, backlog, self._settings, lambda_cost_usd=cost_usd
+        )
 
     def _check_budget(self, total_usd: float) -> None:
         limit = self._settings.max_render_cost_usd
@@ -252,8 +254,8 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
     ) -> render_service_pb2.EstimateRenderResponse:
         """Price and plan a render without starting it."""
         spec = self._validator.estimate_request(request)
-        choice = await self._choose_engine(spec)
         cost = estimate_cost(spec.frames_total, spec.quality)
+        choice = await self._choose_engine(spec, cost.total_usd)
         limit = self._settings.max_render_cost_usd
         return render_service_pb2.EstimateRenderResponse(
             frames_total=spec.frames_total,

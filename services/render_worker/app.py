@@ -21,11 +21,14 @@ from render_common.telemetry import configure_telemetry
 from services.render_worker.assets import AssetFetcher, AssetPolicy
 from services.render_worker.consumer import Consumer
 from services.render_worker.engines.base import Engine
+from services.render_worker.engines.lambda_client import LambdaClient
+from services.render_worker.engines.lambda_engine import LambdaEngine
 from services.render_worker.engines.ssr import SsrEngine
 from services.render_worker.host import RenderHost
 from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import RenderProcessor
 from services.render_worker.storage import create_storage
+from services.render_worker.webhook import WebhookServer, start_webhook_server
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,13 @@ class Worker:
     db: AsyncEngine
     redis: Redis
     blocking_redis: Redis
+    webhook: WebhookServer | None = None
 
     async def stop(self, grace: float) -> None:
         """Finish or hand back renders, then close everything."""
         await self.consumer.stop(grace)
+        if self.webhook is not None:
+            await self.webhook.stop()
         if self.health is not None:
             await self.health.stop(1)
         for engine in self.engines.values():
@@ -82,6 +88,13 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
             timeout_seconds=settings.render_timeout_seconds,
         )
     }
+    if settings.lambda_configured:
+        engines["lambda"] = LambdaEngine(
+            LambdaClient(settings),
+            create_redis(settings.redis_url, socket_timeout=None),
+            fetcher,
+            poll_interval_seconds=settings.lambda_poll_interval_seconds,
+        )
     return engines
 
 
@@ -91,8 +104,13 @@ async def start(
     health_port: int | None = None,
     engines: dict[str, Engine] | None = None,
     warm: bool = True,
+    webhook_port: int | None = None,
 ) -> Worker:
-    """Start a worker (health on WORKER_HEALTH_PORT; port 0 = any, None = settings)."""
+    """Start a worker (health on WORKER_HEALTH_PORT; port 0 = any, None = settings).
+
+    With the Lambda engine configured and WEBHOOK_SECRET set, the worker also serves the
+    Remotion webhook on WEBHOOK_PORT (`webhook_port` overrides it; 0 = any).
+    """
     data_dir = Path(settings.data_dir)
     db = create_engine(settings.effective_database_url, pool_size=5)
     await upgrade_to_head(db)
@@ -116,7 +134,17 @@ async def start(
         port=settings.worker_health_port if health_port is None else health_port,
         authenticate=False,
     )
-    log.info("worker started", extra={"worker": name, "concurrency": settings.worker_concurrency})
+    webhook = None
+    if "lambda" in engines and settings.webhook_secret:
+        webhook = await start_webhook_server(settings, db, redis, port=webhook_port)
+    log.info(
+        "worker started",
+        extra={
+            "worker": name,
+            "concurrency": settings.worker_concurrency,
+            "engines": sorted(engines),
+        },
+    )
     return Worker(
         consumer=consumer,
         health=health,
@@ -124,6 +152,7 @@ async def start(
         db=db,
         redis=redis,
         blocking_redis=blocking,
+        webhook=webhook,
     )
 
 

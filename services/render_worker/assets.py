@@ -118,6 +118,15 @@ class AssetFetcher:
         names = await asyncio.gather(*(self.fetch(url) for url in urls))
         return dict(zip(urls, names, strict=True))
 
+    async def check_all(self, urls: list[str]) -> None:
+        """Refuse URLs another party fetches for us (Lambda): scheme and resolved address.
+
+        Without fetching, redirects cannot be followed here; the address check still keeps
+        metadata endpoints and private networks out of the render's reach.
+        """
+        for url in urls:
+            await self._checked_address(url, url)
+
     async def fetch(self, url: str) -> str:
         """Fetch one URL into the cache (reused when present); returns the file name."""
         name = self.cached_name(url)

@@ -90,6 +90,10 @@ class RenderLifecycle:
         """Record progress (also the heartbeat); False when the lease is lost."""
         return await self._update_owned(render_id, stage=stage, progress=progress)
 
+    async def record_details(self, render_id: str, values: dict[str, Any]) -> bool:
+        """Record engine columns (e.g. the Lambda render id); False when the lease is lost."""
+        return await self._update_owned(render_id, **values)
+
     async def succeed(self, render_id: str, **values: Any) -> bool:
         """Complete the render; False if it was not ours any more (no second completion)."""
         now = datetime.now(UTC)
@@ -122,6 +126,10 @@ class RenderLifecycle:
             stage="queued",
             progress=0.0,
             queue_job_id=f"retry:{next_attempt}",
+            # The next attempt starts its own engine work rather than following this one.
+            lambda_render_id=None,
+            lambda_function_name=None,
+            lambda_bucket_name=None,
             error_reason=reason,
             error_message=message,
             error_stack=stack[:20_000] or None,

@@ -10,7 +10,9 @@ import shutil
 import tempfile
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from services.render_worker.storage import Storage, output_key
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 HEARTBEAT_SECONDS = 1.0
+# Engine columns a later worker needs to follow work already started elsewhere.
+RESUMABLE_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,8 @@ class RenderProcessor:
                 frames_total=frames_total,
                 attempt=delivery.attempt,
                 work_dir=work_dir,
+                resume={k: row[k] for k in RESUMABLE_COLUMNS if row.get(k)},
+                record=partial(self._record_details, render_id),
             )
             output = await self._render_watched(engine, job, report, cancel, state)
             await report("uploading", 0.92, frames_total)
@@ -248,8 +254,10 @@ class RenderProcessor:
                 if done:
                     return task.result()
                 if cancel.is_set() or await self._redis.exists(streams.cancel_flag(job.render_id)):
+                    await engine.cancel(job)
                     raise RenderCancelled()
                 if time.monotonic() > deadline:
+                    await engine.cancel(job)
                     raise RenderFailure(
                         "RENDER_TIMEOUT",
                         f"render exceeded {self._settings.render_timeout_seconds:g}s",
@@ -264,6 +272,11 @@ class RenderProcessor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RenderCancelled, RenderFailure):
                     await task
+
+    async def _record_details(self, render_id: str, values: Mapping[str, Any]) -> None:
+        """Record engine columns while the attempt runs; lost lease: stop the attempt."""
+        if not await self._lifecycle.record_details(render_id, dict(values)):
+            raise RenderCancelled()
 
     async def _store(self, row: dict[str, Any], output: RenderOutput) -> dict[str, Any]:
         """Upload output and thumbnail; the row's output columns."""

@@ -82,10 +82,12 @@ class Stack:
         await self.api.stop(0)
 
 
-async def start_stack(settings: Settings, user: str, *, worker: bool = True) -> Stack:
-    """render_api on a free port and, unless told otherwise, a worker."""
+async def start_stack(
+    settings: Settings, user: str, *, worker: bool = True, warm: bool = True
+) -> Stack:
+    """render_api on a free port and, unless told otherwise, a worker (`warm`: SSR host up)."""
     api = await api_app.start(settings, port=0)
-    running_worker = await worker_app.start(settings, health_port=0) if worker else None
+    running_worker = await worker_app.start(settings, health_port=0, warm=warm) if worker else None
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
     return Stack(settings=settings, api=api, worker=running_worker, channel=channel, user=user)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+# Writes engine-specific columns (lambda_render_id, ...) on the render row.
+DetailsRecorder = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,11 @@ class RenderJob:
     frames_total: int
     attempt: int
     work_dir: Path  # private temp directory of this attempt, removed afterwards
+    # Engine columns already on the render when this attempt was taken over or handed
+    # back (e.g. the Lambda render id), so the engine follows that work instead of redoing it.
+    resume: Mapping[str, Any] = field(default_factory=dict)
+    # Records engine columns on the render as soon as they are known (lease-conditional).
+    record: DetailsRecorder | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,14 @@ class Engine(Protocol):
 
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Render `job`; raise RenderFailure (retryable or not) when it fails."""
+        ...
+
+    async def cancel(self, job: RenderJob) -> None:
+        """Stop work the engine runs outside this process (the owner cancelled, or timeout).
+
+        Called before the render task is cancelled; not called when the worker merely stops
+        or loses its lease, so that another worker can take the work over.
+        """
         ...
 
     async def close(self) -> None:

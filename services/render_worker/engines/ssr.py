@@ -86,6 +86,9 @@ class SsrEngine:
             thumbnail_path=job.work_dir / "thumbnail.jpg" if thumbnail else None,
         )
 
+    async def cancel(self, job: RenderJob) -> None:
+        """Nothing runs elsewhere: cancelling the render task stops Chromium."""
+
     async def close(self) -> None:
         """Stop the render host."""
         await self._host.close()

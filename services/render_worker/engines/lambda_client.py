@@ -1,0 +1,210 @@
+"""Remotion Lambda calls, off the event loop, with errors classified for the retry policy.
+
+The PyPI `remotion-lambda` client is synchronous (boto3) and builds a boto3 client per
+call; every call here runs in a worker thread. Endpoints come from boto3's own settings,
+so `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_S3` point it at a local server in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from remotion_lambda import RemotionClient, RenderMediaParams
+from remotion_lambda.exception import RemotionException, RemotionInvalidArgumentException
+from remotion_lambda.models import Privacy, ShouldDownload, Webhook
+
+from render_common.config import Settings
+from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
+from services.render_worker.engines.base import RenderJob
+from services.render_worker.failures import RenderFailure
+
+COMPOSITION_ID = "MainComposition"
+MAX_FUNCTIONS_PER_RENDER = 200  # Remotion refuses a render needing more renderer functions
+# Remotion's per-frame wait for delayRender() (asset loading) inside the function. The
+# function's own time limit is fixed at deploy time (REMOTION_TIMEOUT_SECONDS, deploy.sh).
+DELAY_RENDER_TIMEOUT_MS = 60_000
+
+# Lambda / Remotion error messages worth another attempt: throttling, capacity, transient
+# network trouble. Everything else (bad input, version mismatch, missing function, access
+# denied, the composition throwing, a function timing out) fails the render at once.
+RETRYABLE_MESSAGE = re.compile(
+    r"rate exceeded|too ?many ?requests|throttl|concurrency limit|service ?unavailable|"
+    r"internal ?server ?error|econnreset|socket hang up|slow ?down|"
+    r"please reduce your request rate",
+    re.IGNORECASE,
+)
+TIMEOUT_MESSAGE = re.compile(r"timed out|timeout", re.IGNORECASE)
+RETRYABLE_AWS_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+        "ServiceException",
+        "ServiceUnavailableException",
+        "EC2ThrottledException",
+        "ResourceConflictException",
+        "SlowDown",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaRender:
+    """A render running on Remotion Lambda."""
+
+    render_id: str
+    bucket_name: str
+    function_name: str
+
+
+def classify(exc: BaseException, action: str) -> RenderFailure:
+    """The RenderFailure for an exception raised while talking to Lambda."""
+    if isinstance(exc, RenderFailure):
+        return exc
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        retryable = code in RETRYABLE_AWS_CODES or status >= 500 or status == 429
+        return RenderFailure(
+            "LAMBDA_THROTTLED" if retryable else "LAMBDA_REJECTED",
+            f"Lambda {action} failed: {code or status}: {exc}",
+            retryable=retryable,
+        )
+    if isinstance(exc, BotoCoreError | ConnectionError | TimeoutError | OSError):
+        return RenderFailure("LAMBDA_UNAVAILABLE", f"Lambda {action} failed: {exc}", retryable=True)
+    if isinstance(exc, RemotionInvalidArgumentException):
+        return RenderFailure("INVALID_INPUT", f"Lambda {action}: {exc}", retryable=False)
+    message = str(exc)
+    retryable = bool(RETRYABLE_MESSAGE.search(message))
+    return RenderFailure(
+        "LAMBDA_ERROR" if not retryable else "LAMBDA_UNAVAILABLE",
+        f"Lambda {action} failed: {message}",
+        retryable=retryable,
+    )
+
+
+def classify_render_errors(errors: list[Any]) -> RenderFailure:
+    """The failure of a render Remotion reports as fatal (progress `errors` or webhook)."""
+    messages = [
+        str(error.get("message") or error.get("name") or error)
+        if isinstance(error, dict)
+        else str(error)
+        for error in errors
+    ] or ["Remotion Lambda reported a fatal error without details"]
+    stacks = [str(e.get("stack", "")) for e in errors if isinstance(e, dict) and e.get("stack")]
+    message = messages[-1]
+    if re.search(r"cancel", message, re.IGNORECASE):
+        return RenderFailure("LAMBDA_CANCELLED", message, retryable=False)
+    if TIMEOUT_MESSAGE.search(message) and not RETRYABLE_MESSAGE.search(message):
+        return RenderFailure("LAMBDA_TIMEOUT", message, retryable=False)
+    return RenderFailure(
+        "LAMBDA_RENDER_FAILED",
+        message,
+        retryable=bool(RETRYABLE_MESSAGE.search(message)),
+        stack="\n\n".join(stacks),
+    )
+
+
+def frames_per_lambda(frames_total: int, configured: int) -> int:
+    """REMOTION_FRAMES_PER_LAMBDA, raised so a long render stays within 200 functions."""
+    return max(configured, -(-frames_total // MAX_FUNCTIONS_PER_RENDER))
+
+
+def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
+    """The seed's renderMediaOnLambda settings for a job."""
+    preset = QUALITY_PRESETS[job.quality]
+    codec = FORMAT_CODECS[job.format]
+    extension = FORMAT_EXTENSIONS[job.format]
+    webhook = None
+    if settings.webhook_url:
+        webhook = Webhook(
+            url=settings.webhook_url,
+            secret=settings.webhook_secret,
+            # ASCII only: Remotion sends Content-Length in UTF-16 units, not bytes.
+            customData={"renderId": job.render_id, "attempt": job.attempt},
+        )
+    params = RenderMediaParams(
+        composition=COMPOSITION_ID,
+        input_props={"scenes": job.scenes, "projectId": job.project_id},
+        codec=codec,
+        crf=None if codec == "gif" else preset.crf,
+        jpeg_quality=preset.jpeg_quality,
+        force_width=preset.width,
+        force_height=preset.height,
+        privacy=Privacy(settings.lambda_privacy),
+        download_behavior=ShouldDownload(
+            type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{extension}"
+        ),
+        out_name=f"{job.render_id}.{extension}",
+        frames_per_lambda=frames_per_lambda(job.frames_total, settings.lambda_frames_per_lambda),
+        max_retries=settings.lambda_max_retries,
+        timeout_in_milliseconds=DELAY_RENDER_TIMEOUT_MS,
+        enable_cancellation=True,
+        webhook=webhook,
+        metadata={"renderId": job.render_id, "projectId": job.project_id},
+    )
+    if settings.lambda_bucket:
+        params.bucket_name = settings.lambda_bucket
+    # The client would send its ChromiumOptions dataclass with snake_case keys, which the
+    # function ignores; any option must go as a plain dict with camelCase keys.
+    params.chromium_options = {}
+    return params
+
+
+class LambdaClient:
+    """Start, follow and cancel renders on one Remotion Lambda function."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.function_name = settings.lambda_function_name
+        self._client = RemotionClient(
+            region=settings.aws_region,
+            serve_url=settings.lambda_serve_url,
+            function_name=settings.lambda_function_name,
+            session=boto3.session.Session(region_name=settings.aws_region),
+            config=Config(
+                connect_timeout=5,
+                read_timeout=120,
+                retries={"total_max_attempts": 3, "mode": "standard"},
+            ),
+        )
+
+    async def start(self, job: RenderJob) -> LambdaRender:
+        """Start a render; the Lambda render id and bucket."""
+        params = render_params(job, self._settings)
+        try:
+            response = await asyncio.to_thread(self._client.render_media_on_lambda, params)
+        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
+            raise classify(exc, "start") from exc
+        if response is None:
+            raise RenderFailure(
+                "LAMBDA_ERROR", "Lambda start returned no render id", retryable=True
+            )
+        return LambdaRender(response.render_id, response.bucket_name, self.function_name)
+
+    async def progress(self, render: LambdaRender) -> dict[str, Any]:
+        """The render's progress as the function reports it (camelCase keys)."""
+        try:
+            progress = await asyncio.to_thread(
+                self._client.get_render_progress, render.render_id, render.bucket_name
+            )
+        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
+            raise classify(exc, "progress") from exc
+        return dict(vars(progress)) if progress is not None else {}
+
+    async def cancel(self, render: LambdaRender) -> None:
+        """Ask the function to stop the render (`cancel_render_on_lambda`)."""
+        try:
+            await asyncio.to_thread(
+                self._client.cancel_render_on_lambda, render.render_id, render.bucket_name
+            )
+        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
+            raise classify(exc, "cancel") from exc
