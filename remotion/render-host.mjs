@@ -22,6 +22,7 @@ const CHROMIUM_OPTIONS = {};
 const PROGRESS_INTERVAL_MS = 250;
 const SHUTDOWN_GRACE_MS = 15000;
 const CODECS = new Set(['h264', 'vp8', 'vp9', 'gif']);
+const X264_PRESETS = new Set(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo']);
 const GIF_EVERY_NTH_FRAME = 2; // 30 fps composition -> 15 fps GIF
 
 const log = (...args) => console.error('[render-host]', ...args);
@@ -180,6 +181,7 @@ const validateRequest = (req) => {
 	if (req.concurrency != null && !isPositiveInt(req.concurrency, 64)) bad('concurrency must be a positive integer or null');
 	if (req.timeoutMs != null && !isPositiveInt(req.timeoutMs, 24 * 3600 * 1000)) bad('timeoutMs must be a positive integer (ms) or null');
 	if (req.thumbnailFrame != null && !(Number.isInteger(req.thumbnailFrame) && req.thumbnailFrame >= 0)) bad('thumbnailFrame must be a non-negative integer or null');
+	if (req.x264Preset != null && !X264_PRESETS.has(req.x264Preset)) bad(`x264Preset must be one of ${[...X264_PRESETS].join(', ')}`);
 	return codec;
 };
 
@@ -254,6 +256,8 @@ const runJob = async (req, job, cancelSignal) => {
 			videoBitrate,
 			jpegQuality,
 			imageFormat: 'jpeg',
+			// x264's speed/size trade-off (h264 only); Remotion's default is "medium".
+			x264Preset: codec === 'h264' ? (req.x264Preset ?? null) : null,
 			everyNthFrame,
 			concurrency: req.concurrency ?? null,
 			cancelSignal,

@@ -16,6 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "dev-insecure-change-me-render-export-jwt-secret"
 
 
+X264_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+
+
 class ConfigError(ValueError):
     """Raised at start-up when an environment variable is missing or malformed."""
 
@@ -97,6 +111,7 @@ class Settings:
     remotion_dir: str = str(ROOT / "remotion")  # REMOTION_DIR
     browser_executable: str = "/usr/bin/chromium-headless-shell"  # REMOTION_BROWSER_EXECUTABLE
     node_binary: str = "node"  # NODE_BINARY
+    x264_preset: str = "medium"  # X264_PRESET: h264 encoder speed/size trade-off
 
     # Lambda.
     aws_region: str = "us-east-1"  # AWS_REGION
@@ -179,6 +194,8 @@ class Settings:
             raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
         if self.max_render_cost_usd <= 0:
             raise ConfigError("MAX_RENDER_COST must be positive")
+        if self.x264_preset not in X264_PRESETS:
+            raise ConfigError(f"X264_PRESET must be one of {', '.join(X264_PRESETS)}")
         if self.lambda_privacy not in {"public", "private", "no-acl"}:
             raise ConfigError("REMOTION_PRIVACY must be one of public, private, no-acl")
         if self.lambda_poll_interval_seconds <= 0:

@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 
 from render_common.presets import QUALITY_PRESETS
-from services.render_worker.engines.base import Engine, RenderJob, RenderOutput
+from services.render_worker.engines.base import (
+    RENDERED_PROGRESS,
+    Engine,
+    RenderJob,
+    RenderOutput,
+)
 from services.render_worker.failures import RenderFailure
 
 STAGES = {"bundling", "rendering", "encoding", "uploading"}
@@ -80,7 +85,8 @@ class EngineContract:
         assert reports.items, "no progress reported"
         assert {stage for stage, _, _ in reports.items} <= STAGES
         progress = [p for _, p, _ in reports.items]
-        assert all(0.0 <= p <= 1.0 for p in progress)
+        # Up to RENDERED_PROGRESS: the processor's uploading step continues from there.
+        assert all(0.0 <= p <= RENDERED_PROGRESS for p in progress)
         assert progress == sorted(progress), "progress went backwards"
         frames = [f for _, _, f in reports.items]
         assert all(0 <= f <= job.frames_total for f in frames)

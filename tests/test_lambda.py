@@ -192,7 +192,7 @@ async def test_webhook_and_polling_racing_complete_once(
         done = await stack.wait(render.render_id, timeout=60)
         assert done.state == SUCCEEDED, done.error
     for render_id, fake_render in fake_lambda.renders.items():
-        assert fake_render.webhook_sent.wait(10)
+        assert await asyncio.to_thread(fake_render.webhook_sent.wait, 10)
         assert fake_render.webhook_responses == [200], render_id
     for render in renders:
         events = await events_of(redis, render.render_id)

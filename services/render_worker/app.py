@@ -86,6 +86,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
             fetcher,
             concurrency=settings.render_concurrency,
             timeout_seconds=settings.render_timeout_seconds,
+            x264_preset=settings.x264_preset,
         )
     }
     if settings.lambda_configured:

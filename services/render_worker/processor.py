@@ -24,7 +24,12 @@ from render_common.config import Settings
 from render_common.events import ProgressEvent, publish_event
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
 from render_common.queue import enqueue_attempt
-from services.render_worker.engines.base import Engine, RenderJob, RenderOutput
+from services.render_worker.engines.base import (
+    UPLOADING_PROGRESS,
+    Engine,
+    RenderJob,
+    RenderOutput,
+)
 from services.render_worker.failures import RenderCancelled, RenderFailure
 from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.storage import Storage, output_key
@@ -185,7 +190,7 @@ class RenderProcessor:
                 record=partial(self._record_details, render_id),
             )
             output = await self._render_watched(engine, job, report, cancel, state)
-            await report("uploading", 0.92, frames_total)
+            await report("uploading", UPLOADING_PROGRESS, frames_total)
             values = await self._store(row, output)
             outcome = "succeeded"
             if await self._lifecycle.succeed(render_id, **values):

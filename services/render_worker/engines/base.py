@@ -41,6 +41,20 @@ class RenderOutput:
     details: dict[str, Any] = field(default_factory=dict)  # engine-specific columns
 
 
+# Overall progress an engine reports: PREPARED_PROGRESS once its render starts, up to
+# RENDERED_PROGRESS when the render is done; the processor takes it on from there
+# (UPLOADING_PROGRESS), so events never go backwards whichever engine ran.
+PREPARED_PROGRESS = 0.05
+RENDERED_PROGRESS = 0.9
+UPLOADING_PROGRESS = 0.92
+
+
+def engine_progress(share: float) -> float:
+    """Overall progress for `share` (0..1) of an engine's own render."""
+    share = min(max(share, 0.0), 1.0)
+    return PREPARED_PROGRESS + (RENDERED_PROGRESS - PREPARED_PROGRESS) * share
+
+
 # stage ("bundling" | "rendering" | "encoding" | "uploading"), progress 0..1, frames rendered
 ProgressReport = Callable[[str, float, int], Awaitable[None]]
 

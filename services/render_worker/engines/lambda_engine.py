@@ -25,7 +25,13 @@ from render_common import streams
 from render_common.presets import FORMAT_CODECS
 from render_common.pricing import FPS
 from services.render_worker.assets import AssetFetcher, asset_urls
-from services.render_worker.engines.base import ProgressReport, RenderJob, RenderOutput
+from services.render_worker.engines.base import (
+    PREPARED_PROGRESS,
+    ProgressReport,
+    RenderJob,
+    RenderOutput,
+    engine_progress,
+)
 from services.render_worker.engines.lambda_client import (
     LambdaClient,
     LambdaRender,
@@ -35,8 +41,6 @@ from services.render_worker.failures import RenderFailure
 
 log = logging.getLogger(__name__)
 
-START_SHARE = 0.05  # progress once the Lambda render has started
-RENDER_SHARE = 0.9  # share of Remotion's overallProgress
 MAX_PROGRESS_FAILURES = 5  # consecutive failed status calls before giving the attempt up
 
 
@@ -98,7 +102,7 @@ class LambdaEngine:
             )
         self._running[job.render_id] = render
         try:
-            await report("rendering", START_SHARE, 0)
+            await report("rendering", PREPARED_PROGRESS, 0)
             return await self._follow(job, render, report)
         finally:
             self._running.pop(job.render_id, None)
@@ -144,7 +148,7 @@ class LambdaEngine:
             frames = progress.get("framesRendered")
             frames_done = int(frames) if frames is not None else int(overall * job.frames_total)
             stage = "encoding" if frames_done >= job.frames_total > 0 else "rendering"
-            await report(stage, START_SHARE + RENDER_SHARE * overall, frames_done)
+            await report(stage, engine_progress(overall), frames_done)
 
     async def _wait_for_webhook(self, render: LambdaRender) -> dict[str, Any] | None:
         """The webhook payload parked for this render, waiting up to one poll interval."""

@@ -7,12 +7,14 @@ from typing import Any
 
 from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
 from services.render_worker.assets import AssetFetcher, asset_urls, replace_urls
-from services.render_worker.engines.base import ProgressReport, RenderJob, RenderOutput
+from services.render_worker.engines.base import (
+    PREPARED_PROGRESS,
+    ProgressReport,
+    RenderJob,
+    RenderOutput,
+    engine_progress,
+)
 from services.render_worker.host import RenderHost
-
-# Share of overall progress given to each step.
-PREPARE_SHARE = 0.05
-RENDER_SHARE = 0.85
 
 
 def default_render_concurrency() -> int:
@@ -21,7 +23,11 @@ def default_render_concurrency() -> int:
 
 
 def host_request(
-    job: RenderJob, scenes: list[dict[str, Any]], concurrency: int, timeout_ms: int
+    job: RenderJob,
+    scenes: list[dict[str, Any]],
+    concurrency: int,
+    timeout_ms: int,
+    x264_preset: str = "medium",
 ) -> dict[str, Any]:
     """The render host's render request for a job (seed's quality presets)."""
     preset = QUALITY_PRESETS[job.quality]
@@ -38,6 +44,7 @@ def host_request(
         "videoBitrate": preset.video_bitrate if job.format == "mp4" else None,
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
+        "x264Preset": x264_preset if codec == "h264" else None,
         "thumbnailPath": str(job.work_dir / "thumbnail.jpg"),
         # One second in: past the scenes' entrance animations (frame 0 is often blank).
         "thumbnailFrame": min(max(job.frames_total - 1, 0), 30),
@@ -50,10 +57,17 @@ class SsrEngine:
     name = "ssr"
 
     def __init__(
-        self, host: RenderHost, fetcher: AssetFetcher, *, concurrency: int, timeout_seconds: float
+        self,
+        host: RenderHost,
+        fetcher: AssetFetcher,
+        *,
+        concurrency: int,
+        timeout_seconds: float,
+        x264_preset: str = "medium",
     ) -> None:
         self._host = host
         self._fetcher = fetcher
+        self._x264_preset = x264_preset
         self._concurrency = concurrency or default_render_concurrency()
         self._timeout_ms = int(timeout_seconds * 1000)
 
@@ -67,16 +81,14 @@ class SsrEngine:
             await self._host.start()
             base = self._host.asset_base_url
             scenes = replace_urls(job.scenes, {url: base + name for url, name in cached.items()})
-        await report("bundling", PREPARE_SHARE, 0)
+        await report("bundling", PREPARED_PROGRESS, 0)
 
         async def on_progress(message: dict[str, Any]) -> None:
             stage = "encoding" if message.get("stage") == "encoding" else "rendering"
             share = float(message.get("progress", 0.0))
-            await report(
-                stage, PREPARE_SHARE + RENDER_SHARE * share, int(message.get("renderedFrames", 0))
-            )
+            await report(stage, engine_progress(share), int(message.get("renderedFrames", 0)))
 
-        request = host_request(job, scenes, self._concurrency, self._timeout_ms)
+        request = host_request(job, scenes, self._concurrency, self._timeout_ms, self._x264_preset)
         done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
         thumbnail = done.get("thumbnailPath")
         return RenderOutput(
