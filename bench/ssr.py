@@ -126,7 +126,11 @@ async def main() -> None:
             await api.stop(0)
             redis.close()
     ratio = statistics.median(service) / statistics.median(cli)
-    print("SSR: reference clip, 150 frames 1920x1080 h264 CRF 18, concurrency", CONCURRENCY)
+    print(
+        "SSR: reference clip, 150 frames 1920x1080 h264 CRF 18, concurrency",
+        CONCURRENCY,
+        f"(render-export x264 preset {Settings().x264_preset}; the CLI's default, medium)",
+    )
     print(
         f"  render-export StartRender -> uploaded MP4: median {statistics.median(service):6.2f} s  rounds {[round(x, 2) for x in service]}"
     )

@@ -212,7 +212,15 @@ const runJob = async (req, job, cancelSignal) => {
 		logLevel: LOG_LEVEL,
 	};
 	try {
+		const timings = {};
+		let mark = performance.now();
+		const lap = (name) => {
+			const now = performance.now();
+			timings[name] = Math.round(now - mark);
+			mark = now;
+		};
 		const selected = await selectComposition({...common, id: req.compositionId ?? 'MainComposition'});
+		lap('selectMs');
 		if (job.cancelled) throw new Error('cancelled');
 		const composition = {
 			...selected,
@@ -246,6 +254,26 @@ const runJob = async (req, job, cancelSignal) => {
 			send({type: 'progress', id, ...p, totalFrames});
 		};
 
+		// The thumbnail renders in its own tab while renderMedia runs (it is one frame), so
+		// it adds no time after the video is done.
+		let thumbnailError = null;
+		const thumbPromise = thumbnailPath
+			? renderStill({
+					...common,
+					composition,
+					output: thumbnailPath,
+					overwrite: true,
+					frame: Math.min(req.thumbnailFrame ?? 0, composition.durationInFrames - 1),
+					imageFormat: 'jpeg',
+					jpegQuality,
+					cancelSignal,
+				}).catch((err) => {
+					// A cancelled job fails through renderMedia; the thumbnail just stops.
+					if (job.cancelled) return;
+					thumbnailError = String(err?.message ?? err);
+					log(`job ${id}: thumbnail failed: ${thumbnailError}`);
+				})
+			: Promise.resolve();
 		await renderMedia({
 			...common,
 			composition,
@@ -273,27 +301,12 @@ const runJob = async (req, job, cancelSignal) => {
 			},
 		});
 		if (job.cancelled) throw new Error('cancelled');
+		lap('renderMediaMs');
 		emitProgress({stage: 'encoding', progress: 1, renderedFrames: totalFrames, encodedFrames: totalFrames}, true);
 
-		let thumbnailError = null;
-		const thumbPromise = thumbnailPath
-			? renderStill({
-					...common,
-					composition,
-					output: thumbnailPath,
-					overwrite: true,
-					frame: Math.min(req.thumbnailFrame ?? 0, composition.durationInFrames - 1),
-					imageFormat: 'jpeg',
-					jpegQuality,
-					cancelSignal,
-				}).catch((err) => {
-					if (job.cancelled) throw err;
-					thumbnailError = String(err?.message ?? err);
-					log(`job ${id}: thumbnail failed: ${thumbnailError}`);
-				})
-			: Promise.resolve();
 		const [probe] = await Promise.all([probeFile(outputPath), thumbPromise]);
 		if (job.cancelled) throw new Error('cancelled');
+		lap('thumbnailAndProbeMs');
 		const msg = {
 			type: 'done',
 			id,
@@ -301,6 +314,7 @@ const runJob = async (req, job, cancelSignal) => {
 			thumbnailPath: thumbnailPath && !thumbnailError ? thumbnailPath : null,
 			probe,
 			renderMs: Math.round(performance.now() - started),
+			timings,
 		};
 		if (thumbnailError) msg.thumbnailError = thumbnailError;
 		send(msg);

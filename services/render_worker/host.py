@@ -182,6 +182,14 @@ class RenderHost:
                 if kind == "progress":
                     await on_progress(message)
                 elif kind == "done":
+                    log.info(
+                        "render host finished",
+                        extra={
+                            "job": job_id,
+                            "render_ms": message.get("renderMs"),
+                            **(message.get("timings") or {}),
+                        },
+                    )
                     return message
                 elif kind == "error":
                     error = message.get("error") or {}
