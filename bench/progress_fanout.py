@@ -539,7 +539,7 @@ def _report(
             "redis connections constant",
             len({idle_connections, spread["redis_connections"], burst["redis_connections"]}) <= 1
             or max(spread["redis_connections"], burst["redis_connections"])
-            <= 1 + Settings().progress_redis_pool_size,
+            <= Settings().progress_readers + Settings().progress_redis_pool_size,
             f"idle {idle_connections}, {watchers} watchers {spread['redis_connections']}, "
             f"burst {burst['redis_connections']}",
         ),

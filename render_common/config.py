@@ -96,6 +96,7 @@ class Settings:
     progress_read_block_ms: int = 100  # PROGRESS_READ_BLOCK_MS: XREAD BLOCK of the reader
     progress_redis_outage_seconds: float = 5.0  # PROGRESS_REDIS_OUTAGE_SECONDS: then UNAVAILABLE
     progress_redis_pool_size: int = 4  # PROGRESS_REDIS_POOL_SIZE: history/snapshot reads
+    progress_readers: int = 4  # PROGRESS_READERS: blocking XREAD connections (shards)
 
     # Assets.
     asset_max_bytes: int = 512 << 20  # ASSET_MAX_BYTES
@@ -189,6 +190,7 @@ class Settings:
             "progress_buffer_events",
             "progress_read_block_ms",
             "progress_redis_pool_size",
+            "progress_readers",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAMES.get(name, name.upper())} must be at least 1")

@@ -30,13 +30,13 @@ SERVICE_NAME = progress_service_pb2.DESCRIPTOR.services_by_name["ProgressService
 
 
 def create_reader(settings: Settings) -> Redis:
-    """The client whose one connection the hub keeps for its blocking reads (no retries)."""
+    """The client whose connections the hub's shards keep for blocking reads (no retries)."""
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
         socket_connect_timeout=1.0,
         socket_timeout=settings.progress_read_block_ms / 1000 + 5.0,
-        max_connections=1,
+        max_connections=settings.progress_readers,
     )
 
 
@@ -93,6 +93,7 @@ async def start(settings: Settings, *, port: int | None = None) -> Progress:
     hub = Hub(
         reader,
         pool,
+        readers=settings.progress_readers,
         buffer=settings.progress_buffer_events,
         block_ms=settings.progress_read_block_ms,
         outage_seconds=settings.progress_redis_outage_seconds,

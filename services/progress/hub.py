@@ -1,7 +1,8 @@
-"""One multiplexed Redis reader per process, fanning stream entries out to subscribers.
+"""One multiplexed Redis reader per process (a fixed set of shards), fanning entries out.
 
-A single connection runs `XREAD COUNT n BLOCK ms STREAMS k1 k2 ... id1 id2 ...` over every
-stream someone watches, each from the last id already dispatched (a "topic" position); the
+Each of a fixed number of shards (PROGRESS_READERS) owns the streams whose key hashes to
+it; its single connection runs `XREAD COUNT n BLOCK ms STREAMS k1 k2 ... id1 id2 ...`
+over those streams, each from the last id already dispatched (a "topic" position); the
 key list is rebuilt on every loop, so a new topic is read at the latest after one block
 timeout, from a concrete position (never `$`), so nothing written meanwhile is missed.
 Other reads (a new topic's starting id, history replay) go through one small shared pool;
@@ -24,6 +25,7 @@ import contextlib
 import enum
 import logging
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,8 +149,8 @@ class HubClosed(Exception):
     """Raised by `subscribe` once the hub is shutting down."""
 
 
-class Hub:
-    """The multiplexed reader: topics (watched streams) and their subscribers."""
+class _Shard:
+    """One multiplexed reader: its share of the topics and their subscribers."""
 
     def __init__(
         self,
@@ -159,7 +161,7 @@ class Hub:
         block_ms: int = 100,
         outage_seconds: float = 5.0,
     ) -> None:
-        """`reader`'s pool gives the hub its one connection (blocking reads); `pool` is small."""
+        """`reader`'s pool gives the shard its one connection (blocking reads); `pool` is small."""
         self._reader = reader
         self._pool = pool
         self._buffer = buffer
@@ -337,3 +339,64 @@ class Hub:
                     self.unsubscribe(subscription)
                 if key not in self._topics:
                     break
+
+
+class Hub:
+    """The process's readers: watched streams are spread over `readers` shards by key hash.
+
+    Each shard holds one connection doing XREAD BLOCK over its own streams only, so an
+    event wakes one shard, and each read names a fraction of the watched keys (Redis
+    registers and unregisters a blocked client on every key it names, per read). The
+    number of Redis connections is `readers` plus the small pool, whatever the watchers.
+    """
+
+    def __init__(
+        self,
+        reader: Redis,
+        pool: Redis,
+        *,
+        readers: int = 1,
+        buffer: int = 256,
+        block_ms: int = 100,
+        outage_seconds: float = 5.0,
+    ) -> None:
+        """`reader`'s pool must allow `readers` connections; `pool` is small and shared."""
+        self._shards = [
+            _Shard(reader, pool, buffer=buffer, block_ms=block_ms, outage_seconds=outage_seconds)
+            for _ in range(max(1, readers))
+        ]
+
+    def _shard(self, key: str) -> _Shard:
+        return self._shards[zlib.crc32(key.encode()) % len(self._shards)]
+
+    @property
+    def topic_count(self) -> int:
+        """Streams currently watched."""
+        return sum(shard.topic_count for shard in self._shards)
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscriptions currently open."""
+        return sum(shard.subscriber_count for shard in self._shards)
+
+    @property
+    def reads(self) -> int:
+        """XREAD calls made by all shards (for tests and metrics)."""
+        return sum(shard.reads for shard in self._shards)
+
+    def start(self) -> None:
+        """Start every shard's reader task."""
+        for shard in self._shards:
+            shard.start()
+
+    async def close(self) -> None:
+        """End every subscription (SHUTDOWN) and stop the readers."""
+        await asyncio.gather(*(shard.close() for shard in self._shards))
+
+    async def subscribe(self, key: str) -> Subscription:
+        """Watch a stream from now on (see `_Shard.subscribe`)."""
+        return await self._shard(key).subscribe(key)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop delivering to a subscription."""
+        self._shard(subscription.key).unsubscribe(subscription)
