@@ -297,6 +297,9 @@ async def test_health_and_reflection(start_api: StartApi, channel_to: Any) -> No
         ({"scenes": [scene("title", 30)]}, "scenes[0].props"),
         ({"scenes": [scene("title", 30, text="a", bogus=1)]}, "scenes[0].props"),
         ({"scenes": [scene("title", 0, text="a")]}, "scenes[0].duration_in_frames"),
+        # JSON Schema patterns follow ECMA-262: `$` is the very end, not before a newline.
+        ({"scenes": [scene("color", 30, color="red\n")]}, "scenes[0].props.color"),
+        ({"scenes": [scene("image", 30, src="https://a.example/x.png\n")]}, "scenes[0].props.src"),
         (
             {
                 "scenes": [

@@ -246,9 +246,14 @@ class _Shard:
 
     def _end_all(self, reason: EndReason) -> None:
         topics, self._topics = self._topics, {}
+        ended = 0
         for topic in topics.values():
             for subscription in topic.subscribers:
                 subscription.end(reason)
+                ended += 1
+        if ended:
+            # Their later `unsubscribe` finds no topic, so the gauge is settled here.
+            metrics.progress_watchers.add(-ended)
 
     async def _run(self) -> None:
         backoff = _BACKOFF_START

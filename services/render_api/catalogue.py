@@ -9,13 +9,14 @@ bad prop is reported at its own field path rather than as "matches no branch".
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator, Draft202012Validator
+from jsonschema import Draft7Validator, Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 
 from render_common.config import ROOT
@@ -32,15 +33,56 @@ class Violation:
     description: str
 
 
+def ecma_to_python(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) regex in Python syntax where the two differ for us.
+
+    ECMA's `$` (no multiline flag) matches only at the very end; Python's also matches
+    before a trailing newline, so `"red\\n"` would pass `^[a-z]+$`. Unescaped `$` outside a
+    character class becomes `\\Z`.
+    """
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(ecma_to_python(pattern))
+
+
+def _ecma_pattern(
+    validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """The `pattern` keyword with ECMA-262 end-of-input semantics."""
+    if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 class SceneCatalogue:
     """Validates scenes (as JSON-like dicts) against the compositions' JSON Schema."""
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._schema = dict(schema)
-        self._validator_class: type[Validator] = (
+        draft = (
             Draft7Validator
             if "draft-07" in str(schema.get("$schema", ""))
             else Draft202012Validator
+        )
+        self._validator_class: type[Validator] = validators.extend(
+            draft, {"pattern": _ecma_pattern}
         )
         base = {k: v for k, v in self._schema.items() if k not in ("oneOf", "anyOf")}
         self._validators: dict[str, Validator] = {}
