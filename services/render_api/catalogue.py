@@ -81,7 +81,7 @@ class SceneCatalogue:
             if "draft-07" in str(schema.get("$schema", ""))
             else Draft202012Validator
         )
-        self._validator_class: type[Validator] = validators.extend(
+        self._validator_class: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
             draft, {"pattern": _ecma_pattern}
         )
         base = {k: v for k, v in self._schema.items() if k not in ("oneOf", "anyOf")}
