@@ -173,12 +173,10 @@ async def start_webhook_server(
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post(PATH, receiver.handle)
     app.router.add_get("/healthz", _health)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     host = settings.bind_host.strip("[]") or "0.0.0.0"
-    site = web.TCPSite(
-        runner, host, settings.webhook_port if port is None else port, shutdown_timeout=2.0
-    )
+    site = web.TCPSite(runner, host, settings.webhook_port if port is None else port)
     await site.start()
     server = site._server
     sockets = getattr(server, "sockets", None) or []
