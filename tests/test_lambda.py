@@ -33,7 +33,7 @@ from tests.support.fake_lambda import (
 )
 from tests.support.lambda_env import WEBHOOK_SECRET, lambda_settings
 from tests.support.scenes import scene
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, close_all, start_stack
 
 StartStack = Callable[..., Awaitable[Stack]]
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
@@ -64,8 +64,7 @@ async def lambda_stack(
         return stack
 
     yield _start
-    for stack in stacks:
-        await stack.close()
+    await close_all(stacks)
 
 
 def short_scenes() -> list[render_pb2.Scene]:

@@ -25,7 +25,7 @@ from tests.support.asset_server import AssetServer
 from tests.support.processes import free_port
 from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes, scene
-from tests.support.stack import Stack, ffprobe, start_stack
+from tests.support.stack import Stack, close_all, ffprobe, start_stack
 
 pytestmark = pytest.mark.slow
 StartStack = Callable[..., Awaitable[Stack]]
@@ -51,8 +51,7 @@ async def stack_factory(
         return stack
 
     yield _start
-    for stack in stacks:
-        await stack.close()
+    await close_all(stacks)
 
 
 def local_path(url: str) -> Path:

@@ -82,6 +82,19 @@ class Stack:
         await self.api.stop(0)
 
 
+async def close_all(stacks: list[Stack]) -> None:
+    """Close every stack even if one fails to close (a leaked worker would take later
+    tests' jobs), then raise the first failure."""
+    errors: list[BaseException] = []
+    for stack in stacks:
+        try:
+            await stack.close()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 async def start_stack(
     settings: Settings, user: str, *, worker: bool = True, warm: bool = True
 ) -> Stack:

@@ -91,17 +91,19 @@ class LambdaEngine:
         """Start (or resume) the Lambda render and follow it until it ends."""
         await report("bundling", 0.0, 0)
         render = self._resumed(job)
+        started = render is None
         if render is None:
             await self._fetcher.check_all(asset_urls(job.scenes))
             render = await self._client.start(job)
-            if job.record is not None:
-                await job.record(lambda_details(render))
             log.info(
                 "lambda render started",
                 extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
             )
+        # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
         try:
+            if started and job.record is not None:
+                await job.record(lambda_details(render))
             await report("rendering", PREPARED_PROGRESS, 0)
             return await self._follow(job, render, report)
         finally:
