@@ -291,8 +291,11 @@ const runJob = async (req, job, cancelSignal) => {
 			cancelSignal,
 			onStart: ({frameCount}) => {
 				if (frameCount) totalFrames = frameCount;
+				timings.startMs ??= Math.round(performance.now() - mark);
 			},
 			onProgress: ({renderedFrames, encodedFrames, progress}) => {
+				if (renderedFrames > 0) timings.firstFrameMs ??= Math.round(performance.now() - mark);
+				if (renderedFrames >= totalFrames) timings.allFramesMs ??= Math.round(performance.now() - mark);
 				const stage = renderedFrames < totalFrames ? 'rendering' : 'encoding';
 				emitProgress(
 					{stage, progress: Math.min(1, Math.max(0, progress)), renderedFrames, encodedFrames},
