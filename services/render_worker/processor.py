@@ -37,6 +37,7 @@ from services.render_worker.storage import Storage, output_key
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 HEARTBEAT_SECONDS = 1.0
+REMOTE_CANCEL_SECONDS = 10.0  # bound on an engine's remote cancel (e.g. Lambda)
 # Engine columns a later worker needs to follow work already started elsewhere.
 RESUMABLE_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
 
@@ -259,10 +260,10 @@ class RenderProcessor:
                 if done:
                     return task.result()
                 if cancel.is_set() or await self._redis.exists(streams.cancel_flag(job.render_id)):
-                    await engine.cancel(job)
+                    await self._stop_remote(engine, job)
                     raise RenderCancelled()
                 if time.monotonic() > deadline:
-                    await engine.cancel(job)
+                    await self._stop_remote(engine, job)
                     raise RenderFailure(
                         "RENDER_TIMEOUT",
                         f"render exceeded {self._settings.render_timeout_seconds:g}s",
@@ -277,6 +278,14 @@ class RenderProcessor:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RenderCancelled, RenderFailure):
                     await task
+
+    async def _stop_remote(self, engine: Engine, job: RenderJob) -> None:
+        """Ask the engine to stop work running elsewhere; bounded, never raises."""
+        try:
+            async with asyncio.timeout(REMOTE_CANCEL_SECONDS):
+                await engine.cancel(job)
+        except Exception:
+            log.warning("engine cancel failed", exc_info=True, extra={"render_id": job.render_id})
 
     async def _record_details(self, render_id: str, values: Mapping[str, Any]) -> None:
         """Record engine columns while the attempt runs; lost lease: stop the attempt."""
