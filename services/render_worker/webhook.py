@@ -178,9 +178,7 @@ async def start_webhook_server(
     host = settings.bind_host.strip("[]") or "0.0.0.0"
     site = web.TCPSite(runner, host, settings.webhook_port if port is None else port)
     await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = int(sockets[0].getsockname()[1]) if sockets else settings.webhook_port
+    bound = int(runner.addresses[0][1])
     log.info("webhook endpoint listening", extra={"port": bound, "path": PATH})
     return WebhookServer(runner=runner, port=bound)
 
