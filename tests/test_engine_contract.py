@@ -20,6 +20,7 @@ from services.render_worker.engines.ssr import SsrEngine
 from tests.engine_contract import EngineContract, Reports, make_job
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import lambda_settings
+from tests.support.processes import free_port
 
 
 @pytest.mark.slow
@@ -72,3 +73,25 @@ class TestLambdaEngine(EngineContract):
     async def test_private_asset_never_reaches_lambda(self, engine: Engine, tmp_path: Path) -> None:
         await self.test_refuses_private_asset_without_retry(engine, tmp_path)
         assert self._fake.starts() == []
+
+    async def test_follows_by_polling_alone_when_redis_is_away(
+        self, base_settings: Settings, fake_lambda: FakeRemotionLambda, tmp_path: Path
+    ) -> None:
+        """No webhook wait without Redis: polling carries on at its interval, not in a spin."""
+        settings = lambda_settings(base_settings, webhook=False).with_overrides(
+            redis_url=f"redis://127.0.0.1:{free_port()}/0"
+        )
+        engine = build_engines(settings, tmp_path / "data")["lambda"]
+        try:
+            output = await engine.render(make_job(tmp_path / "work"), Reports())
+        finally:
+            await engine.close()
+        assert output.output_url
+        (render_id,) = fake_lambda.renders
+        polls = sum(
+            1
+            for p in fake_lambda.invocations
+            if p.get("type") == "status" and p.get("renderId") == render_id
+        )
+        # 1.5 s of render, one poll per >= 0.2 s: at most 9 (without the pause it was 13).
+        assert 2 <= polls <= 9, polls

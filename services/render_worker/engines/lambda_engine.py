@@ -13,6 +13,7 @@ finds them in `job.resume` and follows the same Lambda render instead of startin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -125,6 +126,7 @@ class LambdaEngine:
         self, job: RenderJob, render: LambdaRender, report: ProgressReport
     ) -> RenderOutput:
         failures = 0
+        reported = 0.0  # Remotion's overallProgress may dip; events never go backwards
         while True:
             webhook = await self._wait_for_webhook(render)
             if webhook is not None:
@@ -146,7 +148,8 @@ class LambdaEngine:
                 raise classify_render_errors(fatal or list(progress.get("errors") or []))
             if progress.get("done"):
                 return self._output(job, render, progress, progress.get("outputFile"))
-            overall = min(max(float(progress.get("overallProgress") or 0.0), 0.0), 1.0)
+            overall = min(max(float(progress.get("overallProgress") or 0.0), reported), 1.0)
+            reported = overall
             frames = progress.get("framesRendered")
             frames_done = int(frames) if frames is not None else int(overall * job.frames_total)
             stage = "encoding" if frames_done >= job.frames_total > 0 else "rendering"
@@ -162,6 +165,7 @@ class LambdaEngine:
             raw = await self._redis.blmove(key, key, timeout, "RIGHT", "LEFT")
         except (RedisError, OSError) as exc:
             log.warning("webhook wait failed; polling only", extra={"error": str(exc)})
+            await asyncio.sleep(self._poll_interval)  # keep the polling pace without Redis
             return None
         return json.loads(raw) if raw else None
 
