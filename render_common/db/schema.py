@@ -37,6 +37,9 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
 TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+# Where the Lambda render behind an attempt is: a later worker follows it from these, and a
+# retry (a new attempt) clears them.
+LAMBDA_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
 
 video_renders = Table(
     "video_renders",

@@ -99,18 +99,15 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
 
     async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
         requested = spec.requested_engine
-        if (requested or self._settings.render_mode) == "lambda" and not (
-            self._settings.lambda_configured
-        ):
+        mode = requested or self._settings.render_mode
+        if mode == "lambda" and not self._settings.lambda_configured:
             raise FailedPrecondition(
                 "the Lambda engine is not configured on this server",
                 reason="LAMBDA_NOT_CONFIGURED",
                 subject="engine",
             )
         backlog = None
-        if (requested or self._settings.render_mode) == "auto" and (
-            self._settings.lambda_configured
-        ):
+        if mode == "auto" and self._settings.lambda_configured:
             try:
                 backlog = int(await self._redis.xlen(streams.JOBS_STREAM))
                 metrics.queue_depth.record(backlog)

@@ -15,7 +15,15 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.db import renders
-from render_common.db.schema import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, video_renders
+from render_common.db.schema import (
+    CANCELLED,
+    FAILED,
+    LAMBDA_COLUMNS,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    video_renders,
+)
 
 c = video_renders.c
 
@@ -127,9 +135,7 @@ class RenderLifecycle:
             progress=0.0,
             queue_job_id=f"retry:{next_attempt}",
             # The next attempt starts its own engine work rather than following this one.
-            lambda_render_id=None,
-            lambda_function_name=None,
-            lambda_bucket_name=None,
+            **dict.fromkeys(LAMBDA_COLUMNS),
             error_reason=reason,
             error_message=message,
             error_stack=stack[:20_000] or None,

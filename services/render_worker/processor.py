@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from render_common import metrics, streams
 from render_common.config import Settings
+from render_common.db.schema import LAMBDA_COLUMNS
 from render_common.events import ProgressEvent, publish_event
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
 from render_common.queue import enqueue_attempt
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 HEARTBEAT_SECONDS = 1.0
 REMOTE_CANCEL_SECONDS = 10.0  # bound on an engine's remote cancel (e.g. Lambda)
-# Engine columns a later worker needs to follow work already started elsewhere.
-RESUMABLE_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +186,7 @@ class RenderProcessor:
                 frames_total=frames_total,
                 attempt=delivery.attempt,
                 work_dir=work_dir,
-                resume={k: row[k] for k in RESUMABLE_COLUMNS if row.get(k)},
+                resume={k: row[k] for k in LAMBDA_COLUMNS if row.get(k)},
                 record=partial(self._record_details, render_id),
             )
             output = await self._render_watched(engine, job, report, cancel, state)

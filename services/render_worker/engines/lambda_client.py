@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -24,6 +25,7 @@ from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRES
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.failures import RenderFailure
 
+T = TypeVar("T")
 COMPOSITION_ID = "MainComposition"
 MAX_FUNCTIONS_PER_RENDER = 200  # Remotion refuses a render needing more renderer functions
 # Remotion's per-frame wait for delayRender() (asset loading) inside the function. The
@@ -177,13 +179,17 @@ class LambdaClient:
             ),
         )
 
+    async def _call(self, action: str, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking client call in a thread; its errors as RenderFailure."""
+        try:
+            return await asyncio.to_thread(call, *args)
+        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
+            raise classify(exc, action) from exc
+
     async def start(self, job: RenderJob) -> LambdaRender:
         """Start a render; the Lambda render id and bucket."""
         params = render_params(job, self._settings)
-        try:
-            response = await asyncio.to_thread(self._client.render_media_on_lambda, params)
-        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
-            raise classify(exc, "start") from exc
+        response = await self._call("start", self._client.render_media_on_lambda, params)
         if response is None:
             raise RenderFailure(
                 "LAMBDA_ERROR", "Lambda start returned no render id", retryable=True
@@ -192,19 +198,13 @@ class LambdaClient:
 
     async def progress(self, render: LambdaRender) -> dict[str, Any]:
         """The render's progress as the function reports it (camelCase keys)."""
-        try:
-            progress = await asyncio.to_thread(
-                self._client.get_render_progress, render.render_id, render.bucket_name
-            )
-        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
-            raise classify(exc, "progress") from exc
+        progress = await self._call(
+            "progress", self._client.get_render_progress, render.render_id, render.bucket_name
+        )
         return dict(vars(progress)) if progress is not None else {}
 
     async def cancel(self, render: LambdaRender) -> None:
         """Ask the function to stop the render (`cancel_render_on_lambda`)."""
-        try:
-            await asyncio.to_thread(
-                self._client.cancel_render_on_lambda, render.render_id, render.bucket_name
-            )
-        except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
-            raise classify(exc, "cancel") from exc
+        await self._call(
+            "cancel", self._client.cancel_render_on_lambda, render.render_id, render.bucket_name
+        )

@@ -93,7 +93,12 @@ class LambdaEngine:
         await report("bundling", 0.0, 0)
         render = self._resumed(job)
         started = render is None
-        if render is None:
+        if render is not None:
+            log.info(
+                "following lambda render of an earlier worker",
+                extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
+            )
+        else:
             await self._fetcher.check_all(asset_urls(job.scenes))
             render = await self._client.start(job)
             log.info(
@@ -115,10 +120,6 @@ class LambdaEngine:
         bucket = job.resume.get("lambda_bucket_name")
         if not render_id or not bucket:
             return None
-        log.info(
-            "following lambda render of an earlier worker",
-            extra={"render_id": job.render_id, "lambda_render_id": render_id},
-        )
         function = job.resume.get("lambda_function_name") or self._client.function_name
         return LambdaRender(str(render_id), str(bucket), str(function))
 

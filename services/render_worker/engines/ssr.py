@@ -27,7 +27,7 @@ def host_request(
     scenes: list[dict[str, Any]],
     concurrency: int,
     timeout_ms: int,
-    x264_preset: str = "veryfast",
+    x264_preset: str,
 ) -> dict[str, Any]:
     """The render host's render request for a job (seed's quality presets)."""
     preset = QUALITY_PRESETS[job.quality]
@@ -63,7 +63,7 @@ class SsrEngine:
         *,
         concurrency: int,
         timeout_seconds: float,
-        x264_preset: str = "veryfast",
+        x264_preset: str,
     ) -> None:
         self._host = host
         self._fetcher = fetcher
