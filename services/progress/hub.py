@@ -34,6 +34,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from render_common import metrics
+from render_common.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +260,7 @@ class _Shard:
         backoff = _BACKOFF_START
         outage_since: float | None = None
         while not self._closed:
+            raise_if_cancelling()  # a driver may have swallowed it mid-pass
             if not self._topics:
                 outage_since = None
                 self._changed.clear()
@@ -267,6 +269,7 @@ class _Shard:
             try:
                 response = await self._read(self._pack())
             except _REDIS_ERRORS as exc:
+                raise_if_cancelling()
                 now = time.monotonic()
                 if outage_since is None:
                     outage_since = now
@@ -281,6 +284,7 @@ class _Shard:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                raise_if_cancelling()
                 log.exception("unexpected error reading streams")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)

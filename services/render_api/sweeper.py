@@ -22,6 +22,7 @@ from render_common import streams
 from render_common.db import renders
 from render_common.db.schema import QUEUED, video_renders
 from render_common.queue import enqueue_attempt
+from render_common.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -107,7 +108,10 @@ class Sweeper:
             try:
                 await self.sweep_once()
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 log.warning("sweeper pass failed", extra={"error": str(exc)})
             except Exception:
+                raise_if_cancelling()
                 log.exception("sweeper pass failed")
+            raise_if_cancelling()  # a driver may have swallowed it mid-pass
             await asyncio.sleep(interval)

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.queue import ensure_group
+from render_common.tasks import raise_if_cancelling
 from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import Delivery, RenderProcessor
 
@@ -183,9 +184,12 @@ class Consumer:
                 for render_id, entry_id in zip(moved[::2], moved[1::2], strict=True):
                     await self._lifecycle.record_retry_entry(render_id, entry_id)
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()
                 log.warning("moving due retries failed", extra={"error": str(exc)})
             except Exception:
+                raise_if_cancelling()
                 log.exception("moving due retries failed")
+            raise_if_cancelling()  # a driver may have swallowed it mid-pass
             await asyncio.sleep(0.25)
 
     async def _heartbeat_loop(self) -> None:
