@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opentelemetry import propagate
 from redis.asyncio import Redis
 
@@ -15,22 +17,45 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
-async def enqueue_attempt(
-    redis: Redis, render_id: str, attempt: int, *, traceparent: str | None = None
-) -> str:
-    """XADD one attempt of a render to render:jobs; returns the entry id."""
-    fields = {
+def _fields(render_id: str, attempt: int, traceparent: str | None) -> dict[str, str]:
+    return {
         "render_id": render_id,
         "attempt": str(attempt),
         "traceparent": current_traceparent() if traceparent is None else traceparent,
     }
+
+
+async def enqueue_attempt(
+    redis: Redis, render_id: str, attempt: int, *, traceparent: str | None = None
+) -> str:
+    """XADD one attempt of a render to render:jobs; returns the entry id."""
     entry_id = await redis.xadd(
         streams.JOBS_STREAM,
-        fields,  # type: ignore[arg-type]
+        _fields(render_id, attempt, traceparent),  # type: ignore[arg-type]
         maxlen=streams.JOBS_MAXLEN,
         approximate=True,
     )
     return str(entry_id)
+
+
+async def enqueue_attempts(
+    redis: Redis, attempts: Sequence[tuple[str, int, str]]
+) -> list[str | Exception]:
+    """XADD (render_id, attempt, traceparent) attempts in one pipeline round trip.
+
+    Returns each entry id, or the error Redis answered for that command; a connection
+    failure raises for all of them.
+    """
+    pipeline = redis.pipeline(transaction=False)
+    for render_id, attempt, traceparent in attempts:
+        pipeline.xadd(
+            streams.JOBS_STREAM,
+            _fields(render_id, attempt, traceparent),  # type: ignore[arg-type]
+            maxlen=streams.JOBS_MAXLEN,
+            approximate=True,
+        )
+    replies = await pipeline.execute(raise_on_error=False)
+    return [reply if isinstance(reply, Exception) else str(reply) for reply in replies]
 
 
 async def ensure_group(redis: Redis) -> None:

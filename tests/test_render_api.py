@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import func, select, update
 
 from render_common import streams
 from render_common.config import Settings
+from render_common.db import renders
 from render_common.db.schema import video_renders
 from render_common.pricing import estimate_cost
 from services.render_api import app
@@ -495,6 +497,36 @@ async def test_daily_limit_is_race_free(start_api: StartApi, user: str, token_fo
     assert len(admitted) == 10 and len(refused) == 90
     assert all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
     assert await count_rows(api, user) == 10
+
+
+async def test_batched_intakes_of_many_users_keep_each_users_limits(
+    start_api: StartApi, token_for: Any, redis: Redis
+) -> None:
+    """Concurrent StartRenders share transactions (group commit); every user's quota,
+    request_id and ownership stay their own."""
+    api, stub = await start_api(daily_render_limit=3, concurrent_render_limit=1000)
+    users = [f"batch-user-{uuid.uuid4().hex[:8]}-{n}" for n in range(8)]
+    calls = []
+    for user in users:
+        auth = bearer(token_for(user))
+        calls += [stub.StartRender(start_request(), metadata=auth) for _ in range(5)]
+        calls += [
+            stub.StartRender(start_request(request_id="same", project_id=f"p{k}"), metadata=auth)
+            for k in range(3)
+        ]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    per_user = len(results) // len(users)
+    for index, user in enumerate(users):
+        mine = results[index * per_user : (index + 1) * per_user]
+        admitted = {r.render.render_id for r in mine if not isinstance(r, BaseException)}
+        codes = sorted(r.code().name for r in mine if isinstance(r, grpc.aio.AioRpcError))
+        assert len(admitted) == 3, (user, mine)
+        assert set(codes) <= {"RESOURCE_EXHAUSTED", "FAILED_PRECONDITION"}, codes
+        assert await count_rows(api, user) == 3
+        for render_id in admitted:
+            assert len(await jobs_for(redis, render_id)) == 1
+            row = await renders.get(api.engine, render_id)
+            assert row is not None and row["user_id"] == user and row["queue_job_id"]
 
 
 # --- Redis failure ----------------------------------------------------------------------

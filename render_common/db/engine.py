@@ -48,6 +48,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         return engine
     engine = create_async_engine(
         url,
+        connect_args={"server_settings": {"plan_cache_mode": "force_custom_plan"}},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,

@@ -39,6 +39,7 @@ class RenderApi:
     server: RunningServer
     engine: AsyncEngine
     redis: Redis
+    servicer: RenderService
     sweeper_task: asyncio.Task[None] | None
 
     @property
@@ -49,6 +50,7 @@ class RenderApi:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop serving, the sweeper, and close connections."""
         await self.server.stop(grace)
+        await self.servicer.close()
         if self.sweeper_task is not None:
             self.sweeper_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -80,7 +82,9 @@ async def start(
     if run_sweeper:
         sweeper = Sweeper(engine, redis, grace_seconds=settings.sweeper_grace_seconds)
         task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
-    return RenderApi(server=server, engine=engine, redis=redis, sweeper_task=task)
+    return RenderApi(
+        server=server, engine=engine, redis=redis, servicer=servicer, sweeper_task=task
+    )
 
 
 async def main() -> None:

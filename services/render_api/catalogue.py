@@ -4,25 +4,59 @@
 (`npm run schema` in remotion/) and checked in; CI fails when it is stale. Its root
 describes one scene as a union on `type`; each branch is validated on its own so that a
 bad prop is reported at its own field path rather than as "matches no branch".
+
+Valid scenes, the hot path of StartRender, are checked by validators compiled to Python
+code with fastjsonschema (about 15x faster than walking the schema); only a scene it
+refuses goes through jsonschema, which lists every violation with its path. The fast
+path is used only while the schema sticks to keywords that mean the same in draft 7
+(fastjsonschema's newest draft) and in the catalogue's 2020-12.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 
 from render_common.config import ROOT
 
+log = logging.getLogger(__name__)
+
 DEFAULT_PATH = ROOT / "remotion" / "catalogue" / "scenes.schema.json"
 _CAMEL_TO_PROTO = {"durationInFrames": "duration_in_frames"}
+_DRAFT7 = "http://json-schema.org/draft-07/schema#"
+# Keywords whose meaning is the same in draft 7 and 2020-12 (annotations included).
+_PORTABLE_KEYWORDS = frozenset(
+    {
+        "$schema",
+        "$id",
+        "title",
+        "description",
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "enum",
+        "const",
+        "minimum",
+        "maximum",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "oneOf",
+        "anyOf",
+        "allOf",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +126,14 @@ class SceneCatalogue:
                 self._validators[name] = self._validator_class({**base, "allOf": [branch]})
         if not self._validators:
             raise ValueError("scene catalogue lists no scene types")
+        self._fast: dict[str, Callable[[Any], Any]] = {}
+        unportable = _schema_keywords(self._schema) - _PORTABLE_KEYWORDS
+        if unportable:
+            log.info("scene catalogue: no fast path (keywords %s)", ", ".join(sorted(unportable)))
+        else:
+            for name, validator in self._validators.items():
+                branch = {**validator.schema, "$schema": _DRAFT7}  # type: ignore[dict-item]
+                self._fast[name] = fastjsonschema.compile(branch)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PATH) -> SceneCatalogue:
@@ -130,6 +172,14 @@ class SceneCatalogue:
                     f"unknown scene type {kind!r}; expected one of {', '.join(self.scene_types)}",
                 )
             ]
+        fast = self._fast.get(kind) if isinstance(kind, str) else None
+        if fast is not None:
+            try:
+                fast(scene)
+            except fastjsonschema.JsonSchemaValueException:
+                pass
+            else:
+                return []
         violations = []
         for error in sorted(validator.iter_errors(scene), key=lambda e: list(e.absolute_path)):
             path = ".".join(_CAMEL_TO_PROTO.get(str(p), str(p)) for p in error.absolute_path)
@@ -156,6 +206,25 @@ class SceneCatalogue:
         if isinstance(enum, list) and len(enum) == 1:
             return str(enum[0])
         return None
+
+
+def _schema_keywords(node: Any) -> set[str]:
+    """Every keyword used in a schema (the names of properties are not keywords)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.startswith("x-"):
+                continue
+            found.add(key)
+            if key == "properties" and isinstance(value, dict):
+                for child in value.values():
+                    found |= _schema_keywords(child)
+            elif key not in ("enum", "const"):
+                found |= _schema_keywords(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _schema_keywords(item)
+    return found
 
 
 def _walk(node: Any) -> Iterator[Any]:

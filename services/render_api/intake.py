@@ -1,6 +1,6 @@
-"""The StartRender transaction: idempotency, quotas and the insert, race-free.
+"""The StartRender transaction: idempotency, quotas and the insert, race-free, in batches.
 
-On PostgreSQL a transaction-scoped advisory lock per user serialises one user's intakes
+On PostgreSQL transaction-scoped advisory locks per user serialise one user's intakes
 (other users proceed in parallel); on SQLite every write transaction is BEGIN IMMEDIATE.
 Either way the quota counts and the insert see each other, so 100 concurrent requests
 against a limit of 10 admit exactly 10, and 50 retries of one request_id create one render.
@@ -8,31 +8,61 @@ against a limit of 10 admit exactly 10, and 50 retries of one request_id create 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    bindparam,
-    exists,
-    func,
-    insert,
-    literal_column,
-    select,
-    text,
-)
+from opentelemetry import trace
+from sqlalchemy import ARRAY, DateTime, Text, bindparam, func, insert, literal_column, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from render_common.batching import Batch, Batcher
 from render_common.db.schema import ACTIVE_STATES, QUEUED, video_renders
-from render_common.errors import FailedPrecondition, QuotaExceeded
+from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
 from services.render_api.validation import RenderSpec
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 7))")
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+DEADLOCK_RETRIES = 3
+_DEADLOCK_SQLSTATE = "40P01"
+_TEXT_ARRAY = ARRAY(Text)
+_ACTIVE = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
 
 # Statements of the hot path, built once (building Core statements per call costs more
-# CPU than executing them; compiled forms are cached by the engine).
+# CPU than executing them; compiled forms are cached by the engine). The PostgreSQL ones
+# take arrays, so one prepared statement serves every batch size.
+_LOCK_USERS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(u, 7)) FROM unnest(:users) AS u"
+).bindparams(bindparam("users", type_=_TEXT_ARRAY))
+# Per user, each count bound to `user_id = u.user_id`, so even a generic plan built when
+# the table was small walks the user's own index entries (a plan on status alone scans
+# every queued render, which is what grows under a backlog).
+_USAGE_MANY = text(
+    "SELECT u.user_id,"
+    " (SELECT count(*) FROM video_renders v"
+    "   WHERE v.user_id = u.user_id AND v.created_at >= :day_start),"
+    " (SELECT count(*) FROM video_renders v"
+    f"   WHERE v.user_id = u.user_id AND v.status IN ({_ACTIVE}))"
+    " FROM unnest(:users) AS u(user_id)"
+).bindparams(
+    bindparam("users", type_=_TEXT_ARRAY), bindparam("day_start", type_=DateTime(timezone=True))
+)
+# `= ANY(array)` rather than joins with unnest(): prepared statements soon run on
+# PostgreSQL's generic plan, which for such a join hashes a scan of the whole table;
+# ANY keeps the index scan. The pairs come back as a superset, matched in Python.
+_EXISTING_MANY = (
+    text(
+        "SELECT * FROM video_renders WHERE user_id = ANY(:users) AND request_id = ANY(:request_ids)"
+    )
+    .bindparams(bindparam("users", type_=_TEXT_ARRAY), bindparam("request_ids", type_=_TEXT_ARRAY))
+    .columns(*video_renders.columns)
+)
+
+# Portable forms, per user (SQLite, and GetQuota).
 _DAILY_USED = (
     select(func.count())
     .select_from(video_renders)
@@ -58,59 +88,6 @@ _EXISTING = select(video_renders).where(
     video_renders.c.request_id == bindparam("request_id"),
 )
 _INSERT = insert(video_renders)
-_INSERTED_COLUMNS = (
-    "id",
-    "user_id",
-    "project_id",
-    "request_id",
-    "request_hash",
-    "status",
-    "stage",
-    "progress",
-    "format",
-    "quality",
-    "engine",
-    "requested_engine",
-    "spec",
-    "scene_count",
-    "frames_total",
-    "attempt",
-    "retry_count",
-    "cancel_requested",
-    "cost_estimate",
-    "cost_estimate_usd",
-    "created_at",
-    "updated_at",
-)
-
-
-def _count_and_insert() -> Any:
-    """PostgreSQL: the quota counts and the insert if both are under their limits, one statement.
-
-    Runs after the advisory lock, so its snapshot sees every earlier intake of the user,
-    exactly as a count then an insert would; it returns the counts (for the error) and
-    whether the row was inserted.
-    """
-    counts = select(
-        _DAILY_USED.label("daily_used"), _CONCURRENT_ACTIVE.label("concurrent_active")
-    ).cte("counts")
-    values = [bindparam(name, type_=video_renders.c[name].type) for name in _INSERTED_COLUMNS]
-    inserted = (
-        insert(video_renders)
-        .from_select(
-            list(_INSERTED_COLUMNS),
-            select(*values).where(
-                counts.c.daily_used < bindparam("daily_limit", type_=BigInteger),
-                counts.c.concurrent_active < bindparam("concurrent_limit", type_=BigInteger),
-            ),
-        )
-        .returning(video_renders.c.id)
-        .cte("inserted")
-    )
-    return select(counts.c.daily_used, counts.c.concurrent_active, exists(select(inserted.c.id)))
-
-
-_COUNT_AND_INSERT = _count_and_insert()
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +124,42 @@ class Admission:
     created: bool
 
 
-class Intake:
-    """Admits renders into the database."""
+@dataclass(frozen=True, slots=True)
+class IntakeRequest:
+    """One validated StartRender of a user, with its engine and cost already decided."""
 
-    def __init__(self, engine: AsyncEngine, *, daily_limit: int, concurrent_limit: int) -> None:
+    user_id: str
+    spec: RenderSpec
+    engine: str
+    cost_estimate: dict[str, float]
+
+
+class Intake:
+    """Admits renders into the database, concurrent requests in one transaction.
+
+    Concurrent StartRenders are grouped (render_common.batching): one transaction locks
+    the batch's users, reads their usage and earlier request_ids in one statement each,
+    decides every request in order (so later requests of a user see the earlier ones of
+    the same batch), and inserts the admitted rows in one executemany. Under load that is
+    five round trips per batch instead of four per request; a quiet server still runs
+    batches of one without waiting.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        daily_limit: int,
+        concurrent_limit: int,
+        max_batch: int = 64,
+    ) -> None:
         self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
         self._daily_limit = daily_limit
         self._concurrent_limit = concurrent_limit
+        self._batcher: Batcher[IntakeRequest, Admission] = Batcher(
+            self._admit_batch, name="intake", max_batch=max_batch, max_concurrent=2
+        )
 
     async def admit(
         self,
@@ -165,74 +170,116 @@ class Intake:
         cost_estimate: dict[str, float],
     ) -> Admission:
         """Insert a QUEUED render unless it is a retry or a limit is reached."""
+        return await self._batcher.submit(IntakeRequest(user_id, spec, engine, cost_estimate))
+
+    async def close(self) -> None:
+        """Wait for the batches in flight."""
+        await self._batcher.close()
+
+    async def _admit_batch(self, batch: Batch[IntakeRequest]) -> list[Admission | Exception]:
+        """Admit a batch in one transaction, retried when PostgreSQL reports a deadlock."""
+        with batch.span(tracer, "render.intake.batch"):
+            for attempt in range(1, DEADLOCK_RETRIES + 1):
+                try:
+                    return await self._admit_in_transaction(batch.items)
+                except DBAPIError as exc:
+                    if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
+                        raise
+                    log.warning("intake batch deadlocked; retrying", extra={"attempt": attempt})
+        raise AssertionError("unreachable")
+
+    async def _admit_in_transaction(
+        self, requests: list[IntakeRequest]
+    ) -> list[Admission | Exception]:
         now = datetime.now(UTC)
-        fingerprint = spec.fingerprint() if spec.request_id else None
+        users = sorted({request.user_id for request in requests})
+        keyed = [(r.user_id, r.spec.request_id) for r in requests if r.spec.request_id]
         async with self._engine.begin() as connection:
             if self._postgres:
-                await connection.execute(_ADVISORY_LOCK, {"key": user_id})
-            if spec.request_id:
-                existing = (
-                    (
-                        await connection.execute(
-                            _EXISTING, {"user_id": user_id, "request_id": spec.request_id}
-                        )
-                    )
-                    .mappings()
-                    .first()
+                # Sorted, so concurrent batches (here or in other processes) never deadlock.
+                await connection.execute(_LOCK_USERS, {"users": users})
+            counts = await self._usage_many(connection, users, now)
+            existing = await self._existing_many(connection, keyed)
+            rows: list[dict[str, Any]] = []
+            results: list[Admission | Exception] = []
+            for request in requests:
+                try:
+                    results.append(self._decide(request, counts, existing, rows, now))
+                except RenderExportError as exc:
+                    results.append(exc)
+            if rows:
+                await connection.execute(_INSERT, rows)
+        return results
+
+    def _decide(
+        self,
+        request: IntakeRequest,
+        counts: dict[str, list[int]],
+        existing: dict[tuple[str, str], dict[str, Any]],
+        rows: list[dict[str, Any]],
+        now: datetime,
+    ) -> Admission:
+        """One request's outcome given what the transaction has seen and admitted so far."""
+        spec = request.spec
+        fingerprint = spec.fingerprint() if spec.request_id else None
+        key = (request.user_id, spec.request_id)
+        earlier = existing.get(key) if spec.request_id else None
+        if earlier is not None:
+            if earlier["request_hash"] != fingerprint:
+                raise FailedPrecondition(
+                    "request_id was already used for a different request",
+                    reason="REQUEST_ID_REUSED",
+                    subject=f"request_id:{spec.request_id}",
+                    metadata={"render_id": earlier["id"]},
                 )
-                if existing is not None:
-                    if existing["request_hash"] != fingerprint:
-                        raise FailedPrecondition(
-                            "request_id was already used for a different request",
-                            reason="REQUEST_ID_REUSED",
-                            subject=f"request_id:{spec.request_id}",
-                            metadata={"render_id": existing["id"]},
-                        )
-                    return Admission(row=dict(existing), created=False)
-            row = {
-                "id": str(uuid.uuid4()),
-                "user_id": user_id,
-                "project_id": spec.project_id,
-                "request_id": spec.request_id or None,
-                "request_hash": fingerprint,
-                "status": QUEUED,
-                "stage": "queued",
-                "progress": 0.0,
-                "format": spec.format,
-                "quality": spec.quality,
-                "engine": engine,
-                "requested_engine": spec.requested_engine or "default",
-                "spec": {"scenes": spec.scenes},
-                "scene_count": len(spec.scenes),
-                "frames_total": spec.frames_total,
-                "attempt": 0,
-                "retry_count": 0,
-                "cancel_requested": False,
-                "cost_estimate": cost_estimate,
-                "cost_estimate_usd": cost_estimate["total_usd"],
-                "created_at": now,
-                "updated_at": now,
-            }
-            if self._postgres:
-                # One round trip for the counts and the conditional insert.
-                daily, active, inserted = (
-                    await connection.execute(
-                        _COUNT_AND_INSERT,
-                        {
-                            **row,
-                            "day_start": start_of_day(now),
-                            "daily_limit": self._daily_limit,
-                            "concurrent_limit": self._concurrent_limit,
-                        },
-                    )
-                ).one()
-                if not inserted:
-                    self._check_limits(user_id, Usage(int(daily), int(active)))
-                    raise AssertionError("the insert was refused under the limits")
-            else:
-                self._check_limits(user_id, await usage(connection, user_id, now))
-                await connection.execute(_INSERT, row)
+            return Admission(row=_complete(earlier), created=False)
+        used = counts[request.user_id]
+        self._check_limits(request.user_id, Usage(daily_used=used[0], concurrent_active=used[1]))
+        row = _new_row(request, fingerprint, now)
+        rows.append(row)
+        used[0] += 1
+        used[1] += 1
+        if spec.request_id:
+            existing[key] = row
         return Admission(row=_complete(row), created=True)
+
+    async def _usage_many(
+        self, connection: AsyncConnection, users: list[str], now: datetime
+    ) -> dict[str, list[int]]:
+        """[daily used, concurrent active] of each user (one statement on PostgreSQL)."""
+        if not self._postgres:
+            found = {user: await usage(connection, user, now) for user in users}
+            return {u: [c.daily_used, c.concurrent_active] for u, c in found.items()}
+        result = await connection.execute(
+            _USAGE_MANY, {"users": users, "day_start": start_of_day(now)}
+        )
+        return {user: [int(daily), int(active)] for user, daily, active in result}
+
+    async def _existing_many(
+        self, connection: AsyncConnection, keyed: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Earlier renders with the batch's (user, request_id) pairs."""
+        if not keyed:
+            return {}
+        if self._postgres:
+            result = await connection.execute(
+                _EXISTING_MANY,
+                {"users": [u for u, _ in keyed], "request_ids": [r for _, r in keyed]},
+            )
+            rows = [dict(row) for row in result.mappings()]
+        else:
+            rows = []
+            for user_id, request_id in keyed:
+                found = await connection.execute(
+                    _EXISTING, {"user_id": user_id, "request_id": request_id}
+                )
+                rows.extend(dict(row) for row in found.mappings())
+        wanted = set(keyed)
+        return {
+            (row["user_id"], row["request_id"]): row
+            for row in rows
+            if (row["user_id"], row["request_id"]) in wanted
+        }
 
     def _check_limits(self, user_id: str, counts: Usage) -> None:
         """Raise QuotaExceeded when the daily or the concurrent limit is reached."""
@@ -259,3 +306,37 @@ _ALL_COLUMNS = tuple(column.name for column in video_renders.columns)
 def _complete(row: dict[str, Any]) -> dict[str, Any]:
     """A freshly inserted row with every column present (None for unset ones)."""
     return {name: row.get(name) for name in _ALL_COLUMNS}
+
+
+def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> dict[str, Any]:
+    """The QUEUED row of an admitted request."""
+    spec = request.spec
+    return {
+        "id": str(uuid.uuid4()),
+        "user_id": request.user_id,
+        "project_id": spec.project_id,
+        "request_id": spec.request_id or None,
+        "request_hash": fingerprint,
+        "status": QUEUED,
+        "stage": "queued",
+        "progress": 0.0,
+        "format": spec.format,
+        "quality": spec.quality,
+        "engine": request.engine,
+        "requested_engine": spec.requested_engine or "default",
+        "spec": {"scenes": spec.scenes},
+        "scene_count": len(spec.scenes),
+        "frames_total": spec.frames_total,
+        "attempt": 0,
+        "retry_count": 0,
+        "cancel_requested": False,
+        "cost_estimate": request.cost_estimate,
+        "cost_estimate_usd": request.cost_estimate["total_usd"],
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _is_deadlock(exc: DBAPIError) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock."""
+    return getattr(exc.orig, "sqlstate", None) == _DEADLOCK_SQLSTATE or "deadlock" in str(exc)

@@ -24,7 +24,6 @@ from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from render_common.events import ProgressEvent, publish_event
 from render_common.ids import check_render_id
 from render_common.pricing import estimate_cost
-from render_common.queue import enqueue_attempt
 from render_common.resources import (
     ENGINE_TO_PROTO,
     STATE_FROM_PROTO,
@@ -32,6 +31,7 @@ from render_common.resources import (
     frames_duration,
     render_message,
 )
+from services.render_api.enqueuer import Enqueuer
 from services.render_api.intake import Intake, next_reset, usage
 from services.render_api.paging import decode_token, encode_token
 from services.render_api.routing import EngineChoice, choose_engine
@@ -64,6 +64,12 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
             daily_limit=settings.daily_render_limit,
             concurrent_limit=settings.concurrent_render_limit,
         )
+        self._enqueuer = Enqueuer(redis, engine)
+
+    async def close(self) -> None:
+        """Finish the intake and enqueue batches in flight."""
+        await self._intake.close()
+        await self._enqueuer.close()
 
     async def StartRender(
         self,
@@ -81,21 +87,8 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         )
         row = admission.row
         if admission.created:
-            row["queue_job_id"] = await self._enqueue(row["id"])
+            row["queue_job_id"] = await self._enqueuer.enqueue(row["id"])
         return render_service_pb2.StartRenderResponse(render=render_message(row))
-
-    async def _enqueue(self, render_id: str) -> str | None:
-        """XADD the first attempt; on a Redis failure leave it to the sweeper (row is durable)."""
-        try:
-            entry_id = await enqueue_attempt(self._redis, render_id, 1)
-        except (RedisError, OSError) as exc:
-            log.warning(
-                "enqueue failed; the sweeper will enqueue it",
-                extra={"render_id": render_id, "error": str(exc)},
-            )
-            return None
-        await renders.mark_enqueued(self._engine, render_id, entry_id)
-        return entry_id
 
     async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
         requested = spec.requested_engine
