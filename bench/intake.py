@@ -58,8 +58,9 @@ P99_TARGET = 3.0
 
 
 async def _serve_echo(port: int) -> None:
-    """A bare grpc.aio server with the services' options and one unary echo method."""
-    from render_common.server import server_options
+    """A bare grpc.aio server with the services' options, their garbage-collector settings
+    and one unary echo method."""
+    from render_common.server import server_options, settle_garbage_collector
 
     async def echo(request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
         return request
@@ -74,6 +75,7 @@ async def _serve_echo(port: int) -> None:
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
+    settle_garbage_collector()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from render_common.logs import configure_logging
 from render_common.server import (
     RunningServer,
     ServiceRegistration,
+    settle_garbage_collector,
     start_server,
     wait_for_shutdown_signal,
 )
@@ -121,9 +121,8 @@ async def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     configure_telemetry("progress")
     progress = await start(settings)
-    # Keep start-up objects (modules, protobuf descriptors) out of the cyclic collector's
-    # scans: with thousands of open streams, full collections otherwise show up as p99.
-    gc.freeze()
+    # With thousands of open streams, collections otherwise show up as p99.
+    settle_garbage_collector()
     log.info("progress serving", extra={"port": progress.port})
     await wait_for_shutdown_signal()
     await progress.stop(settings.shutdown_grace_seconds)

@@ -19,6 +19,7 @@ from render_common.redis_client import create_redis
 from render_common.server import (
     RunningServer,
     ServiceRegistration,
+    settle_garbage_collector,
     start_server,
     wait_for_shutdown_signal,
 )
@@ -93,6 +94,7 @@ async def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     configure_telemetry("render_api")
     api = await start(settings)
+    settle_garbage_collector()
     log.info("render_api serving", extra={"port": api.port})
     await wait_for_shutdown_signal()
     await api.stop(settings.shutdown_grace_seconds)

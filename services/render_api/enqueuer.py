@@ -1,21 +1,32 @@
-"""First attempts of admitted renders into render:jobs, concurrent ones in one pipeline."""
+"""First attempts of admitted renders into render:jobs, and their entry ids onto the rows.
+
+StartRender's order is: commit the rows, XADD their first attempts, answer. Recording the
+entry id on the row (`queue_job_id`, the sweeper's bookkeeping) happens after the answer,
+coalesced over batches into one UPDATE: it is off the caller's path and its fsync. If
+that record is lost (a crash, a database hiccup), the row keeps a NULL queue_job_id and
+the sweeper enqueues the render again after its grace; the worker's lease on the render
+makes the second entry harmless (no second output, no second completion).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common.batching import Batch, Batcher
 from render_common.db import renders
-from render_common.queue import current_traceparent, enqueue_attempts
+from render_common.queue import enqueue_attempts
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
+
+RECORD_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,48 +38,88 @@ class FirstAttempt:
 
 
 class Enqueuer:
-    """XADDs first attempts and records their entry ids on the rows.
+    """XADDs first attempts in one pipeline; their entry ids are recorded in the background.
 
-    A Redis failure leaves the renders to the sweeper (their rows are durable), so
-    `enqueue` answers None for them rather than failing the StartRender.
+    A Redis failure answers None for the renders concerned rather than failing the
+    StartRender: their rows are durable and the sweeper enqueues them.
     """
 
-    def __init__(self, redis: Redis, engine: AsyncEngine, *, max_batch: int = 64) -> None:
+    def __init__(self, redis: Redis, engine: AsyncEngine) -> None:
         self._redis = redis
-        self._engine = engine
-        self._batcher: Batcher[FirstAttempt, str | None] = Batcher(
-            self._enqueue_batch, name="enqueue", max_batch=max_batch
-        )
+        self._recorder = EntryRecorder(engine)
 
-    async def enqueue(self, render_id: str) -> str | None:
-        """The render's entry id in render:jobs, or None when Redis could not take it."""
-        return await self._batcher.submit(FirstAttempt(render_id, current_traceparent()))
+    async def enqueue(self, attempts: Sequence[FirstAttempt]) -> list[str | None]:
+        """The entry id of each attempt in render:jobs, or None where Redis did not take it."""
+        if not attempts:
+            return []
+        try:
+            replies = await enqueue_attempts(
+                self._redis, [(a.render_id, 1, a.traceparent) for a in attempts]
+            )
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "enqueue failed; the sweeper will enqueue these renders",
+                extra={"renders": len(attempts), "error": str(exc)},
+            )
+            return [None] * len(attempts)
+        entry_ids: list[str | None] = []
+        for attempt, reply in zip(attempts, replies, strict=True):
+            if isinstance(reply, str):
+                entry_ids.append(reply)
+            else:
+                entry_ids.append(None)
+                log.warning(
+                    "enqueue refused; the sweeper will enqueue it",
+                    extra={"render_id": attempt.render_id, "error": str(reply)},
+                )
+        self._recorder.record(
+            [(a.render_id, e) for a, e in zip(attempts, entry_ids, strict=True) if e]
+        )
+        return entry_ids
 
     async def close(self) -> None:
-        """Wait for the batches in flight."""
-        await self._batcher.close()
+        """Write the entry ids still waiting."""
+        await self._recorder.close()
 
-    async def _enqueue_batch(self, batch: Batch[FirstAttempt]) -> list[str | None]:
-        with batch.span(tracer, "render.enqueue.batch"):
-            try:
-                replies = await enqueue_attempts(
-                    self._redis, [(a.render_id, 1, a.traceparent) for a in batch.items]
-                )
-            except (RedisError, OSError) as exc:
-                log.warning(
-                    "enqueue failed; the sweeper will enqueue these renders",
-                    extra={"renders": len(batch.items), "error": str(exc)},
-                )
-                return [None] * len(batch.items)
-            entry_ids = [reply if isinstance(reply, str) else None for reply in replies]
-            for attempt, reply in zip(batch.items, replies, strict=True):
-                if not isinstance(reply, str):
-                    log.warning(
-                        "enqueue refused; the sweeper will enqueue it",
-                        extra={"render_id": attempt.render_id, "error": str(reply)},
-                    )
-            await renders.mark_enqueued_many(
-                self._engine,
-                [(a.render_id, e) for a, e in zip(batch.items, entry_ids, strict=True) if e],
+
+class EntryRecorder:
+    """Writes (render_id, entry_id) pairs onto their rows from one background task.
+
+    Pairs recorded while a write is in flight go into the next one, so under load many
+    StartRender batches share one UPDATE.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pending: list[tuple[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, entries: Sequence[tuple[str, str]]) -> None:
+        """Queue pairs for writing (returns at once)."""
+        if not entries:
+            return
+        self._pending.extend(entries)
+        if self._task is None:
+            self._task = asyncio.create_task(
+                self._write(), name="entry-recorder", context=contextvars.Context()
             )
-            return entry_ids
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                chunk = self._pending[:RECORD_BATCH]
+                del self._pending[:RECORD_BATCH]
+                try:
+                    await renders.mark_enqueued_many(self._engine, chunk)
+                except (SQLAlchemyError, OSError) as exc:
+                    log.warning(
+                        "recording queue entries failed; the sweeper will enqueue them again",
+                        extra={"renders": len(chunk), "error": str(exc)},
+                    )
+        finally:
+            self._task = None  # in the task itself: no window where a finished task blocks
+
+    async def close(self) -> None:
+        """Wait until every queued pair is written (or has failed)."""
+        while self._task is not None:
+            await asyncio.shield(self._task)

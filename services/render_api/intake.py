@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from render_common.batching import Batch, Batcher
 from render_common.db.schema import ACTIVE_STATES, QUEUED, video_renders
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
+from render_common.queue import current_traceparent
+from services.render_api.enqueuer import Enqueuer, FirstAttempt
 from services.render_api.validation import RenderSpec
 
 log = logging.getLogger(__name__)
@@ -132,33 +134,38 @@ class IntakeRequest:
     spec: RenderSpec
     engine: str
     cost_estimate: dict[str, float]
+    traceparent: str
 
 
 class Intake:
-    """Admits renders into the database, concurrent requests in one transaction.
+    """Admits renders into the database and enqueues them, concurrent requests together.
 
     Concurrent StartRenders are grouped (render_common.batching): one transaction locks
     the batch's users, reads their usage and earlier request_ids in one statement each,
     decides every request in order (so later requests of a user see the earlier ones of
-    the same batch), and inserts the admitted rows in one executemany. Under load that is
-    five round trips per batch instead of four per request; a quiet server still runs
-    batches of one without waiting.
+    the same batch), and inserts the admitted rows in one executemany; after the commit
+    one pipeline XADDs the new renders' first attempts. Under load that is six round trips
+    per batch instead of five per request; a quiet server still runs batches of one
+    without waiting. One batch is in flight at a time: requests arriving meanwhile make
+    the next batch larger, which is what keeps the cost per request down.
     """
 
     def __init__(
         self,
         engine: AsyncEngine,
+        enqueuer: Enqueuer,
         *,
         daily_limit: int,
         concurrent_limit: int,
         max_batch: int = 64,
     ) -> None:
         self._engine = engine
+        self._enqueuer = enqueuer
         self._postgres = engine.dialect.name == "postgresql"
         self._daily_limit = daily_limit
         self._concurrent_limit = concurrent_limit
         self._batcher: Batcher[IntakeRequest, Admission] = Batcher(
-            self._admit_batch, name="intake", max_batch=max_batch, max_concurrent=2
+            self._admit_batch, name="intake", max_batch=max_batch
         )
 
     async def admit(
@@ -169,23 +176,46 @@ class Intake:
         engine: str,
         cost_estimate: dict[str, float],
     ) -> Admission:
-        """Insert a QUEUED render unless it is a retry or a limit is reached."""
-        return await self._batcher.submit(IntakeRequest(user_id, spec, engine, cost_estimate))
+        """Insert and enqueue a QUEUED render unless it is a retry or a limit is reached.
+
+        A new render whose XADD failed comes back with no queue_job_id (the sweeper will
+        enqueue it).
+        """
+        request = IntakeRequest(user_id, spec, engine, cost_estimate, current_traceparent())
+        return await self._batcher.submit(request)
 
     async def close(self) -> None:
-        """Wait for the batches in flight."""
+        """Wait for the batches in flight and the entry ids still to record."""
         await self._batcher.close()
+        await self._enqueuer.close()
 
     async def _admit_batch(self, batch: Batch[IntakeRequest]) -> list[Admission | Exception]:
-        """Admit a batch in one transaction, retried when PostgreSQL reports a deadlock."""
+        """Admit a batch in one transaction, then enqueue the renders it created."""
         with batch.span(tracer, "render.intake.batch"):
-            for attempt in range(1, DEADLOCK_RETRIES + 1):
-                try:
-                    return await self._admit_in_transaction(batch.items)
-                except DBAPIError as exc:
-                    if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
-                        raise
-                    log.warning("intake batch deadlocked; retrying", extra={"attempt": attempt})
+            results = await self._admit_with_retries(batch.items)
+            created = [
+                (result, request)
+                for result, request in zip(results, batch.items, strict=True)
+                if isinstance(result, Admission) and result.created
+            ]
+            entry_ids = await self._enqueuer.enqueue(
+                [FirstAttempt(a.row["id"], request.traceparent) for a, request in created]
+            )
+            for (admission, _), entry_id in zip(created, entry_ids, strict=True):
+                admission.row["queue_job_id"] = entry_id
+            return results
+
+    async def _admit_with_retries(
+        self, requests: list[IntakeRequest]
+    ) -> list[Admission | Exception]:
+        """The transaction, run again when PostgreSQL breaks a deadlock by aborting it."""
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                return await self._admit_in_transaction(requests)
+            except DBAPIError as exc:
+                if attempt == DEADLOCK_RETRIES or not _is_deadlock(exc):
+                    raise
+                log.warning("intake batch deadlocked; retrying", extra={"attempt": attempt})
         raise AssertionError("unreachable")
 
     async def _admit_in_transaction(

@@ -61,22 +61,21 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         self._validator = validator
         self._intake = Intake(
             engine,
+            Enqueuer(redis, engine),
             daily_limit=settings.daily_render_limit,
             concurrent_limit=settings.concurrent_render_limit,
         )
-        self._enqueuer = Enqueuer(redis, engine)
 
     async def close(self) -> None:
-        """Finish the intake and enqueue batches in flight."""
+        """Finish the intake batches in flight and their bookkeeping."""
         await self._intake.close()
-        await self._enqueuer.close()
 
     async def StartRender(
         self,
         request: render_service_pb2.StartRenderRequest,
         context: grpc.aio.ServicerContext,
     ) -> render_service_pb2.StartRenderResponse:
-        """Validate, check cost and quotas, persist, then enqueue."""
+        """Validate, check cost and quotas, persist, then enqueue (services.render_api.intake)."""
         user_id = current_user.get()
         spec = self._validator.start_request(request)
         cost = estimate_cost(spec.frames_total, spec.quality)
@@ -85,10 +84,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         admission = await self._intake.admit(
             user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
         )
-        row = admission.row
-        if admission.created:
-            row["queue_job_id"] = await self._enqueuer.enqueue(row["id"])
-        return render_service_pb2.StartRenderResponse(render=render_message(row))
+        return render_service_pb2.StartRenderResponse(render=render_message(admission.row))
 
     async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
         requested = spec.requested_engine
