@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from render_common.telemetry import instrument_engine
+
+
+def _dumps(value: Any) -> str:
+    """JSON columns' serializer: orjson (several times faster than json on the hot path)."""
+    return orjson.dumps(value).decode()
+
+
+_JSON = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
 
 
 def is_sqlite(url: str) -> bool:
@@ -27,7 +36,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **_JSON)
         sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")
@@ -53,6 +62,7 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         max_overflow=pool_size,
         pool_pre_ping=False,
         pool_recycle=1800,
+        **_JSON,
     )
     instrument_engine(engine)
     return engine
