@@ -24,6 +24,8 @@ from render_common.db import renders
 from render_common.db.schema import video_renders
 from render_common.pricing import estimate_cost
 from services.render_api import app
+from services.render_api.catalogue import SceneCatalogue
+from services.render_api.validation import RequestValidator
 from tests.conftest import TEST_SECRET, bearer
 from tests.support.processes import RedisServer
 from tests.support.rpc import rich_error
@@ -539,6 +541,19 @@ async def test_batched_intakes_of_many_users_keep_each_users_limits(
             render_service_pb2.CancelRenderRequest(render_id=render_id),
             metadata=bearer(token_for(str(row["user_id"]))),
         )
+
+
+def test_new_rows_fill_exactly_the_columns_the_batch_insert_names() -> None:
+    from datetime import UTC, datetime
+
+    from services.render_api import intake
+
+    spec = RequestValidator(Settings(), SceneCatalogue.load()).start_request(start_request())
+    cost = estimate_cost(spec.frames_total, spec.quality).as_dict()
+    request = intake.IntakeRequest("u", spec, "ssr", cost, "")
+    row = intake._new_row(request, None, datetime.now(UTC))
+    assert tuple(row) == intake._NEW_ROW_COLUMNS
+    assert set(intake._as_columns([row, row])) == set(row)
 
 
 def admitted_all(results: list[Any]) -> list[str]:

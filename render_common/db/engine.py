@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from render_common.telemetry import instrument_engine
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
     """JSON columns' serializer: orjson (several times faster than json on the hot path)."""
     return orjson.dumps(value).decode()
 
 
-_JSON = {"json_serializer": _dumps, "json_deserializer": orjson.loads}
+_JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
 
 
 def is_sqlite(url: str) -> bool:
