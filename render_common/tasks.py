@@ -15,6 +15,11 @@ def raise_if_cancelling() -> None:
     and `RenderApi.stop` waited forever). Call this in such an `except` block and once per
     iteration before the loop waits again.
     """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    if cancelling():
         raise asyncio.CancelledError
+
+
+def cancelling() -> bool:
+    """Whether the current task has been asked to stop (see raise_if_cancelling)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

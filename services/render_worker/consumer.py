@@ -161,6 +161,7 @@ class Consumer:
             raise
         except Exception:
             # The entry stays pending; XAUTOCLAIM retries it after the visibility timeout.
+            raise_if_cancelling()
             log.exception(
                 "processing failed; entry left for reclaim", extra={"entry": delivery.entry_id}
             )

@@ -25,6 +25,7 @@ from render_common.db.schema import LAMBDA_COLUMNS
 from render_common.events import ProgressEvent, publish_event
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
 from render_common.queue import enqueue_attempt
+from render_common.tasks import cancelling
 from services.render_worker.engines.base import (
     UPLOADING_PROGRESS,
     Engine,
@@ -226,6 +227,11 @@ class RenderProcessor:
             await asyncio.shield(self._hand_back(delivery, row["user_id"]))
             raise
         except Exception as exc:
+            if cancelling():
+                # Shutdown's cancellation, turned into its own error by a driver: hand the
+                # attempt back as for a plain cancellation, rather than spend a retry on it.
+                await asyncio.shield(self._hand_back(delivery, row["user_id"]))
+                raise asyncio.CancelledError from exc
             log.exception("render crashed", extra={"render_id": render_id})
             failure = RenderFailure(
                 "INTERNAL", f"internal error: {exc}", retryable=True, stack=traceback.format_exc()
