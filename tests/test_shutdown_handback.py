@@ -13,6 +13,7 @@ from render.v1 import render_pb2
 from render_common.config import Settings
 from services.render_worker import app as worker_app
 from services.render_worker.engines.base import ProgressReport, RenderJob, RenderOutput
+from tests.support.processes import RedisServer, sqlite_url
 from tests.support.scenes import simple_scenes
 from tests.support.stack import Stack, start_stack
 
@@ -41,13 +42,20 @@ class DriverLikeEngine:
 
 
 @pytest.fixture
-async def stack(base_settings: Settings, postgres_url: str, tmp_path: Path, user: str) -> Any:
+async def stack(base_settings: Settings, tmp_path: Path, user: str) -> Any:
+    """A stack of its own (Redis, SQLite): the engine below must see only this test's render,
+    not the entries other tests left in the shared stream."""
+    redis = RedisServer()
+    redis.start()
     settings = base_settings.with_overrides(
-        database_url=postgres_url, data_dir=str(tmp_path / "data")
+        database_url=sqlite_url(tmp_path), redis_url=redis.url, data_dir=str(tmp_path / "data")
     )
     running = await start_stack(settings, user, worker=False)
-    yield running
-    await running.close()
+    try:
+        yield running
+    finally:
+        await running.close()
+        redis.close()
 
 
 async def test_converted_cancellation_is_a_hand_back_not_a_retry(stack: Stack) -> None:
