@@ -546,14 +546,14 @@ async def test_batched_intakes_of_many_users_keep_each_users_limits(
 def test_new_rows_fill_exactly_the_columns_the_batch_insert_names() -> None:
     from datetime import UTC, datetime
 
-    from services.render_api import intake
+    from services.render_api import intake, intake_sql
 
     spec = RequestValidator(Settings(), SceneCatalogue.load()).start_request(start_request())
     cost = estimate_cost(spec.frames_total, spec.quality).as_dict()
     request = intake.IntakeRequest("u", spec, "ssr", cost, "")
     row = intake._new_row(request, None, datetime.now(UTC))
-    assert tuple(row) == intake._NEW_ROW_COLUMNS
-    assert set(intake._as_columns([row, row])) == set(row)
+    assert tuple(row) == intake_sql.NEW_ROW_COLUMNS
+    assert set(intake_sql.as_columns([row, row])) == set(row)
 
 
 def admitted_all(results: list[Any]) -> list[str]:

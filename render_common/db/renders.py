@@ -110,10 +110,10 @@ _MARK_ENQUEUED = (
     )
     .values(queue_job_id=bindparam("entry_id"))
 )
-# By primary key only (`id = ANY`, no status condition): PostgreSQL soon runs prepared
-# statements on a generic plan, and one built while the table was small picks the
-# status index, scanning every queued render (1.9 ms a batch at 20k queued, growing).
-# Recording the entry of a render that has meanwhile started or ended is harmless.
+# By primary key only (`id = ANY`, no status condition): with one, a generic plan built
+# while the table was small walked the status index over every queued render (1.9 ms a
+# batch at 20k queued, growing). Recording the entry of a render that has meanwhile
+# started or ended is harmless.
 _MARK_ENQUEUED_MANY = text(
     "UPDATE video_renders SET queue_job_id = (:entry_ids)[array_position(:ids, id)]"
     " WHERE id = ANY(:ids) AND queue_job_id IS NULL"

@@ -15,26 +15,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import (
-    ARRAY,
-    JSON,
-    DateTime,
-    Text,
-    bindparam,
-    func,
-    insert,
-    literal_column,
-    select,
-    text,
-)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from render_common.batching import Batch, Batcher
-from render_common.db.engine import json_text
-from render_common.db.schema import ACTIVE_STATES, QUEUED, video_renders
+from render_common.db.schema import QUEUED, video_renders
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
 from render_common.queue import current_traceparent
+from services.render_api import intake_sql as sql
 from services.render_api.enqueuer import Enqueuer, FirstAttempt
 from services.render_api.validation import RenderSpec
 
@@ -43,127 +31,6 @@ tracer = trace.get_tracer(__name__)
 
 DEADLOCK_RETRIES = 3
 _DEADLOCK_SQLSTATE = "40P01"
-_TEXT_ARRAY = ARRAY(Text)
-_ACTIVE = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
-
-# Statements of the hot path, built once (building Core statements per call costs more
-# CPU than executing them; compiled forms are cached by the engine). The PostgreSQL ones
-# take arrays, so one prepared statement serves every batch size.
-_LOCK_USERS = text(
-    "SELECT pg_advisory_xact_lock(hashtextextended(u, 7)) FROM unnest(:users) AS u"
-).bindparams(bindparam("users", type_=_TEXT_ARRAY))
-# Per user, each count bound to `user_id = u.user_id`, so even a generic plan built when
-# the table was small walks the user's own index entries (a plan on status alone scans
-# every queued render, which is what grows under a backlog).
-_USAGE_MANY = text(
-    "SELECT u.user_id,"
-    " (SELECT count(*) FROM video_renders v"
-    "   WHERE v.user_id = u.user_id AND v.created_at >= :day_start),"
-    " (SELECT count(*) FROM video_renders v"
-    f"   WHERE v.user_id = u.user_id AND v.status IN ({_ACTIVE}))"
-    " FROM unnest(:users) AS u(user_id)"
-).bindparams(
-    bindparam("users", type_=_TEXT_ARRAY), bindparam("day_start", type_=DateTime(timezone=True))
-)
-# `= ANY(array)` rather than joins with unnest(): prepared statements soon run on
-# PostgreSQL's generic plan, which for such a join hashes a scan of the whole table;
-# ANY keeps the index scan. The pairs come back as a superset, matched in Python.
-_EXISTING_MANY = (
-    text(
-        "SELECT * FROM video_renders WHERE user_id = ANY(:users) AND request_id = ANY(:request_ids)"
-    )
-    .bindparams(bindparam("users", type_=_TEXT_ARRAY), bindparam("request_ids", type_=_TEXT_ARRAY))
-    .columns(*video_renders.columns)
-)
-
-# Portable forms, per user (SQLite, and GetQuota).
-_DAILY_USED = (
-    select(func.count())
-    .select_from(video_renders)
-    .where(
-        video_renders.c.user_id == bindparam("user_id"),
-        video_renders.c.created_at >= bindparam("day_start"),
-    )
-    .scalar_subquery()
-)
-_CONCURRENT_ACTIVE = (
-    select(func.count())
-    .select_from(video_renders)
-    .where(
-        video_renders.c.user_id == bindparam("user_id"),
-        # Constants inline: no expanding parameter to process on every execution.
-        video_renders.c.status.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES]),
-    )
-    .scalar_subquery()
-)
-_USAGE = select(_DAILY_USED, _CONCURRENT_ACTIVE)
-_EXISTING = select(video_renders).where(
-    video_renders.c.user_id == bindparam("user_id"),
-    video_renders.c.request_id == bindparam("request_id"),
-)
-_INSERT = insert(video_renders)
-
-# PostgreSQL: the batch's rows as one array per column, inserted through unnest(): one
-# bind per column whatever the batch size, encoded by asyncpg in C (an executemany binds
-# and processes every row in Python). JSON columns travel as text and are cast.
-_NEW_ROW_COLUMNS = (
-    "id",
-    "user_id",
-    "project_id",
-    "request_id",
-    "request_hash",
-    "status",
-    "stage",
-    "progress",
-    "format",
-    "quality",
-    "engine",
-    "requested_engine",
-    "spec",
-    "scene_count",
-    "frames_total",
-    "attempt",
-    "retry_count",
-    "cancel_requested",
-    "cost_estimate",
-    "cost_estimate_usd",
-    "created_at",
-    "updated_at",
-)
-_JSON_COLUMNS = frozenset(
-    name for name in _NEW_ROW_COLUMNS if isinstance(video_renders.c[name].type, JSON)
-)
-
-
-def _insert_many() -> Any:
-    arrays = []
-    binds = []
-    for name in _NEW_ROW_COLUMNS:
-        column_type = video_renders.c[name].type
-        if name in _JSON_COLUMNS:
-            arrays.append(f"CAST(:{name} AS JSON[])")
-            binds.append(bindparam(name, type_=_TEXT_ARRAY))
-        else:
-            arrays.append(f":{name}")
-            binds.append(bindparam(name, type_=ARRAY(column_type)))
-    return text(
-        f"INSERT INTO video_renders ({', '.join(_NEW_ROW_COLUMNS)})"
-        f" SELECT * FROM unnest({', '.join(arrays)})"
-    ).bindparams(*binds)
-
-
-_INSERT_MANY = _insert_many()
-
-
-def _as_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Rows as one list per column (JSON columns serialized)."""
-    columns: dict[str, list[Any]] = {}
-    for name in _NEW_ROW_COLUMNS:
-        values = [row[name] for row in rows]
-        if name in _JSON_COLUMNS:
-            values = [None if v is None else json_text(v) for v in values]
-        columns[name] = values
-    return columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +54,7 @@ def next_reset(now: datetime) -> datetime:
 async def usage(connection: AsyncConnection, user_id: str, now: datetime) -> Usage:
     """Count today's and the active renders of a user (two index-only subqueries)."""
     row = (
-        await connection.execute(_USAGE, {"user_id": user_id, "day_start": start_of_day(now)})
+        await connection.execute(sql.USAGE, {"user_id": user_id, "day_start": start_of_day(now)})
     ).one()
     return Usage(daily_used=int(row[0]), concurrent_active=int(row[1]))
 
@@ -220,8 +87,7 @@ class Intake:
     the same batch), and inserts the admitted rows in one executemany; after the commit
     one pipeline XADDs the new renders' first attempts. Under load that is six round trips
     per batch instead of five per request; a quiet server still runs batches of one
-    without waiting. One batch is in flight at a time: requests arriving meanwhile make
-    the next batch larger, which is what keeps the cost per request down.
+    without waiting.
     """
 
     def __init__(
@@ -301,7 +167,7 @@ class Intake:
         async with self._engine.begin() as connection:
             if self._postgres:
                 # Sorted, so concurrent batches (here or in other processes) never deadlock.
-                await connection.execute(_LOCK_USERS, {"users": users})
+                await connection.execute(sql.LOCK_USERS, {"users": users})
             counts = await self._usage_many(connection, users, now)
             existing = await self._existing_many(connection, keyed)
             rows: list[dict[str, Any]] = []
@@ -312,9 +178,9 @@ class Intake:
                 except RenderExportError as exc:
                     results.append(exc)
             if rows and self._postgres:
-                await connection.execute(_INSERT_MANY, _as_columns(rows))
+                await connection.execute(sql.INSERT_MANY, sql.as_columns(rows))
             elif rows:
-                await connection.execute(_INSERT, rows)
+                await connection.execute(sql.INSERT, rows)
         return results
 
     def _decide(
@@ -357,7 +223,7 @@ class Intake:
             found = {user: await usage(connection, user, now) for user in users}
             return {u: [c.daily_used, c.concurrent_active] for u, c in found.items()}
         result = await connection.execute(
-            _USAGE_MANY, {"users": users, "day_start": start_of_day(now)}
+            sql.USAGE_MANY, {"users": users, "day_start": start_of_day(now)}
         )
         return {user: [int(daily), int(active)] for user, daily, active in result}
 
@@ -369,7 +235,7 @@ class Intake:
             return {}
         if self._postgres:
             result = await connection.execute(
-                _EXISTING_MANY,
+                sql.EXISTING_MANY,
                 {"users": [u for u, _ in keyed], "request_ids": [r for _, r in keyed]},
             )
             rows = [dict(row) for row in result.mappings()]
@@ -377,7 +243,7 @@ class Intake:
             rows = []
             for user_id, request_id in keyed:
                 found = await connection.execute(
-                    _EXISTING, {"user_id": user_id, "request_id": request_id}
+                    sql.EXISTING, {"user_id": user_id, "request_id": request_id}
                 )
                 rows.extend(dict(row) for row in found.mappings())
         wanted = set(keyed)
