@@ -60,12 +60,23 @@ class Batcher(Generic[Item, Result]):
     down (with two batches in flight, intake lost a third of its throughput).
     """
 
-    def __init__(self, handler: Handler[Item, Result], *, name: str, max_batch: int = 64) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+    def __init__(
+        self,
+        handler: Handler[Item, Result],
+        *,
+        name: str,
+        max_batch: int = 64,
+        linger: float = 0.0,
+    ) -> None:
+        """`linger` (seconds): under load (the last batch had more than one item), wait
+        this long for more submissions before taking a batch that is not full. A quiet
+        caller never waits for it."""
+        if max_batch < 1 or linger < 0:
+            raise ValueError("max_batch must be at least 1 and linger not negative")
         self._handler = handler
         self._name = name
         self._max_batch = max_batch
+        self._linger = linger
         self._pending: deque[tuple[Item, trace.SpanContext, asyncio.Future[Result]]] = deque()
         self._drain_task: asyncio.Task[None] | None = None
 
@@ -95,8 +106,12 @@ class Batcher(Generic[Item, Result]):
             self._drain_task = None
 
     async def _drain_pending(self) -> None:
+        previous = 0
         while self._pending:
+            if self._linger and previous > 1 and len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._linger)
             taken = self._take()
+            previous = len(taken)
             if not taken:
                 continue
             batch = Batch([item for item, _, _ in taken], [span for _, span, _ in taken])

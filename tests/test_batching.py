@@ -134,3 +134,35 @@ async def test_one_batch_in_flight_at_a_time() -> None:
     batcher: Batcher[int, int] = Batcher(handle, name="t", max_batch=2)
     assert await asyncio.gather(*(batcher.submit(i) for i in range(20))) == list(range(20))
     assert peak == 1
+
+
+async def test_linger_gathers_more_under_load_but_never_delays_a_lone_caller() -> None:
+    seen: list[list[int]] = []
+    gates = [asyncio.Event(), asyncio.Event()]
+
+    async def handle(batch: Batch[int]) -> list[int]:
+        seen.append(list(batch.items))
+        if len(seen) <= len(gates):
+            await gates[len(seen) - 1].wait()
+        return list(batch.items)
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    batcher: Batcher[int, int] = Batcher(handle, name="t", linger=0.2)
+    first = asyncio.create_task(batcher.submit(0))
+    await settle()
+    assert seen == [[0]]  # quiet: a lone caller's batch starts at once, no linger
+    second = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
+    gates[0].set()
+    await settle()
+    assert seen == [[0], [1, 2]]  # after a batch of one: no linger either
+    third = [asyncio.create_task(batcher.submit(3))]
+    gates[1].set()
+    await settle()
+    # Under load (the last batch had two): the next batch lingers and gathers latecomers.
+    third.append(asyncio.create_task(batcher.submit(4)))
+    assert await asyncio.gather(first, *second, *third) == [0, 1, 2, 3, 4]
+    assert seen == [[0], [1, 2], [3, 4]]
+    await batcher.close()

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 DEADLOCK_RETRIES = 3
+# Under load, a batch waits up to 1 ms for more requests before it starts: larger batches
+# spend less CPU per request on statements and round trips (bench: +11% throughput,
+# 2,470 -> 2,749 calls/s, p50 25.5 -> 22.3 ms). A lone request never waits.
+LINGER_SECONDS = 0.001
 _DEADLOCK_SQLSTATE = "40P01"
 
 
@@ -105,7 +109,7 @@ class Intake:
         self._daily_limit = daily_limit
         self._concurrent_limit = concurrent_limit
         self._batcher: Batcher[IntakeRequest, Admission] = Batcher(
-            self._admit_batch, name="intake", max_batch=max_batch
+            self._admit_batch, name="intake", max_batch=max_batch, linger=LINGER_SECONDS
         )
 
     async def admit(
