@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from opentelemetry import trace
 
@@ -86,6 +86,13 @@ class Batcher(Generic[Item, Result]):
         A caller cancelled before its batch starts is dropped from it; once the batch has
         started, the item is handled all the same (the caller just stops waiting).
         """
+        return await self._queue(item)
+
+    def post(self, item: Item) -> None:
+        """Queue `item` without waiting: the handler's outcome for it is dropped."""
+        self._queue(item).add_done_callback(_drop_outcome)
+
+    def _queue(self, item: Item) -> asyncio.Future[Result]:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         span = trace.get_current_span().get_span_context()
         self._pending.append((item, span, future))
@@ -93,7 +100,7 @@ class Batcher(Generic[Item, Result]):
             self._drain_task = asyncio.create_task(
                 self._drain(), name=f"{self._name}-drain", context=contextvars.Context()
             )
-        return await future
+        return future
 
     async def _drain(self) -> None:
         """Handle batches while submissions are waiting."""
@@ -159,3 +166,9 @@ class Batcher(Generic[Item, Result]):
         """Wait for the batch in flight and those queued behind it."""
         while self._drain_task is not None:
             await asyncio.gather(self._drain_task, return_exceptions=True)
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    """Mark a posted item's outcome as seen (asyncio logs an exception never retrieved)."""
+    if not future.cancelled():
+        future.exception()

@@ -17,25 +17,15 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
-def _fields(render_id: str, attempt: int, traceparent: str | None) -> dict[str, str]:
-    return {
-        "render_id": render_id,
-        "attempt": str(attempt),
-        "traceparent": current_traceparent() if traceparent is None else traceparent,
-    }
-
-
 async def enqueue_attempt(
     redis: Redis, render_id: str, attempt: int, *, traceparent: str | None = None
 ) -> str:
     """XADD one attempt of a render to render:jobs; returns the entry id."""
-    entry_id = await redis.xadd(
-        streams.JOBS_STREAM,
-        _fields(render_id, attempt, traceparent),  # type: ignore[arg-type]
-        maxlen=streams.JOBS_MAXLEN,
-        approximate=True,
-    )
-    return str(entry_id)
+    traceparent = current_traceparent() if traceparent is None else traceparent
+    [reply] = await enqueue_attempts(redis, [(render_id, attempt, traceparent)])
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 async def enqueue_attempts(
@@ -50,7 +40,7 @@ async def enqueue_attempts(
     for render_id, attempt, traceparent in attempts:
         pipeline.xadd(
             streams.JOBS_STREAM,
-            _fields(render_id, attempt, traceparent),  # type: ignore[arg-type]
+            {"render_id": render_id, "attempt": str(attempt), "traceparent": traceparent},
             maxlen=streams.JOBS_MAXLEN,
             approximate=True,
         )

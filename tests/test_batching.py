@@ -166,3 +166,17 @@ async def test_linger_gathers_more_under_load_but_never_delays_a_lone_caller() -
     assert await asyncio.gather(first, *second, *third) == [0, 1, 2, 3, 4]
     assert seen == [[0], [1, 2], [3, 4]]
     await batcher.close()
+
+
+async def test_posted_items_are_handled_without_a_waiting_caller() -> None:
+    handled: list[int] = []
+
+    async def handle(batch: Batch[int]) -> list[int | BaseException]:
+        handled.extend(batch.items)
+        return [ValueError("dropped") if i == 2 else i for i in batch.items]
+
+    batcher: Batcher[int, int] = Batcher(handle, name="t")
+    for i in range(4):
+        batcher.post(i)
+    await batcher.close()
+    assert handled == [0, 1, 2, 3]

@@ -10,8 +10,6 @@ makes the second entry harmless (no second output, no second completion).
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from render_common.batching import Batch, Batcher
 from render_common.db import renders
 from render_common.queue import enqueue_attempts
 
@@ -46,7 +45,12 @@ class Enqueuer:
 
     def __init__(self, redis: Redis, engine: AsyncEngine) -> None:
         self._redis = redis
-        self._recorder = EntryRecorder(engine)
+        self._engine = engine
+        # Pairs posted while a write is in flight go into the next one, so under load many
+        # StartRender batches share one UPDATE.
+        self._recorder: Batcher[tuple[str, str], None] = Batcher(
+            self._record, name="entry-recorder", max_batch=RECORD_BATCH
+        )
 
     async def enqueue(self, attempts: Sequence[FirstAttempt]) -> list[str | None]:
         """The entry id of each attempt in render:jobs, or None where Redis did not take it."""
@@ -72,54 +76,22 @@ class Enqueuer:
                     "enqueue refused; the sweeper will enqueue it",
                     extra={"render_id": attempt.render_id, "error": str(reply)},
                 )
-        self._recorder.record(
-            [(a.render_id, e) for a, e in zip(attempts, entry_ids, strict=True) if e]
-        )
+        for attempt, entry_id in zip(attempts, entry_ids, strict=True):
+            if entry_id:
+                self._recorder.post((attempt.render_id, entry_id))
         return entry_ids
 
     async def close(self) -> None:
         """Write the entry ids still waiting."""
         await self._recorder.close()
 
-
-class EntryRecorder:
-    """Writes (render_id, entry_id) pairs onto their rows from one background task.
-
-    Pairs recorded while a write is in flight go into the next one, so under load many
-    StartRender batches share one UPDATE.
-    """
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._pending: list[tuple[str, str]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    def record(self, entries: Sequence[tuple[str, str]]) -> None:
-        """Queue pairs for writing (returns at once)."""
-        if not entries:
-            return
-        self._pending.extend(entries)
-        if self._task is None:
-            self._task = asyncio.create_task(
-                self._write(), name="entry-recorder", context=contextvars.Context()
-            )
-
-    async def _write(self) -> None:
+    async def _record(self, batch: Batch[tuple[str, str]]) -> list[None]:
+        """Write entry ids onto their rows; a failure is left to the sweeper."""
         try:
-            while self._pending:
-                chunk = self._pending[:RECORD_BATCH]
-                del self._pending[:RECORD_BATCH]
-                try:
-                    await renders.mark_enqueued_many(self._engine, chunk)
-                except (SQLAlchemyError, OSError) as exc:
-                    log.warning(
-                        "recording queue entries failed; the sweeper will enqueue them again",
-                        extra={"renders": len(chunk), "error": str(exc)},
-                    )
-        finally:
-            self._task = None  # in the task itself: no window where a finished task blocks
-
-    async def close(self) -> None:
-        """Wait until every queued pair is written (or has failed)."""
-        while self._task is not None:
-            await asyncio.shield(self._task)
+            await renders.mark_enqueued_many(self._engine, batch.items)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning(
+                "recording queue entries failed; the sweeper will enqueue them again",
+                extra={"renders": len(batch.items), "error": str(exc)},
+            )
+        return [None] * len(batch.items)

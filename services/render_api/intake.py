@@ -190,7 +190,7 @@ class Intake:
     def _decide(
         self,
         request: IntakeRequest,
-        counts: dict[str, list[int]],
+        counts: dict[str, Usage],
         existing: dict[tuple[str, str], dict[str, Any]],
         rows: list[dict[str, Any]],
         now: datetime,
@@ -210,26 +210,24 @@ class Intake:
                 )
             return Admission(row=_complete(earlier), created=False)
         used = counts[request.user_id]
-        self._check_limits(request.user_id, Usage(daily_used=used[0], concurrent_active=used[1]))
+        self._check_limits(request.user_id, used)
         row = _new_row(request, fingerprint, now)
         rows.append(row)
-        used[0] += 1
-        used[1] += 1
+        counts[request.user_id] = Usage(used.daily_used + 1, used.concurrent_active + 1)
         if spec.request_id:
             existing[key] = row
         return Admission(row=_complete(row), created=True)
 
     async def _usage_many(
         self, connection: AsyncConnection, users: list[str], now: datetime
-    ) -> dict[str, list[int]]:
-        """[daily used, concurrent active] of each user (one statement on PostgreSQL)."""
+    ) -> dict[str, Usage]:
+        """The usage of each user (one statement on PostgreSQL)."""
         if not self._postgres:
-            found = {user: await usage(connection, user, now) for user in users}
-            return {u: [c.daily_used, c.concurrent_active] for u, c in found.items()}
+            return {user: await usage(connection, user, now) for user in users}
         result = await connection.execute(
             sql.USAGE_MANY, {"users": users, "day_start": start_of_day(now)}
         )
-        return {user: [int(daily), int(active)] for user, daily, active in result}
+        return {user: Usage(int(daily), int(active)) for user, daily, active in result}
 
     async def _existing_many(
         self, connection: AsyncConnection, keyed: list[tuple[str, str]]
