@@ -6,7 +6,7 @@
 // Must stay the first import: it takes stdout away from everything but the protocol.
 import {protocolWrite} from './lib/stdio-guard.mjs';
 import {accessSync, constants as fsConstants, existsSync, readFileSync, statSync} from 'node:fs';
-import {mkdir, readFile, rm} from 'node:fs/promises';
+import {mkdir, readFile, rm, stat} from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import {fileURLToPath} from 'node:url';
@@ -83,13 +83,14 @@ process.on('uncaughtException', die);
 process.on('unhandledRejection', die);
 
 // ---- dependencies: loaded after the fatal handlers so a broken install is reported as fatal
-let startAssetServer, ensureBundle, HostError, classifyError, probeFile;
+let startAssetServer, ensureBundle, HostError, classifyError, probeFile, planFrames, prestitcherArgs;
 let openBrowser, selectComposition, renderMedia, renderStill, makeCancelSignal;
 try {
 	({startAssetServer} = await import('./lib/asset-server.mjs'));
 	({ensureBundle} = await import('./lib/bundle-cache.mjs'));
 	({HostError, classifyError} = await import('./lib/errors.mjs'));
 	({probeFile} = await import('./lib/probe.mjs'));
+	({planFrames, prestitcherArgs} = await import('./lib/frame-plan.mjs'));
 	({openBrowser, selectComposition, renderMedia, renderStill, makeCancelSignal} = await import('@remotion/renderer'));
 } catch (err) {
 	die(err);
@@ -182,7 +183,16 @@ const validateRequest = (req) => {
 	if (req.timeoutMs != null && !isPositiveInt(req.timeoutMs, 24 * 3600 * 1000)) bad('timeoutMs must be a positive integer (ms) or null');
 	if (req.thumbnailFrame != null && !(Number.isInteger(req.thumbnailFrame) && req.thumbnailFrame >= 0)) bad('thumbnailFrame must be a non-negative integer or null');
 	if (req.x264Preset != null && !X264_PRESETS.has(req.x264Preset)) bad(`x264Preset must be one of ${[...X264_PRESETS].join(', ')}`);
+	if (req.skipStaticFrames != null && typeof req.skipStaticFrames !== 'boolean') bad('skipStaticFrames must be a boolean or null');
 	return codec;
+};
+
+const nonEmptyFile = async (file) => {
+	try {
+		return (await stat(file)).size > 0;
+	} catch {
+		return false;
+	}
 };
 
 const removeQuietly = async (file) => {
@@ -254,60 +264,115 @@ const runJob = async (req, job, cancelSignal) => {
 			send({type: 'progress', id, ...p, totalFrames});
 		};
 
-		// The thumbnail renders in its own tab while renderMedia runs (it is one frame), so
-		// it adds no time after the video is done.
+		// The thumbnail is the captured JPEG of its frame, copied out by the encoder (see
+		// prestitcherArgs). Where there is no such encoder (GIF, VP8/VP9, parallel encoding
+		// off), it renders in its own tab while renderMedia runs, so it still adds no time
+		// after the video.
+		const thumbnailFrame = Math.min(req.thumbnailFrame ?? 0, composition.durationInFrames - 1);
 		let thumbnailError = null;
-		const thumbPromise = thumbnailPath
-			? renderStill({
+		let thumbPromise = null;
+		const renderThumbnail = () => {
+			thumbPromise ??= renderStill({
+				...common,
+				composition,
+				output: thumbnailPath,
+				overwrite: true,
+				frame: thumbnailFrame,
+				imageFormat: 'jpeg',
+				jpegQuality,
+				cancelSignal,
+			}).catch((err) => {
+				// A cancelled job fails through renderMedia; the thumbnail just stops.
+				if (job.cancelled) return;
+				thumbnailError = String(err?.message ?? err);
+				log(`job ${id}: thumbnail failed: ${thumbnailError}`);
+			});
+			return thumbPromise;
+		};
+		const still = thumbnailPath ? {path: thumbnailPath, frame: thumbnailFrame, fps: composition.fps} : null;
+		let stillFromEncoder = false;
+
+		// Static holds are skipped only where renderMedia pipes frames into one ffmpeg as it
+		// goes (parallel encoding, h264): that is where their timestamps are restored.
+		// Otherwise (GIF, VP8/VP9, too little memory for parallel encoding) every frame is
+		// captured.
+		const holdsPlan =
+			codec === 'h264' && everyNthFrame === 1 && req.skipStaticFrames !== false
+				? planFrames(composition.durationInFrames, composition.fps, selected.props?.staticHolds)
+				: null;
+		const renderVideo = async (plan) => {
+			// Own cancel signal per attempt, so that a plan that cannot apply can be dropped.
+			const attempt = makeCancelSignal();
+			cancelSignal(() => attempt.cancel());
+			let timestamped = false;
+			let dropPlan = false;
+			stillFromEncoder = false;
+			try {
+				await renderMedia({
 					...common,
 					composition,
-					output: thumbnailPath,
+					codec,
+					outputLocation: outputPath,
 					overwrite: true,
-					frame: Math.min(req.thumbnailFrame ?? 0, composition.durationInFrames - 1),
-					imageFormat: 'jpeg',
+					crf,
+					videoBitrate,
 					jpegQuality,
-					cancelSignal,
-				}).catch((err) => {
-					// A cancelled job fails through renderMedia; the thumbnail just stops.
-					if (job.cancelled) return;
-					thumbnailError = String(err?.message ?? err);
-					log(`job ${id}: thumbnail failed: ${thumbnailError}`);
-				})
-			: Promise.resolve();
-		await renderMedia({
-			...common,
-			composition,
-			codec,
-			outputLocation: outputPath,
-			overwrite: true,
-			crf,
-			videoBitrate,
-			jpegQuality,
-			imageFormat: 'jpeg',
-			// x264's speed/size trade-off (h264 only); Remotion's default is "medium".
-			x264Preset: codec === 'h264' ? (req.x264Preset ?? null) : null,
-			everyNthFrame,
-			concurrency: req.concurrency ?? null,
-			cancelSignal,
-			onStart: ({frameCount}) => {
-				if (frameCount) totalFrames = frameCount;
-				timings.startMs ??= Math.round(performance.now() - mark);
-			},
-			onProgress: ({renderedFrames, encodedFrames, progress}) => {
-				if (renderedFrames > 0) timings.firstFrameMs ??= Math.round(performance.now() - mark);
-				if (renderedFrames >= totalFrames) timings.allFramesMs ??= Math.round(performance.now() - mark);
-				const stage = renderedFrames < totalFrames ? 'rendering' : 'encoding';
-				emitProgress(
-					{stage, progress: Math.min(1, Math.max(0, progress)), renderedFrames, encodedFrames},
-					progress >= 1,
-				);
-			},
-		});
+					imageFormat: 'jpeg',
+					// x264's speed/size trade-off (h264 only); Remotion's default is "medium".
+					x264Preset: codec === 'h264' ? (req.x264Preset ?? null) : null,
+					everyNthFrame,
+					frameRange: plan ? plan.frameRange : null,
+					ffmpegOverride: ({type, args}) => {
+						if (type !== 'pre-stitcher') return args;
+						const tuned = prestitcherArgs(args, plan, still);
+						timestamped = tuned.timestamped;
+						stillFromEncoder = tuned.stillWritten;
+						return tuned.args;
+					},
+					concurrency: req.concurrency ?? null,
+					cancelSignal: attempt.cancelSignal,
+					onStart: ({frameCount}) => {
+						// The pre-stitcher is spawned before the first frame: if it could not
+						// restore the holds, stop now (nothing captured yet), capture every frame.
+						if (plan && !timestamped) {
+							dropPlan = true;
+							attempt.cancel();
+							return;
+						}
+						if (still && !stillFromEncoder) renderThumbnail();
+						if (frameCount) totalFrames = frameCount;
+						timings.startMs ??= Math.round(performance.now() - mark);
+					},
+					onProgress: ({renderedFrames, encodedFrames, progress}) => {
+						if (dropPlan) return;
+						if (renderedFrames > 0) timings.firstFrameMs ??= Math.round(performance.now() - mark);
+						if (renderedFrames >= totalFrames) timings.allFramesMs ??= Math.round(performance.now() - mark);
+						const stage = renderedFrames < totalFrames ? 'rendering' : 'encoding';
+						emitProgress(
+							{stage, progress: Math.min(1, Math.max(0, progress)), renderedFrames, encodedFrames},
+							progress >= 1,
+						);
+					},
+				});
+			} catch (err) {
+				if (dropPlan && !job.cancelled) {
+					log(`job ${id}: the encoder could not restore static holds; capturing every frame`);
+					return renderVideo(null);
+				}
+				throw err;
+			}
+			return plan ? plan.captured : composition.durationInFrames;
+		};
+		const capturedFrames = await renderVideo(holdsPlan);
 		if (job.cancelled) throw new Error('cancelled');
 		lap('renderMediaMs');
 		emitProgress({stage: 'encoding', progress: 1, renderedFrames: totalFrames, encodedFrames: totalFrames}, true);
+		if (still && stillFromEncoder && !(await nonEmptyFile(thumbnailPath))) {
+			log(`job ${id}: the encoder wrote no thumbnail; rendering it`);
+			renderThumbnail();
+		}
 
-		const [probe] = await Promise.all([probeFile(outputPath), thumbPromise]);
+		const [probe] = await Promise.all([probeFile(outputPath), thumbPromise ?? Promise.resolve()]);
 		if (job.cancelled) throw new Error('cancelled');
 		lap('thumbnailAndProbeMs');
 		const msg = {
@@ -317,6 +382,8 @@ const runJob = async (req, job, cancelSignal) => {
 			thumbnailPath: thumbnailPath && !thumbnailError ? thumbnailPath : null,
 			probe,
 			renderMs: Math.round(performance.now() - started),
+			// Frames Chromium captured; the others repeat a static hold (see lib/frame-plan.mjs).
+			frames: {captured: capturedFrames, total: composition.durationInFrames},
 			timings,
 		};
 		if (thumbnailError) msg.thumbnailError = thumbnailError;

@@ -115,6 +115,10 @@ class Settings:
     # X264_PRESET: h264 encoder speed/size trade-off. veryfast: measured here 1.2x faster
     # end to end than Remotion's default (medium) at the same CRF, files no larger.
     x264_preset: str = "veryfast"
+    # SKIP_STATIC_FRAMES: capture one frame of each still stretch the compositions report
+    # (a title after its entrance, a color card) and let the encoder repeat it; the output
+    # is the same, byte for byte (h264 only). false captures every frame.
+    skip_static_frames: bool = True
 
     # Lambda.
     aws_region: str = "us-east-1"  # AWS_REGION
@@ -235,6 +239,9 @@ def env_name(field_name: str) -> str:
     return _ENV_NAMES.get(field_name, field_name.upper())
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def _parse(name: str, raw: str, kind: Any) -> Any:
     kind = str(kind)
     try:
@@ -244,7 +251,11 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
             return float(raw)
         if kind.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "bool":
+            return _BOOLEANS[raw.strip().lower()]
         return raw
+    except KeyError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a boolean (true or false)") from exc
     except ValueError as exc:
         raise ConfigError(f"{name}={raw!r} is not a valid {kind}") from exc
 

@@ -4,7 +4,8 @@ import type {CalculateMetadataFunction} from 'remotion';
 import {MainComposition} from './MainComposition';
 import {mainCompositionSchema} from './schema';
 import type {MainCompositionProps} from './schema';
-import {totalDurationInFrames} from './timeline';
+import {sceneSettlesAt} from './scenes';
+import {staticHolds, totalDurationInFrames} from './timeline';
 
 export const FPS = 30;
 export const DEFAULT_WIDTH = 1920;
@@ -26,7 +27,8 @@ const defaultProps: MainCompositionProps = {
 /**
  * Validates inputProps (the render host classifies errors carrying the
  * INVALID_INPUT_PROPS marker as non-retryable) and sizes the composition:
- * sum of scene lengths minus transition overlaps, at least 1 frame.
+ * sum of scene lengths minus transition overlaps, at least 1 frame. The resolved
+ * props carry the static holds, which the render host reads from selectComposition.
  */
 const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({props}) => {
 	const parsed = mainCompositionSchema.safeParse(props);
@@ -37,7 +39,10 @@ const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({pro
 			.join('; ');
 		throw new Error(`INVALID_INPUT_PROPS: ${issues}`);
 	}
-	return {durationInFrames: totalDurationInFrames(parsed.data.scenes)};
+	return {
+		durationInFrames: totalDurationInFrames(parsed.data.scenes),
+		props: {...props, staticHolds: staticHolds(parsed.data.scenes, sceneSettlesAt)},
+	};
 };
 
 export const RemotionRoot: React.FC = () => (

@@ -107,6 +107,8 @@ export const SCENE_TYPES = ['title', 'text', 'image', 'video', 'color', 'gradien
 export const mainCompositionSchema = z.object({
 	projectId: z.string().min(1).max(200),
 	scenes: z.array(sceneSchema).min(1).max(MAX_SCENES),
+	/** Output of calculateMetadata (see timeline.ts, staticHolds); any input value is replaced. */
+	staticHolds: z.array(z.tuple([z.number().int(), z.number().int()])).optional(),
 });
 
 export type Scene = z.infer<typeof sceneSchema>;

@@ -41,3 +41,35 @@ export const totalDurationInFrames = (scenes: readonly Scene[]): number => {
 	);
 	return Math.max(1, total);
 };
+
+/** Frames [from, to] (inclusive, composition frames) that all look exactly like `from`. */
+export type StaticHold = [number, number];
+
+/**
+ * Where the video holds still: for each scene, the frames after its animation has settled
+ * (`settlesAt`, scene-relative, null = never) while no transition runs, i.e. from the end
+ * of the incoming transition to the start of the outgoing one. The renderer captures the
+ * first frame of a hold and repeats it, which is exact because nothing else is drawn.
+ * None when a scene has a video: Remotion places audio by captured frame, so skipping
+ * frames would move the sound.
+ */
+export const staticHolds = (
+	scenes: readonly Scene[],
+	settlesAt: (scene: Scene) => number | null,
+): StaticHold[] => {
+	if (scenes.some((s) => s.type === 'video')) return [];
+	const holds: StaticHold[] = [];
+	let start = 0;
+	let transitionIn = 0;
+	for (const {scene, transitionOut} of planTimeline(scenes)) {
+		const settled = settlesAt(scene);
+		if (settled !== null) {
+			const from = start + Math.max(settled, transitionIn);
+			const to = start + scene.durationInFrames - transitionOut - 1;
+			if (to > from) holds.push([from, to]);
+		}
+		start += scene.durationInFrames - transitionOut;
+		transitionIn = transitionOut;
+	}
+	return holds;
+};

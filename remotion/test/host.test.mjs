@@ -1,9 +1,12 @@
 // End-to-end tests of render-host.mjs: one host process for the whole file.
 import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {createHash} from 'node:crypto';
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
+import {RenderInternals} from '@remotion/renderer';
 import {REMOTION_DIR, startHost} from './host-client.mjs';
 
 const sample = (name) => JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples', `${name}.json`), 'utf8'));
@@ -186,6 +189,72 @@ test('unknown composition and bad request fields are INVALID_INPUT', async () =>
 		assert.equal(res.type, 'error', JSON.stringify(res));
 		assert.equal(res.error.reason, 'INVALID_INPUT');
 		assert.equal(res.error.retryable, false);
+	}
+});
+
+// Decoded frames of a 640x360 video, one hash each (Remotion's ffmpeg has no framemd5
+// muxer: raw YUV frames through image2pipe, split here).
+const frameHashes = async (file) => {
+	const compositor = path.dirname(RenderInternals.getExecutablePath({type: 'ffmpeg', indent: false, logLevel: 'error', binariesDirectory: null}));
+	const ffmpeg = spawn(path.join(compositor, 'ffmpeg'), ['-v', 'error', '-i', file, '-map', '0:v', '-pix_fmt', 'yuv420p', '-c:v', 'rawvideo', '-f', 'image2pipe', '-'], {
+		env: {...process.env, LD_LIBRARY_PATH: compositor},
+		stdio: ['ignore', 'pipe', 'inherit'],
+	});
+	const chunks = [];
+	for await (const chunk of ffmpeg.stdout) chunks.push(chunk);
+	const raw = Buffer.concat(chunks);
+	const frameBytes = (640 * 360 * 3) / 2;
+	assert.equal(raw.length % frameBytes, 0);
+	return Array.from({length: raw.length / frameBytes}, (_, i) =>
+		createHash('sha256').update(raw.subarray(i * frameBytes, (i + 1) * frameBytes)).digest('hex'),
+	);
+};
+
+test('static holds: one capture per hold, the same frames and thumbnail as capturing every frame', async () => {
+	const reference = sample('reference-150');
+	const request = (id, skipStaticFrames) =>
+		baseRequest(id, reference, {
+			skipStaticFrames,
+			thumbnailPath: path.join(outDir, `${id}.jpg`),
+			thumbnailFrame: 30, // inside the title's hold
+		});
+	host.send(request('holds', true));
+	const held = await host.finished('holds', 120000);
+	host.send(request('every-frame', false));
+	const full = await host.finished('every-frame', 120000);
+	assert.equal(held.type, 'done', JSON.stringify(held));
+	assert.equal(full.type, 'done', JSON.stringify(full));
+	const [heldFrames, fullFrames] = await Promise.all([frameHashes(held.outputPath), frameHashes(full.outputPath)]);
+	assert.equal(fullFrames.length, 150);
+	assert.deepEqual(heldFrames, fullFrames, 'every decoded frame is the same');
+	assert.deepEqual(held.frames, {captured: 97, total: 150});
+	assert.deepEqual(full.frames, {captured: 150, total: 150});
+	assert.equal(held.probe.durationSec, 5);
+	assert.deepEqual(readFileSync(held.thumbnailPath), readFileSync(full.thumbnailPath), 'frame 29 captured = frame 30 captured');
+	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'holds');
+	assert.equal(progress.at(-1).totalFrames, 97);
+});
+
+test('without parallel encoding every frame is captured and the thumbnail renders in a tab', async () => {
+	// Partitioned rendering turns Remotion's parallel encoding off: no encoder to restore
+	// holds in, so the host drops the plan before the first capture.
+	const other = startHost({env: {REMOTION_PARTITIONED_RENDERING: 'true'}, stderr: 'pipe'});
+	let stderr = '';
+	other.child.stderr.on('data', (d) => (stderr += d));
+	try {
+		await other.waitFor((m) => m.type === 'ready', 90000);
+		const thumb = path.join(outDir, 'no-parallel.jpg');
+		other.send(baseRequest('no-parallel', sample('reference-150'), {thumbnailPath: thumb, thumbnailFrame: 30}));
+		const res = await other.finished('no-parallel', 120000);
+		assert.equal(res.type, 'done', JSON.stringify(res));
+		assert.deepEqual(res.frames, {captured: 150, total: 150});
+		assert.equal(res.probe.durationSec, 5);
+		assert.equal(res.thumbnailPath, thumb);
+		assert.ok(statSync(thumb).size > 500);
+		assert.match(stderr, /could not restore static holds; capturing every frame/);
+	} finally {
+		other.send({type: 'shutdown'});
+		await other.exited;
 	}
 });
 

@@ -87,6 +87,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
             concurrency=settings.render_concurrency,
             timeout_seconds=settings.render_timeout_seconds,
             x264_preset=settings.x264_preset,
+            skip_static_frames=settings.skip_static_frames,
         )
     }
     if settings.lambda_configured:

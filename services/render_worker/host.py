@@ -187,6 +187,8 @@ class RenderHost:
                         extra={
                             "job": job_id,
                             "render_ms": message.get("renderMs"),
+                            "frames_captured": (message.get("frames") or {}).get("captured"),
+                            "frames_total": (message.get("frames") or {}).get("total"),
                             **(message.get("timings") or {}),
                         },
                     )

@@ -1,8 +1,17 @@
 import React from 'react';
-import {AbsoluteFill, interpolate, spring, useCurrentFrame, useVideoConfig} from 'remotion';
+import {AbsoluteFill, interpolate, useCurrentFrame, useVideoConfig} from 'remotion';
 import type {z} from 'zod';
 import type {titlePropsSchema} from '../schema';
-import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, unit} from './common';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit} from './common';
+
+const TITLE_ENTRANCE = 20;
+const SUBTITLE_DELAY = 8;
+
+/** First frame from which a title scene no longer moves. */
+export const titleSettlesAt = (props: z.infer<typeof titlePropsSchema>): number =>
+	props.subtitle
+		? entranceSettlesAt(SUBTITLE_DELAY, TITLE_ENTRANCE)
+		: entranceSettlesAt(0, TITLE_ENTRANCE);
 
 export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 	text,
@@ -13,8 +22,8 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 	const frame = useCurrentFrame();
 	const {fps, width, height} = useVideoConfig();
 	const u = unit(width, height);
-	const enter = spring({frame, fps, config: {damping: 200}, durationInFrames: 20});
-	const subEnter = spring({frame: frame - 8, fps, config: {damping: 200}, durationInFrames: 20});
+	const enter = entrance(frame, fps, TITLE_ENTRANCE);
+	const subEnter = entrance(frame - SUBTITLE_DELAY, fps, TITLE_ENTRANCE);
 	const bg = background ?? DEFAULT_BACKGROUND;
 	return (
 		<AbsoluteFill

@@ -1,4 +1,5 @@
 import type React from 'react';
+import {spring} from 'remotion';
 
 export const FONT_FAMILY =
 	"Inter, 'Helvetica Neue', 'Liberation Sans', Arial, 'DejaVu Sans', sans-serif";
@@ -14,3 +15,15 @@ export const centered: React.CSSProperties = {
 	textAlign: 'center',
 	fontFamily: FONT_FAMILY,
 };
+
+/**
+ * The scenes' entrance: a critically damped spring over `durationInFrames`, exactly 1
+ * after that (Remotion's stretched spring already is; this makes it a contract), so a
+ * scene is pixel-for-pixel static from `entranceSettlesAt(...)` on.
+ */
+export const entrance = (frame: number, fps: number, durationInFrames: number): number =>
+	frame > durationInFrames ? 1 : spring({frame, fps, config: {damping: 200}, durationInFrames});
+
+/** First scene frame at which `entrance(frame - delay, fps, durationInFrames)` is exactly 1. */
+export const entranceSettlesAt = (delay: number, durationInFrames: number): number =>
+	delay + durationInFrames + 1;

@@ -3,8 +3,8 @@ import type {Scene} from '../schema';
 import {ColorScene} from './ColorScene';
 import {GradientScene} from './GradientScene';
 import {ImageScene} from './ImageScene';
-import {TextScene} from './TextScene';
-import {TitleScene} from './TitleScene';
+import {TEXT_SETTLES_AT, TextScene} from './TextScene';
+import {TitleScene, titleSettlesAt} from './TitleScene';
 import {VideoScene} from './VideoScene';
 
 export const SceneView: React.FC<{scene: Scene}> = ({scene}) => {
@@ -21,6 +21,30 @@ export const SceneView: React.FC<{scene: Scene}> = ({scene}) => {
 			return <ColorScene {...scene.props} />;
 		case 'gradient':
 			return <GradientScene {...scene.props} durationInFrames={scene.durationInFrames} />;
+		default: {
+			const unknownScene: never = scene;
+			throw new Error(`Unknown scene type: ${JSON.stringify(unknownScene)}`);
+		}
+	}
+};
+
+/**
+ * First scene frame from which the scene looks the same on every frame (until it ends),
+ * or null if it keeps moving: gradients turn, images zoom, videos play. The renderer
+ * captures one frame of such a hold and repeats it (see timeline.ts, staticHolds).
+ */
+export const sceneSettlesAt = (scene: Scene): number | null => {
+	switch (scene.type) {
+		case 'title':
+			return titleSettlesAt(scene.props);
+		case 'text':
+			return TEXT_SETTLES_AT;
+		case 'color':
+			return 0;
+		case 'image':
+		case 'video':
+		case 'gradient':
+			return null;
 		default: {
 			const unknownScene: never = scene;
 			throw new Error(`Unknown scene type: ${JSON.stringify(unknownScene)}`);

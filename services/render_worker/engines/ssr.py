@@ -28,6 +28,7 @@ def host_request(
     concurrency: int,
     timeout_ms: int,
     x264_preset: str,
+    skip_static_frames: bool = True,
 ) -> dict[str, Any]:
     """The render host's render request for a job (seed's quality presets)."""
     preset = QUALITY_PRESETS[job.quality]
@@ -45,6 +46,7 @@ def host_request(
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
         "x264Preset": x264_preset if codec == "h264" else None,
+        "skipStaticFrames": skip_static_frames,
         "thumbnailPath": str(job.work_dir / "thumbnail.jpg"),
         # One second in: past the scenes' entrance animations (frame 0 is often blank).
         "thumbnailFrame": min(max(job.frames_total - 1, 0), 30),
@@ -64,10 +66,12 @@ class SsrEngine:
         concurrency: int,
         timeout_seconds: float,
         x264_preset: str,
+        skip_static_frames: bool = True,
     ) -> None:
         self._host = host
         self._fetcher = fetcher
         self._x264_preset = x264_preset
+        self._skip_static_frames = skip_static_frames
         self._concurrency = concurrency or default_render_concurrency()
         self._timeout_ms = int(timeout_seconds * 1000)
 
@@ -88,7 +92,14 @@ class SsrEngine:
             share = float(message.get("progress", 0.0))
             await report(stage, engine_progress(share), int(message.get("renderedFrames", 0)))
 
-        request = host_request(job, scenes, self._concurrency, self._timeout_ms, self._x264_preset)
+        request = host_request(
+            job,
+            scenes,
+            self._concurrency,
+            self._timeout_ms,
+            self._x264_preset,
+            self._skip_static_frames,
+        )
         done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
         thumbnail = done.get("thumbnailPath")
         return RenderOutput(
