@@ -250,7 +250,9 @@ const runJob = async (req, job, cancelSignal) => {
 		}
 		const everyNthFrame = codec === 'gif' ? GIF_EVERY_NTH_FRAME : 1;
 
-		let totalFrames = Math.ceil(composition.durationInFrames / everyNthFrame);
+		// Progress counts frames of the output; Chromium may capture fewer (static holds).
+		const totalFrames = Math.ceil(composition.durationInFrames / everyNthFrame);
+		let framesToCapture = totalFrames;
 		let lastSent = 0;
 		let sentAny = false;
 		let lastProgress = -1;
@@ -340,17 +342,27 @@ const runJob = async (req, job, cancelSignal) => {
 							return;
 						}
 						if (still && !stillFromEncoder) renderThumbnail();
-						if (frameCount) totalFrames = frameCount;
+						if (frameCount) framesToCapture = frameCount;
 						timings.startMs ??= Math.round(performance.now() - mark);
 					},
 					onProgress: ({renderedFrames, encodedFrames, progress}) => {
 						if (dropPlan) return;
 						if (renderedFrames > 0) timings.firstFrameMs ??= Math.round(performance.now() - mark);
-						if (renderedFrames >= totalFrames) timings.allFramesMs ??= Math.round(performance.now() - mark);
-						const stage = renderedFrames < totalFrames ? 'rendering' : 'encoding';
+						if (renderedFrames >= framesToCapture) timings.allFramesMs ??= Math.round(performance.now() - mark);
+						const stage = renderedFrames < framesToCapture ? 'rendering' : 'encoding';
+						// Remotion's own weighting (70% capture, 30% encoding), with the two counted
+						// against their own totals: encodedFrames are output frames.
+						const captured = Math.min(1, renderedFrames / framesToCapture);
+						const encoded = Math.min(1, encodedFrames / totalFrames);
+						const share = plan ? Math.round(70 * captured + 30 * encoded) / 100 : progress;
 						emitProgress(
-							{stage, progress: Math.min(1, Math.max(0, progress)), renderedFrames, encodedFrames},
-							progress >= 1,
+							{
+								stage,
+								progress: Math.min(1, Math.max(0, share)),
+								renderedFrames: Math.min(totalFrames, Math.round(captured * totalFrames)),
+								encodedFrames: Math.min(totalFrames, encodedFrames),
+							},
+							share >= 1,
 						);
 					},
 				});

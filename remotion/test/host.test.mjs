@@ -231,8 +231,13 @@ test('static holds: one capture per hold, the same frames and thumbnail as captu
 	assert.deepEqual(full.frames, {captured: 150, total: 150});
 	assert.equal(held.probe.durationSec, 5);
 	assert.deepEqual(readFileSync(held.thumbnailPath), readFileSync(full.thumbnailPath), 'frame 29 captured = frame 30 captured');
+	// Progress counts output frames, whatever Chromium captured.
 	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'holds');
-	assert.equal(progress.at(-1).totalFrames, 97);
+	assert.ok(progress.every((p) => p.totalFrames === 150 && p.renderedFrames <= 150 && p.encodedFrames <= 150));
+	assert.deepEqual(progress.at(-1), {type: 'progress', id: 'holds', stage: 'encoding', progress: 1, renderedFrames: 150, encodedFrames: 150, totalFrames: 150});
+	const shares = progress.map((p) => p.progress);
+	assert.deepEqual(shares, [...shares].sort((a, b) => a - b), 'progress never goes back');
+	assert.ok(shares.filter((x) => x === 1).length === 1, 'progress reaches 1 once, at the end');
 });
 
 test('without parallel encoding every frame is captured and the thumbnail renders in a tab', async () => {
