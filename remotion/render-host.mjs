@@ -373,9 +373,8 @@ const runJob = async (req, job, cancelSignal) => {
 				}
 				throw err;
 			}
-			return plan ? plan.captured : composition.durationInFrames;
 		};
-		const capturedFrames = await renderVideo(holdsPlan);
+		await renderVideo(holdsPlan);
 		if (job.cancelled) throw new Error('cancelled');
 		lap('renderMediaMs');
 		emitProgress({stage: 'encoding', progress: 1, renderedFrames: totalFrames, encodedFrames: totalFrames}, true);
@@ -395,7 +394,7 @@ const runJob = async (req, job, cancelSignal) => {
 			probe,
 			renderMs: Math.round(performance.now() - started),
 			// Frames Chromium captured; the others repeat a static hold (see lib/frame-plan.mjs).
-			frames: {captured: capturedFrames, total: composition.durationInFrames},
+			frames: {captured: framesToCapture, total: totalFrames},
 			timings,
 		};
 		if (thumbnailError) msg.thumbnailError = thumbnailError;

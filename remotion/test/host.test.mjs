@@ -100,6 +100,7 @@ test('renders samples/tiny.json to mp4 with a thumbnail', async () => {
 	assert.ok(res.probe.bitrate > 0);
 	assert.equal(res.probe.sizeBytes, statSync(res.outputPath).size);
 	assert.equal(typeof res.renderMs, 'number');
+	assert.deepEqual(res.frames, {captured: 20, total: 20}, 'no hold: the title never settles in 8 frames');
 	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'tiny');
 	assert.ok(progress.length >= 2, 'first and last progress');
 	assert.equal(progress.at(-1).progress, 1);
@@ -114,7 +115,19 @@ test('two concurrent renders complete independently', async () => {
 	assert.equal(a.type, 'done', JSON.stringify(a));
 	assert.equal(b.type, 'done', JSON.stringify(b));
 	assert.equal(a.probe.codec, 'vp8');
+	assert.deepEqual(a.frames, {captured: 20, total: 20});
 	assert.equal(b.probe.codec, 'h264');
+});
+
+test('gif: every second frame, with a thumbnail rendered in a tab', async () => {
+	const thumb = path.join(outDir, 'tiny-gif.jpg');
+	host.send(baseRequest('tiny-gif', sample('tiny'), {codec: 'gif', outputPath: path.join(outDir, 'tiny.gif'), crf: null, thumbnailPath: thumb, thumbnailFrame: 5}));
+	const res = await host.finished('tiny-gif', 90000);
+	assert.equal(res.type, 'done', JSON.stringify(res));
+	assert.equal(res.probe.codec, 'gif');
+	assert.deepEqual(res.frames, {captured: 10, total: 10});
+	assert.equal(res.thumbnailPath, thumb);
+	assert.deepEqual(readFileSync(thumb).subarray(0, 2), Buffer.from([0xff, 0xd8]));
 });
 
 test('cancel mid-render yields CANCELLED and no file', async () => {
