@@ -223,34 +223,54 @@ const frameHashes = async (file) => {
 	);
 };
 
-test('static holds: one capture per hold, the same frames and thumbnail as capturing every frame', async () => {
-	const reference = sample('reference-150');
-	const request = (id, skipStaticFrames) =>
-		baseRequest(id, reference, {
-			skipStaticFrames,
-			thumbnailPath: path.join(outDir, `${id}.jpg`),
-			thumbnailFrame: 30, // inside the title's hold
-		});
-	host.send(request('holds', true));
-	const held = await host.finished('holds', 120000);
-	host.send(request('every-frame', false));
-	const full = await host.finished('every-frame', 120000);
+// Renders props twice, skipping static holds and capturing every frame; returns both.
+const renderBothWays = async (name, props, extra = {}) => {
+	const request = (id, skipStaticFrames) => baseRequest(id, props, {skipStaticFrames, ...extra(id)});
+	host.send(request(`${name}-holds`, true));
+	const held = await host.finished(`${name}-holds`, 120000);
+	host.send(request(`${name}-every-frame`, false));
+	const full = await host.finished(`${name}-every-frame`, 120000);
 	assert.equal(held.type, 'done', JSON.stringify(held));
 	assert.equal(full.type, 'done', JSON.stringify(full));
 	const [heldFrames, fullFrames] = await Promise.all([frameHashes(held.outputPath), frameHashes(full.outputPath)]);
-	assert.equal(fullFrames.length, 150);
+	assert.equal(fullFrames.length, full.frames.total);
 	assert.deepEqual(heldFrames, fullFrames, 'every decoded frame is the same');
+	return {held, full};
+};
+
+test('static holds: one capture per hold, the same frames and thumbnail as capturing every frame', async () => {
+	const {held, full} = await renderBothWays('ref', sample('reference-150'), (id) => ({
+		thumbnailPath: path.join(outDir, `${id}.jpg`),
+		thumbnailFrame: 30, // inside the title's hold
+	}));
 	assert.deepEqual(held.frames, {captured: 97, total: 150});
 	assert.deepEqual(full.frames, {captured: 150, total: 150});
 	assert.equal(held.probe.durationSec, 5);
 	assert.deepEqual(readFileSync(held.thumbnailPath), readFileSync(full.thumbnailPath), 'frame 29 captured = frame 30 captured');
 	// Progress counts output frames, whatever Chromium captured.
-	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'holds');
+	const progress = host.messages.filter((m) => m.type === 'progress' && m.id === 'ref-holds');
 	assert.ok(progress.every((p) => p.totalFrames === 150 && p.renderedFrames <= 150 && p.encodedFrames <= 150));
-	assert.deepEqual(progress.at(-1), {type: 'progress', id: 'holds', stage: 'encoding', progress: 1, renderedFrames: 150, encodedFrames: 150, totalFrames: 150});
+	assert.deepEqual(progress.at(-1), {type: 'progress', id: 'ref-holds', stage: 'encoding', progress: 1, renderedFrames: 150, encodedFrames: 150, totalFrames: 150});
 	const shares = progress.map((p) => p.progress);
 	assert.deepEqual(shares, [...shares].sort((a, b) => a - b), 'progress never goes back');
 	assert.ok(shares.filter((x) => x === 1).length === 1, 'progress reaches 1 once, at the end');
+});
+
+test('static holds: a title without subtitle, long text, custom colours, a hold at the start', async () => {
+	const props = {
+		projectId: 'holds-variants',
+		scenes: [
+			{type: 'color', durationInFrames: 12, props: {color: '#123456'}, transition: {type: 'wipe', durationInFrames: 4}},
+			{type: 'title', durationInFrames: 40, props: {text: 'No subtitle', color: '#fde68a', background: '#7c2d12'}, transition: {type: 'slide', durationInFrames: 6}},
+			{type: 'text', durationInFrames: 36, props: {text: 'Long text. '.repeat(20), background: 'rgb(20, 83, 45)'}, transition: {type: 'fade', durationInFrames: 5}},
+			{type: 'title', durationInFrames: 30, props: {text: 'Last', subtitle: 'with subtitle'}},
+		],
+	};
+	const {held, full} = await renderBothWays('variants', props, () => ({}));
+	// color 0-7 (8 frames alone, 7 repeats), title 8+21=29..41, text 42+19=61..72,
+	// title 73+29=102..102 (no repeat: 102 is the last frame).
+	assert.deepEqual(full.frames, {captured: 103, total: 103});
+	assert.deepEqual(held.frames, {captured: 103 - 7 - 12 - 11, total: 103});
 });
 
 test('without parallel encoding every frame is captured and the thumbnail renders in a tab', async () => {
