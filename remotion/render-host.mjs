@@ -345,20 +345,21 @@ const runJob = async (req, job, cancelSignal) => {
 						if (frameCount) framesToCapture = frameCount;
 						timings.startMs ??= Math.round(performance.now() - mark);
 					},
-					onProgress: ({renderedFrames, encodedFrames, progress}) => {
+					onProgress: ({renderedFrames, encodedFrames}) => {
 						if (dropPlan) return;
 						if (renderedFrames > 0) timings.firstFrameMs ??= Math.round(performance.now() - mark);
 						if (renderedFrames >= framesToCapture) timings.allFramesMs ??= Math.round(performance.now() - mark);
 						const stage = renderedFrames < framesToCapture ? 'rendering' : 'encoding';
 						// Remotion's own weighting (70% capture, 30% encoding), with the two counted
-						// against their own totals: encodedFrames are output frames.
+						// against their own totals (they differ with holds: encodedFrames are
+						// output frames).
 						const captured = Math.min(1, renderedFrames / framesToCapture);
 						const encoded = Math.min(1, encodedFrames / totalFrames);
-						const share = plan ? Math.round(70 * captured + 30 * encoded) / 100 : progress;
+						const share = Math.round(70 * captured + 30 * encoded) / 100;
 						emitProgress(
 							{
 								stage,
-								progress: Math.min(1, Math.max(0, share)),
+								progress: share,
 								renderedFrames: Math.min(totalFrames, Math.round(captured * totalFrames)),
 								encodedFrames: Math.min(totalFrames, encodedFrames),
 							},

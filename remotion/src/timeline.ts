@@ -2,6 +2,10 @@ import type {Scene} from './schema';
 
 export type PlannedScene = {
 	scene: Scene;
+	/** Composition frame at which the scene starts (its incoming transition included). */
+	start: number;
+	/** Effective length of the transition into this scene (0 = hard cut or first scene). */
+	transitionIn: number;
 	/** Effective length of the transition from this scene into the next (0 = hard cut). */
 	transitionOut: number;
 };
@@ -14,6 +18,7 @@ export type PlannedScene = {
  */
 export const planTimeline = (scenes: readonly Scene[]): PlannedScene[] => {
 	let transitionIn = 0;
+	let start = 0;
 	return scenes.map((scene, i) => {
 		const next = scenes[i + 1];
 		let transitionOut = 0;
@@ -27,8 +32,10 @@ export const planTimeline = (scenes: readonly Scene[]): PlannedScene[] => {
 				),
 			);
 		}
+		const planned = {scene, start, transitionIn, transitionOut};
+		start += scene.durationInFrames - transitionOut;
 		transitionIn = transitionOut;
-		return {scene, transitionOut};
+		return planned;
 	});
 };
 
@@ -59,17 +66,12 @@ export const staticHolds = (
 ): StaticHold[] => {
 	if (scenes.some((s) => s.type === 'video')) return [];
 	const holds: StaticHold[] = [];
-	let start = 0;
-	let transitionIn = 0;
-	for (const {scene, transitionOut} of planTimeline(scenes)) {
+	for (const {scene, start, transitionIn, transitionOut} of planTimeline(scenes)) {
 		const settled = settlesAt(scene);
-		if (settled !== null) {
-			const from = start + Math.max(settled, transitionIn);
-			const to = start + scene.durationInFrames - transitionOut - 1;
-			if (to > from) holds.push([from, to]);
-		}
-		start += scene.durationInFrames - transitionOut;
-		transitionIn = transitionOut;
+		if (settled === null) continue;
+		const from = start + Math.max(settled, transitionIn);
+		const to = start + scene.durationInFrames - transitionOut - 1;
+		if (to > from) holds.push([from, to]);
 	}
 	return holds;
 };
