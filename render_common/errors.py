@@ -2,6 +2,7 @@
 
     RenderExportError            every error a handler may raise on purpose
     ├── InvalidArgument          INVALID_ARGUMENT   + BadRequest(field violations)
+    ├── MalformedRequest         INVALID_ARGUMENT   (the bytes are not the request message)
     ├── Unauthenticated          UNAUTHENTICATED
     ├── NotFound                 NOT_FOUND          (also: someone else's render)
     ├── QuotaExceeded            RESOURCE_EXHAUSTED + QuotaFailure
@@ -11,8 +12,8 @@
     └── Internal                 INTERNAL           (never carries a stack trace)
 
 Every status also carries ErrorInfo(reason, domain "render.v1", metadata) (AIP-193).
-Handlers raise; `errors_interceptor.ErrorMappingInterceptor` turns the exception into
-the status, so no handler builds a status itself.
+Handlers raise; `interceptors.ServiceInterceptor` turns the exception into the status,
+so no handler builds a status itself.
 """
 
 from __future__ import annotations
@@ -74,6 +75,24 @@ class InvalidArgument(RenderExportError):
             ]
         )
         return [_pack(request)]
+
+
+class MalformedRequest(RenderExportError):
+    """The request's bytes do not decode as its message (garbage, truncated, too deep, not UTF-8).
+
+    There is no field to point at, so no BadRequest; ErrorInfo metadata names the message
+    type and the problem (TOO_DEEP, INVALID_UTF8, UNDECODABLE).
+    """
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = "MALFORMED_REQUEST"
+
+    def __init__(self, message_type: str, problem: str, explanation: str) -> None:
+        name = message_type or "the request message"
+        super().__init__(
+            f"the request is not a valid {name}: {explanation}",
+            metadata={"message_type": message_type, "problem": problem},
+        )
 
 
 class Unauthenticated(RenderExportError):

@@ -13,7 +13,14 @@ from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
 from render_common.auth import TokenVerifier, current_user
-from render_common.errors import Internal, RenderExportError, Unavailable, to_rpc_status
+from render_common.decoding import Undecodable, tolerant
+from render_common.errors import (
+    Internal,
+    MalformedRequest,
+    RenderExportError,
+    Unavailable,
+    to_rpc_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +51,41 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> N
     await context.abort_with_status(rpc_status.to_status(to_rpc_status(error)))
 
 
+def _refuse_undecodable(request: Any, method: str) -> None:
+    """Raise MalformedRequest, logged as one WARNING line, when the request did not decode.
+
+    This runs before authentication, as grpc's own checks of the bytes (size) do: the
+    answer depends only on the bytes the caller sent, nothing reaches a handler, and the
+    caller (token or not) learns nothing it did not send.
+    """
+    if isinstance(request, Undecodable):
+        log.warning(
+            "malformed request to %s (%s)",
+            method,
+            request.problem,
+            extra={
+                "method": method,
+                "problem": request.problem,
+                "request_bytes": request.size,
+                "decode_error": request.error,
+            },
+        )
+        raise MalformedRequest(request.message_type, request.problem, request.explanation)
+
+
 def _wrap(
     handler: grpc.RpcMethodHandler,
     before: Around | None,
+    method: str,
 ) -> grpc.RpcMethodHandler:
-    """A handler running `before` then the behaviour, mapping every exception to a status."""
+    """A handler decoding tolerantly, refusing undecodable requests, running `before` then
+    the behaviour, and mapping every exception to a status."""
     if handler.unary_unary is not None:
         inner = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
+                _refuse_undecodable(request, method)
                 if before is not None:
                     await before(request, context)
                 return await inner(request, context)
@@ -64,7 +96,7 @@ def _wrap(
 
         return grpc.unary_unary_rpc_method_handler(
             unary_unary,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     if handler.unary_stream is not None:
@@ -74,6 +106,7 @@ def _wrap(
             request: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
             try:
+                _refuse_undecodable(request, method)
                 if before is not None:
                     await before(request, context)
                 async for response in inner_stream(request, context):
@@ -85,7 +118,7 @@ def _wrap(
 
         return grpc.unary_stream_rpc_method_handler(
             unary_stream,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
     return handler
@@ -121,6 +154,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        wrapped = _wrap(handler, self._authenticate if self._verifier else None)
+        wrapped = _wrap(handler, self._authenticate if self._verifier else None, method)
         self._cache[method] = wrapped
         return wrapped
