@@ -35,6 +35,7 @@ from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.engine import create_engine
 from render_common.db.schema import ACTIVE_STATES
+from render_common.listen import IPV4_WILDCARD, dual_stack_socket, is_any_address
 from render_common.logs import configure_logging
 from render_common.redis_client import create_redis
 from render_common.server import wait_for_shutdown_signal
@@ -168,19 +169,37 @@ class WebhookServer:
 async def start_webhook_server(
     settings: Settings, db: AsyncEngine, redis: Redis, *, port: int | None = None
 ) -> WebhookServer:
-    """Serve the webhook on WEBHOOK_PORT (port 0 = any free port)."""
+    """Serve the webhook on BIND_HOST:WEBHOOK_PORT (port 0 = any free port)."""
     receiver = WebhookReceiver(settings, db, redis)
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post(PATH, receiver.handle)
     app.router.add_get("/healthz", _health)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
-    host = settings.bind_host.strip("[]") or "0.0.0.0"
-    site = web.TCPSite(runner, host, settings.webhook_port if port is None else port)
-    await site.start()
+    try:
+        site = _site(runner, settings.bind_host, settings.webhook_port if port is None else port)
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     bound = int(runner.addresses[0][1])
-    log.info("webhook endpoint listening", extra={"port": bound, "path": PATH})
+    log.info(
+        "webhook endpoint listening",
+        extra={"port": bound, "path": PATH, "addresses": [a[0] for a in runner.addresses]},
+    )
     return WebhookServer(runner=runner, port=bound)
+
+
+def _site(runner: web.AppRunner, bind_host: str, port: int) -> web.BaseSite:
+    """Where to listen: BIND_HOST `[::]` (the default) or empty is IPv4 and IPv6 on one
+    dual-stack socket (IPv4 only on a host without IPv6); any other host is honoured as
+    given (`0.0.0.0` IPv4 only, `::1` that address only)."""
+    if is_any_address(bind_host):
+        sock = dual_stack_socket(port)
+        if sock is not None:
+            return web.SockSite(runner, sock)
+        return web.TCPSite(runner, IPV4_WILDCARD, port)
+    return web.TCPSite(runner, bind_host.strip().strip("[]"), port)
 
 
 async def _health(_: web.Request) -> web.Response:
