@@ -1,4 +1,5 @@
-"""Server interceptors: authentication, and the one mapping of exceptions onto statuses."""
+"""Server interceptors: tolerant decoding, authentication, and the one mapping of exceptions
+onto statuses."""
 
 from __future__ import annotations
 
