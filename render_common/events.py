@@ -18,6 +18,7 @@ from render_common import streams
 from render_common.db.schema import TERMINAL_STATES
 
 STAGES = ("queued", "bundling", "rendering", "encoding", "uploading", "done")
+PREV_FIELD = "prev"  # id of the entry before this one in its stream ("0-0": the first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,21 +80,57 @@ class ProgressEvent:
         )
 
 
-# Appends one event to its render's stream and a copy, pointing back at it, to the user's
-# stream, atomically (one script) so both streams list a user's events in the same order.
-# KEYS: render stream, user stream. ARGV: maxlen, ttl (0 = keep), user maxlen, user ttl,
+# Appends one event to its render's stream and, when a user stream is given, a copy pointing
+# back at it to the user's stream, atomically (one script) so both list a user's events in
+# the same order. Both entries get the same id, computed here as Redis' `*` would (the clock
+# in milliseconds, or just after the newest id of either stream), so an event's id is the
+# same in both streams and ids are unique and increasing among all of a user's renders.
+# Each entry records `prev`, the id of the entry before it in its own stream ("0-0" for a
+# stream's first entry): a reader that finds the entry after a client's cursor trimmed away
+# knows exactly whether an event in between was lost (see services/progress).
+# KEYS: render stream[, user stream]. ARGV: maxlen, ttl (0 = keep), user maxlen, user ttl,
 # render id, then the event's fields as name, value pairs.
-_PUBLISH_WITH_USER = """
+_PUBLISH = """
+local function last_id(key)
+  if redis.call('EXISTS', key) == 0 then return 0, 0 end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      local ms, seq = string.match(info[i + 1], '^(%d+)-(%d+)$')
+      return tonumber(ms), tonumber(seq)
+    end
+  end
+  return 0, 0
+end
+local function later(ms, seq, other_ms, other_seq)
+  if other_ms > ms or (other_ms == ms and other_seq >= seq) then return other_ms, other_seq + 1 end
+  return ms, seq
+end
+local clock = redis.call('TIME')
+local ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local seq = 0
+local render_ms, render_seq = last_id(KEYS[1])
+ms, seq = later(ms, seq, render_ms, render_seq)
+local user_ms, user_seq = 0, 0
+if #KEYS > 1 then
+  user_ms, user_seq = last_id(KEYS[2])
+  ms, seq = later(ms, seq, user_ms, user_seq)
+end
+local id = string.format('%d-%d', ms, seq)
 local fields = {}
 for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id,
+  'prev', string.format('%d-%d', render_ms, render_seq), unpack(fields))
 if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-  'render_id', ARGV[5], 'event_id', id, unpack(fields))
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+if #KEYS > 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], id,
+    'render_id', ARGV[5], 'event_id', id,
+    'prev', string.format('%d-%d', user_ms, user_seq), unpack(fields))
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
 return id
 """
-_PUBLISH_WITH_USER_SHA = hashlib.sha1(_PUBLISH_WITH_USER.encode()).hexdigest()
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()
 
 
 async def publish_event(
@@ -107,24 +144,9 @@ async def publish_event(
     """Append an event to its render's stream; after a terminal event the stream expires.
 
     With `user_id` (the render's owner), the event is also copied to the user's stream
-    (`render:user-events:{user_id}`, with the render id and this event's id), which the
-    progress service reads to push a user's renders to a dashboard.
+    (`render:user-events:{user_id}`, with the render id), under the same id, which the
+    progress service reads to push a user's renders to a dashboard. Returns the event's id.
     """
-    key = streams.events_stream(event.render_id)
-    if user_id:
-        return await _publish_with_user(redis, key, event, maxlen, ttl_seconds, user_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(key, event.to_fields(), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-        if event.terminal:
-            pipe.expire(key, ttl_seconds)
-        results = await pipe.execute()
-    entry_id = results[0]
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-
-
-async def _publish_with_user(
-    redis: Redis, key: str, event: ProgressEvent, maxlen: int, ttl_seconds: int, user_id: str
-) -> str:
     args: list[str | int] = [
         maxlen,
         ttl_seconds if event.terminal else 0,
@@ -134,9 +156,11 @@ async def _publish_with_user(
     ]
     for name, value in event.to_fields().items():
         args.extend((name, value))
-    keys = (key, streams.user_events_stream(user_id))
+    keys = [streams.events_stream(event.render_id)]
+    if user_id:
+        keys.append(streams.user_events_stream(user_id))
     try:
-        entry_id = await redis.evalsha(_PUBLISH_WITH_USER_SHA, len(keys), *keys, *args)
+        entry_id = await redis.evalsha(_PUBLISH_SHA, len(keys), *keys, *args)
     except NoScriptError:
-        entry_id = await redis.eval(_PUBLISH_WITH_USER, len(keys), *keys, *args)
+        entry_id = await redis.eval(_PUBLISH, len(keys), *keys, *args)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)

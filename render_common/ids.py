@@ -9,6 +9,7 @@ from render_common.errors import InvalidArgument
 PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 RENDER_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_MAX_ID_PART = 2**64 - 1  # both parts of a stream entry id are unsigned 64-bit
 
 
 def check_render_id(render_id: str) -> None:
@@ -25,5 +26,11 @@ def check_project_id(project_id: str, field: str = "project_id") -> None:
 
 def check_event_id(event_id: str, field: str = "after_event_id") -> None:
     """Raise InvalidArgument unless `event_id` is a Redis stream entry id (`<ms>-<seq>`)."""
-    if not EVENT_ID.match(event_id):
+    if not EVENT_ID.match(event_id) or max(parse_event_id(event_id)) > _MAX_ID_PART:
         raise InvalidArgument([(field, "must be an event id from a RenderEvent (e.g. 1-0)")])
+
+
+def parse_event_id(event_id: str) -> tuple[int, int]:
+    """An event id (a stream entry id, `<ms>-<seq>` or `<ms>`) as a comparable pair."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)

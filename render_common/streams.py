@@ -14,10 +14,12 @@ render:events:{render_id}   stream of one render's progress events; capped at
 render:user-events:{user_id}
                             stream of the events of all of one user's renders, for
                             dashboards (progress WatchRenders): each entry is a copy of a
-                            render:events entry plus {render_id, event_id}, event_id
-                            being the id of that entry in render:events:{render_id}
-                            (what clients resume from). Written by `publish_event` in
-                            the same script as the render's entry (atomic, same order);
+                            render:events entry, under the same entry id, plus
+                            {render_id, event_id} (event_id: that same id, what clients
+                            resume from). Written by `publish_event` in the same script
+                            as the render's entry (atomic, same order). Entries of both
+                            streams carry `prev`, the id written before them in their
+                            stream (for the progress service's gap rule);
                             capped at USER_EVENTS_MAXLEN, expires EVENTS_TTL_SECONDS
                             after the user's latest event.
 render:cancel               pub/sub channel carrying render ids to cancel now.

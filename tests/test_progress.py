@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from render_common import streams
 from render_common.config import Settings
 from render_common.db.schema import video_renders
 from render_common.events import ProgressEvent, publish_event
+from render_common.ids import parse_event_id
 from render_common.redis_client import create_redis
 from services.progress import app
 from tests.conftest import bearer
@@ -32,6 +34,7 @@ from tests.support.rpc import rich_error
 Stub = progress_service_pb2_grpc.ProgressServiceStub
 StartProgress = Callable[..., Awaitable[tuple[app.Progress, Stub]]]
 State = render_pb2.Render
+Event = progress_service_pb2.RenderEvent
 
 # A full render as the worker reports it: (state, stage, progress).
 RUN = [
@@ -205,6 +208,12 @@ async def wait_until(predicate: Callable[[], bool], limit: float = 20.0) -> None
         await asyncio.sleep(0.02)
 
 
+def assert_strictly_increasing(events: list[progress_service_pb2.RenderEvent]) -> None:
+    """Every non-empty id after the previous one: unique, never backwards."""
+    ids = [parse_event_id(e.event_id) for e in events if e.event_id]
+    assert all(a < b for a, b in itertools.pairwise(ids)), [e.event_id for e in events]
+
+
 def watch(
     stub: Stub, render_id: str, token: str, after: str = "", **kwargs: Any
 ) -> grpc.aio.UnaryStreamCall:
@@ -219,7 +228,7 @@ def watch(
 # --- WatchRender ---------------------------------------------------------------------
 
 
-async def test_full_render_history_then_live_in_order(
+async def test_snapshot_stands_for_history_then_live_in_order(
     start_progress: StartProgress, user: str, token_for: Any, redis: Redis
 ) -> None:
     progress, stub = await start_progress()
@@ -228,8 +237,11 @@ async def test_full_render_history_then_live_in_order(
     early.append(await publish(redis, render_id, "running", "bundling"))
     call = watch(stub, render_id, token_for(user))
     snapshot = (await call.read()).event
+    assert snapshot.kind == Event.KIND_SNAPSHOT
     assert snapshot.render.render_id == render_id and snapshot.render.user_id == user
-    assert snapshot.state == State.STATE_QUEUED and snapshot.event_id == early[-1]
+    # The state as of the newest event, whose id it carries (and which is not sent again).
+    assert snapshot.event_id == early[-1] and snapshot.state == State.STATE_RUNNING
+    assert snapshot.stage == render_pb2.STAGE_BUNDLING
     late = []
     for state, stage, value in RUN[1:]:
         late.append(await publish(redis, render_id, state, stage, value))
@@ -237,10 +249,10 @@ async def test_full_render_history_then_live_in_order(
     late.append(await publish(redis, render_id, "succeeded", "done", 1.0))
     events, error = await collect(call)
     assert error is None  # ended cleanly after the terminal event
-    assert [e.event_id for e in events] == early + late  # in order, no gaps, no duplicates
+    assert [e.event_id for e in events] == late  # in order, no gaps, no duplicates
+    assert_strictly_increasing([snapshot, *events])
+    assert all(e.kind == Event.KIND_EVENT for e in events)
     assert [e.stage for e in events] == [
-        render_pb2.STAGE_QUEUED,
-        render_pb2.STAGE_BUNDLING,
         render_pb2.STAGE_RENDERING,
         render_pb2.STAGE_RENDERING,
         render_pb2.STAGE_RENDERING,
@@ -248,16 +260,57 @@ async def test_full_render_history_then_live_in_order(
         render_pb2.STAGE_UPLOADING,
         render_pb2.STAGE_DONE,
     ]
-    assert events[0].state == State.STATE_QUEUED
-    assert all(e.state == State.STATE_RUNNING for e in events[1:-1])
-    assert [e.progress for e in events[1:-1]] == [p for _, _, p in RUN]
-    assert events[3].frames_rendered == 50 and events[3].frames_total == 100
+    assert all(e.state == State.STATE_RUNNING for e in events[:-1])
+    assert [e.progress for e in events[:-1]] == [p for _, _, p in RUN[1:]]
+    assert events[1].frames_rendered == 50 and events[1].frames_total == 100
     assert all(e.event_time.seconds > 0 for e in events)
     last = events[-1]
     assert last.state == State.STATE_SUCCEEDED and last.progress == 1.0
     assert last.render.state == State.STATE_SUCCEEDED
     assert last.render.output_url == f"https://cdn.example/{render_id}.mp4"
     assert last.render.metadata.codec == "h264" and last.render.complete_time.seconds > 0
+    # The whole retained history, on request.
+    replay, error = await collect(watch(stub, render_id, token_for(user), after="0-0"))
+    assert error is None and [e.event_id for e in replay] == early + late
+    assert replay[0].kind == Event.KIND_EVENT and replay[-1].render.output_url
+
+
+async def test_event_ids_strictly_increase_from_start_mid_way_and_after_finish(
+    start_progress: StartProgress, user: str, token_for: Any, redis: Redis
+) -> None:
+    progress, stub = await start_progress()
+    render_id = await insert_render(progress.engine, user)
+    token = token_for(user)
+    from_start = watch(stub, render_id, token)
+    first = (await from_start.read()).event
+    assert first.kind == Event.KIND_SNAPSHOT and first.event_id == ""  # nothing recorded yet
+    ids = await publish_run(redis, render_id)
+    mid_way = watch(stub, render_id, token)
+    snapshot = (await mid_way.read()).event
+    ids.append(await publish(redis, render_id, "running", "uploading", 0.99))
+    await finish_row(progress.engine, render_id)
+    ids.append(await publish(redis, render_id, "succeeded", "done", 1.0))
+    start_events, start_error = await collect(from_start)
+    mid_events, mid_error = await collect(mid_way)
+    after_events, after_error = await collect(watch(stub, render_id, token))
+    assert start_error is None and mid_error is None and after_error is None
+    start_events.insert(0, first)
+    mid_events.insert(0, snapshot)
+    for events in (start_events, mid_events, after_events):
+        assert_strictly_increasing(events)
+        seen: set[str] = set()
+        for event in events:  # a client de-duplicating by id drops nothing
+            assert event.event_id not in seen
+            seen.add(event.event_id)
+    assert [e.event_id for e in start_events] == ["", *ids]
+    assert [e.event_id for e in mid_events] == ids[len(ids) - 3 :]
+    assert mid_events[0].kind == Event.KIND_SNAPSHOT and mid_events[0].progress == 0.95
+    assert [(e.event_id, e.kind) for e in after_events] == [(ids[-1], Event.KIND_SNAPSHOT)]
+    assert after_events[0].render.output_url
+    # Resuming after any id a client saw: exactly the events after it.
+    for index, event_id in enumerate(ids[:-1]):
+        resumed, error = await collect(watch(stub, render_id, token, after=event_id))
+        assert error is None and [e.event_id for e in resumed] == ids[index + 1 :]
 
 
 async def test_resume_after_event_id_continues_exactly_after_it(
@@ -319,14 +372,15 @@ async def test_expired_events_are_answered_from_the_database(
     progress, stub = await start_progress()
     render_id = await insert_render(progress.engine, user, status="running")
     await finish_row(progress.engine, render_id)
-    for after in ("", "1700000000000-0"):
+    for after, kind in (("", Event.KIND_SNAPSHOT), ("1700000000000-0", Event.KIND_GAP)):
         events, error = await collect(watch(stub, render_id, token_for(user), after=after))
         assert error is None and len(events) == 1
+        assert events[0].kind == kind and events[0].event_id == ""
         assert events[0].state == State.STATE_SUCCEEDED and events[0].stage == render_pb2.STAGE_DONE
         assert events[0].render.output_url == f"https://cdn.example/{render_id}.mp4"
 
 
-async def test_terminal_render_with_history_replays_and_ends(
+async def test_terminal_render_with_history_is_one_snapshot_or_a_replay(
     start_progress: StartProgress, user: str, token_for: Any, redis: Redis
 ) -> None:
     progress, stub = await start_progress()
@@ -335,10 +389,56 @@ async def test_terminal_render_with_history_replays_and_ends(
     await finish_row(progress.engine, render_id)
     ids.append(await publish(redis, render_id, "succeeded", "done", 1.0))
     events, error = await collect(watch(stub, render_id, token_for(user)))
-    assert error is None
-    snapshot, history = events[0], events[1:]
-    assert snapshot.state == State.STATE_SUCCEEDED and snapshot.event_id == ids[-1]
-    assert [e.event_id for e in history] == ids
+    assert error is None and len(events) == 1
+    assert events[0].kind == Event.KIND_SNAPSHOT and events[0].event_id == ids[-1]
+    assert events[0].state == State.STATE_SUCCEEDED and events[0].render.output_url
+    events, error = await collect(watch(stub, render_id, token_for(user), after="0-0"))
+    assert error is None and [e.event_id for e in events] == ids
+
+
+async def test_resume_after_the_cap_reports_a_gap_never_a_silent_skip(
+    start_progress: StartProgress,
+    user: str,
+    token_for: Any,
+    redis: Redis,
+    base_settings: Settings,
+) -> None:
+    settings = base_settings.with_overrides(events_maxlen=10)  # as the worker is configured
+    progress, stub = await start_progress(events_maxlen=settings.events_maxlen)
+    render_id = await insert_render(progress.engine, user, status="running")
+    token = token_for(user)
+    ids = [
+        await publish(
+            redis, render_id, "running", "rendering", i / 1000, maxlen=settings.events_maxlen
+        )
+        for i in range(350)
+    ]
+    retained = [entry_id for entry_id, _ in await redis.xrange(streams.events_stream(render_id))]
+    first = ids.index(retained[0])
+    assert first >= 2 and retained == ids[first:]  # the cap trimmed the oldest
+    for after in (ids[0], ids[first - 2], "0-0"):
+        call = watch(stub, render_id, token, after=after)
+        gap = (await call.read()).event
+        call.cancel()
+        # Not the next retained event as if nothing happened: a gap, with the current state.
+        assert gap.kind == Event.KIND_GAP and gap.event_id == ids[-1]
+        assert gap.state == State.STATE_RUNNING and gap.progress == pytest.approx(0.349)
+        assert gap.render.render_id == render_id
+    # After the last trimmed event nothing is missing: the history, exactly.
+    call = watch(stub, render_id, token, after=ids[first - 1])
+    history = [(await call.read()).event for _ in retained]
+    call.cancel()
+    assert [e.event_id for e in history] == retained
+    assert all(e.kind == Event.KIND_EVENT for e in history)
+    # The gap is followed by live events, ids still increasing.
+    call = watch(stub, render_id, token, after=ids[0])
+    gap = (await call.read()).event
+    live = [await publish(redis, render_id, "running", "encoding", 0.9)]
+    await finish_row(progress.engine, render_id)
+    live.append(await publish(redis, render_id, "succeeded", "done", 1.0))
+    events, error = await collect(call)
+    assert error is None and [e.event_id for e in events] == live
+    assert_strictly_increasing([gap, *events])
 
 
 async def test_other_users_render_is_not_found(
@@ -573,7 +673,10 @@ async def test_long_redis_outage_ends_unavailable_and_client_resumes(
     finally:
         await writer.aclose()
     assert error is None
-    assert [e.event_id for e in resumed] == later
+    # That Redis lost its data (no persistence), so whether events after `first` were lost
+    # cannot be known: the resumed stream says so, with the current state, never silently.
+    assert [(e.kind, e.event_id) for e in resumed] == [(Event.KIND_GAP, later[-1])]
+    assert resumed[0].state == State.STATE_SUCCEEDED and resumed[0].render.output_url
 
 
 # --- WatchRenders --------------------------------------------------------------------
@@ -633,18 +736,134 @@ async def test_watch_renders_filters_by_project(
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def watch_all(stub: Stub, token: str, after: str = "", **fields: Any) -> grpc.aio.UnaryStreamCall:
+    """Open a WatchRenders stream."""
+    return stub.WatchRenders(
+        progress_service_pb2.WatchRendersRequest(after_event_id=after, **fields),
+        metadata=bearer(token),
+    )
+
+
+async def test_watch_renders_resumes_after_an_event_id_across_renders(
+    start_progress: StartProgress, user: str, token_for: Any, redis: Redis
+) -> None:
+    progress, stub = await start_progress()
+    token = token_for(user)
+    alpha = await insert_render(progress.engine, user, project_id="alpha", status="running")
+    beta = await insert_render(progress.engine, user, project_id="beta", status="running")
+    sent: list[tuple[str, str]] = []  # (render id, event id), in publishing order
+    for value in (0.1, 0.2, 0.3):
+        for render_id in (alpha, beta):
+            sent.append(
+                (
+                    render_id,
+                    await publish(redis, render_id, "running", "rendering", value, user_id=user),
+                )
+            )
+    await publish(redis, alpha, "running", "rendering", 0.5, user_id="someone-else")
+    call = watch_all(stub, token, include_active=True)  # a first client, then it drops
+    snapshots = [(await call.read()).event for _ in range(2)]
+    assert {e.render_id for e in snapshots} == {alpha, beta}
+    assert all(e.kind == Event.KIND_SNAPSHOT and not e.event_id for e in snapshots)
+    await publish(redis, beta, "running", "encoding", 0.9, user_id=user)
+    dropped_at = (await call.read()).event
+    call.cancel()
+    sent.append((beta, dropped_at.event_id))
+    assert dropped_at.render_id == beta and dropped_at.kind == Event.KIND_EVENT
+    # Resume after any event, whichever render it belonged to: exactly the ones after it.
+    for index in (0, 2, 5):
+        call = watch_all(stub, token, after=sent[index][1], include_active=True)
+        expected = sent[index + 1 :]
+        got = [(await call.read()).event for _ in expected]
+        sent.append((alpha, await publish(redis, alpha, "running", "encoding", 0.95, user_id=user)))
+        got.append((await call.read()).event)  # then live
+        call.cancel()
+        assert [(e.render_id, e.event_id) for e in got] == [*expected, sent[-1]]
+        assert all(e.kind == Event.KIND_EVENT for e in got)  # no snapshots when resuming
+        assert_strictly_increasing(got)
+    # With a project: the other project's events are skipped, the cursor still exact.
+    call = watch_all(stub, token, after=sent[1][1], project_id="alpha")
+    got = [(await call.read()).event for _ in (2, 4)]
+    call.cancel()
+    assert [(e.render_id, e.event_id) for e in got] == [sent[2], sent[4]]
+    # Finished renders' terminal events carry the render, in history as live.
+    await finish_row(progress.engine, alpha)
+    terminal = await publish(redis, alpha, "succeeded", "done", 1.0, user_id=user)
+    call = watch_all(stub, token, after=sent[-1][1])
+    event = (await call.read()).event
+    call.cancel()
+    assert event.event_id == terminal and event.render.output_url
+
+
+async def test_watch_renders_reports_a_gap_then_snapshots_of_what_changed(
+    start_progress: StartProgress, user: str, token_for: Any, redis: Redis
+) -> None:
+    progress, stub = await start_progress()
+    token = token_for(user)
+    long_ago = datetime.now(UTC) - timedelta(days=2)
+    await insert_render(progress.engine, user, status="succeeded", updated_at=long_ago)
+    busy = await insert_render(progress.engine, user, status="running")
+    first = await publish(redis, busy, "running", "rendering", 0.0, user_id=user)
+    count = streams.USER_EVENTS_MAXLEN + 200
+    for index in range(count):
+        await publish(redis, busy, "running", "rendering", index / count, user_id=user)
+    finished = await insert_render(progress.engine, user, status="running")
+    await publish(redis, finished, "running", "bundling", user_id=user)
+    await finish_row(progress.engine, finished)
+    newest = await publish(redis, finished, "succeeded", "done", 1.0, user_id=user)
+    oldest_kept = (await redis.xrange(streams.user_events_stream(user), count=1))[0][0]
+    assert parse_event_id(oldest_kept) > parse_event_id(first)  # the user stream's cap trimmed it
+    call = watch_all(stub, token, after=first)
+    gap = (await call.read()).event
+    assert gap.kind == Event.KIND_GAP and gap.render_id == "" and gap.event_id == ""
+    snapshots = [(await call.read()).event for _ in range(2)]
+    # The renders that changed since (not the one finished days ago), oldest change first.
+    assert [(e.render_id, e.kind) for e in snapshots] == [
+        (busy, Event.KIND_SNAPSHOT),
+        (finished, Event.KIND_SNAPSHOT),
+    ]
+    assert snapshots[1].render.state == State.STATE_SUCCEEDED
+    live = await publish(redis, busy, "running", "encoding", 0.9, user_id=user)
+    event = (await call.read()).event  # then live, after everything the snapshots reflect
+    call.cancel()
+    assert (event.render_id, event.event_id, event.kind) == (busy, live, Event.KIND_EVENT)
+    assert parse_event_id(event.event_id) > parse_event_id(newest)
+    # A cursor into a user stream that is gone altogether (expired): a gap too.
+    loner = f"loner-{uuid.uuid4()}"
+    quiet = await insert_render(progress.engine, loner, status="running")
+    call = watch_all(stub, token_for(loner), after=first)
+    received = [(await call.read()).event for _ in range(2)]
+    call.cancel()
+    assert [(e.kind, e.render_id) for e in received] == [
+        (Event.KIND_GAP, ""),
+        (Event.KIND_SNAPSHOT, quiet),
+    ]
+
+
 async def test_publish_event_copies_to_the_user_stream(redis: Redis, user: str) -> None:
-    render_id = str(uuid.uuid4())
+    render_id, other = str(uuid.uuid4()), str(uuid.uuid4())
     plain = await publish(redis, render_id, "queued", "queued")
     copied = await publish(redis, render_id, "running", "bundling", user_id=user)
+    elsewhere = await publish(redis, other, "running", "bundling", user_id=user)
     done = await publish(redis, render_id, "succeeded", "done", 1.0, user_id=user)
     entries = await redis.xrange(streams.events_stream(render_id))
     assert [entry_id for entry_id, _ in entries] == [plain, copied, done]
+    # Each entry knows the one before it in its stream (how a trimmed cursor is judged).
+    assert [f["prev"] for _, f in entries] == ["0-0", plain, copied]
     user_entries = await redis.xrange(streams.user_events_stream(user))
-    assert [(f["render_id"], f["event_id"], f["state"]) for _, f in user_entries] == [
-        (render_id, copied, "running"),
-        (render_id, done, "succeeded"),
+    # One id per event, the same in both streams: unique among all of the user's renders.
+    assert [entry_id for entry_id, _ in user_entries] == [copied, elsewhere, done]
+    assert [(f["render_id"], f["event_id"], f["state"], f["prev"]) for _, f in user_entries] == [
+        (render_id, copied, "running", "0-0"),
+        (other, elsewhere, "running", copied),
+        (render_id, done, "succeeded", elsewhere),
     ]
+    assert (
+        parse_event_id(plain)
+        < parse_event_id(copied)
+        < parse_event_id(elsewhere)
+        < parse_event_id(done)
+    )
     assert await redis.ttl(streams.events_stream(render_id)) > 0
     assert await redis.ttl(streams.user_events_stream(user)) > 0
 

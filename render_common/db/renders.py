@@ -71,6 +71,35 @@ async def list_for_user(
     return [dict(r) for r in rows]
 
 
+async def list_changed_for_user(
+    engine: AsyncEngine,
+    user_id: str,
+    *,
+    since: datetime,
+    limit: int,
+    project_id: str = "",
+    active: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """A user's renders updated at or after `since`, or in one of the `active` states.
+
+    Oldest update first (at most `limit`, the most recently updated): what a dashboard that
+    missed events since then needs to catch up.
+    """
+    changed = video_renders.c.updated_at >= since
+    query = select(video_renders).where(
+        video_renders.c.user_id == user_id,
+        or_(changed, video_renders.c.status.in_(list(active))) if active else changed,
+    )
+    if project_id:
+        query = query.where(video_renders.c.project_id == project_id)
+    query = query.order_by(video_renders.c.updated_at.desc(), video_renders.c.id.desc()).limit(
+        limit
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).mappings().all()
+    return [dict(r) for r in reversed(rows)]
+
+
 async def mark_enqueued(engine: AsyncEngine, render_id: str, entry_id: str) -> bool:
     """Record the stream entry of a queued render (only if none is recorded yet)."""
     return await mark_enqueued_many(engine, [(render_id, entry_id)]) == 1

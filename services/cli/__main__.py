@@ -195,7 +195,7 @@ async def _watch(endpoints: Endpoints, render_id: str, as_json: bool) -> int:
         else:
             bar.update(event)
 
-    final = await watch_render(endpoints, render_id, on_event)
+    final = await watch_render(endpoints, render_id, on_event, on_gap=bar.note)
     bar.finish()
     if as_json:
         return EXIT_OK if final.state == render_pb2.Render.STATE_SUCCEEDED else EXIT_RENDER_FAILED

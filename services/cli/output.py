@@ -138,6 +138,15 @@ class ProgressBar:
         self.stream.flush()
         self.last_line = line
 
+    def note(self, text: str) -> None:
+        """A line of its own above the bar (e.g. a gap in the events), marked with '!'."""
+        if self.tty and self.last_line:
+            self.stream.write("\n")
+        self.stream.write(f"! {text}\n")
+        if self.tty and self.last_line:
+            self.stream.write(self.last_line)
+        self.stream.flush()
+
     def finish(self) -> None:
         """End the bar's line."""
         if self.tty and self.last_line:

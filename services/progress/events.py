@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from render.v1 import progress_service_pb2, render_pb2
 
 from render_common.db.schema import FAILED, TERMINAL_STATES
 from render_common.events import ProgressEvent
 from render_common.resources import STAGE_TO_PROTO, STATE_TO_PROTO, render_message, timestamp
+
+Kind: TypeAlias = progress_service_pb2.RenderEvent.Kind.ValueType
+EVENT: Kind = progress_service_pb2.RenderEvent.KIND_EVENT
+SNAPSHOT: Kind = progress_service_pb2.RenderEvent.KIND_SNAPSHOT
+GAP: Kind = progress_service_pb2.RenderEvent.KIND_GAP
 
 
 def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
@@ -23,6 +28,7 @@ def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
         frames_rendered=event.frames_rendered,
         frames_total=event.frames_total,
         message=event.message,
+        kind=EVENT,
     )
     if event.time_ms:
         message.event_time.FromMilliseconds(event.time_ms)
@@ -37,10 +43,13 @@ def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
     return message
 
 
-def from_row(row: Mapping[str, Any], event_id: str = "") -> progress_service_pb2.RenderEvent:
-    """A RenderEvent carrying a render's state as stored, with `render` set."""
+def from_row(
+    row: Mapping[str, Any], event_id: str = "", kind: Kind = SNAPSHOT
+) -> progress_service_pb2.RenderEvent:
+    """A snapshot (or gap) carrying a render's state as stored, with `render` set."""
     render = render_message(row)
     message = progress_service_pb2.RenderEvent(
+        kind=kind,
         event_id=event_id,
         render_id=render.render_id,
         state=render.state,
@@ -61,7 +70,7 @@ def from_row(row: Mapping[str, Any], event_id: str = "") -> progress_service_pb2
 def with_render(
     event: progress_service_pb2.RenderEvent, row: Mapping[str, Any] | None
 ) -> progress_service_pb2.RenderEvent:
-    """A copy of a terminal event with the stored render (output, metadata, error) set."""
+    """A copy of an event with the stored render (output, metadata, error) set."""
     if row is None:
         return event
     complete = progress_service_pb2.RenderEvent()
@@ -71,6 +80,24 @@ def with_render(
     if event.state == render_pb2.Render.STATE_FAILED and not event.HasField("error"):
         complete.error.CopyFrom(render.error)
     return complete
+
+
+def snapshot(
+    newest: ProgressEvent, row: Mapping[str, Any] | None, kind: Kind = SNAPSHOT
+) -> progress_service_pb2.RenderEvent:
+    """A snapshot (or gap) standing for every event up to `newest`: its state, `render` set.
+
+    The state is the newest event's (the row's progress lags it between heartbeats); for a
+    terminal event, `row` should be the final one.
+    """
+    message = with_render(from_progress(newest), row)
+    message.kind = kind
+    return message
+
+
+def gap_marker() -> progress_service_pb2.RenderEvent:
+    """The KIND_GAP marker of a multi-render stream: no render, no id."""
+    return progress_service_pb2.RenderEvent(kind=GAP)
 
 
 def row_is_terminal(row: Mapping[str, Any]) -> bool:

@@ -34,6 +34,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from render_common import metrics
+from render_common.ids import parse_event_id
 from render_common.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,6 @@ READ_COUNT = 200  # most entries per stream per XREAD (at most half a subscriber
 _BACKOFF_START = 0.05
 _BACKOFF_MAX = 1.0
 _REDIS_ERRORS = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    """A stream entry id (`<ms>-<seq>`, or `<ms>`) as a comparable pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class EndReason(enum.Enum):
@@ -224,7 +219,9 @@ class _Shard:
             topic = self._topics.get(key)  # created by someone else meanwhile?
             if topic is None:
                 position = str(newest[0][0]) if newest else "0-0"
-                topic = _Topic(position=position, order=parse_id(position), packed_key=_bulk(key))
+                topic = _Topic(
+                    position=position, order=parse_event_id(position), packed_key=_bulk(key)
+                )
                 topic.move_to(position, topic.order)
                 self._topics[key] = topic
                 self._changed.set()
@@ -333,7 +330,7 @@ class _Shard:
                 continue
             for entry in entries:
                 entry_id, raw = entry[0], entry[1]
-                order = parse_id(entry_id)
+                order = parse_event_id(entry_id)
                 if order <= topic.order:
                     continue  # read before the topic was (re)created at a later position
                 topic.move_to(entry_id, order)

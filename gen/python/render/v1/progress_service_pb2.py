@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from render.v1 import render_pb2 as render_dot_v1_dot_render__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n render/v1/progress_service.proto\x12\trender.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16render/v1/render.proto\"\xc7\x02\n\x0bRenderEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\trender_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.render.v1.Render.State\x12\x1f\n\x05stage\x18\x04 \x01(\x0e\x32\x10.render.v1.Stage\x12\x10\n\x08progress\x18\x05 \x01(\x01\x12\x17\n\x0f\x66rames_rendered\x18\x06 \x01(\x03\x12\x14\n\x0c\x66rames_total\x18\x07 \x01(\x03\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06render\x18\t \x01(\x0b\x32\x11.render.v1.Render\x12%\n\x05\x65rror\x18\n \x01(\x0b\x32\x16.render.v1.RenderError\x12\x0f\n\x07message\x18\x0b \x01(\t\"?\n\x12WatchRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\t\"<\n\x13WatchRenderResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.render.v1.RenderEvent\"A\n\x13WatchRendersRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0einclude_active\x18\x02 \x01(\x08\"=\n\x14WatchRendersResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.render.v1.RenderEvent2\xbe\x01\n\x0fProgressService\x12S\n\x0bWatchRender\x12\x1d.render.v1.WatchRenderRequest\x1a\x1e.render.v1.WatchRenderResponse\"\x03\x90\x02\x01\x30\x01\x12V\n\x0cWatchRenders\x12\x1e.render.v1.WatchRendersRequest\x1a\x1f.render.v1.WatchRendersResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n render/v1/progress_service.proto\x12\trender.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16render/v1/render.proto\"\xc1\x03\n\x0bRenderEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\trender_id\x18\x02 \x01(\t\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.render.v1.Render.State\x12\x1f\n\x05stage\x18\x04 \x01(\x0e\x32\x10.render.v1.Stage\x12\x10\n\x08progress\x18\x05 \x01(\x01\x12\x17\n\x0f\x66rames_rendered\x18\x06 \x01(\x03\x12\x14\n\x0c\x66rames_total\x18\x07 \x01(\x03\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12!\n\x06render\x18\t \x01(\x0b\x32\x11.render.v1.Render\x12%\n\x05\x65rror\x18\n \x01(\x0b\x32\x16.render.v1.RenderError\x12\x0f\n\x07message\x18\x0b \x01(\t\x12)\n\x04kind\x18\x0c \x01(\x0e\x32\x1b.render.v1.RenderEvent.Kind\"M\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n\nKIND_EVENT\x10\x01\x12\x11\n\rKIND_SNAPSHOT\x10\x02\x12\x0c\n\x08KIND_GAP\x10\x03\"?\n\x12WatchRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_event_id\x18\x02 \x01(\t\"<\n\x13WatchRenderResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.render.v1.RenderEvent\"Y\n\x13WatchRendersRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x16\n\x0einclude_active\x18\x02 \x01(\x08\x12\x16\n\x0e\x61\x66ter_event_id\x18\x03 \x01(\t\"=\n\x14WatchRendersResponse\x12%\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x16.render.v1.RenderEvent2\xbe\x01\n\x0fProgressService\x12S\n\x0bWatchRender\x12\x1d.render.v1.WatchRenderRequest\x1a\x1e.render.v1.WatchRenderResponse\"\x03\x90\x02\x01\x30\x01\x12V\n\x0cWatchRenders\x12\x1e.render.v1.WatchRendersRequest\x1a\x1f.render.v1.WatchRendersResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,15 +38,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROGRESSSERVICE'].methods_by_name['WatchRenders']._loaded_options = None
   _globals['_PROGRESSSERVICE'].methods_by_name['WatchRenders']._serialized_options = b'\220\002\001'
   _globals['_RENDEREVENT']._serialized_start=105
-  _globals['_RENDEREVENT']._serialized_end=432
-  _globals['_WATCHRENDERREQUEST']._serialized_start=434
-  _globals['_WATCHRENDERREQUEST']._serialized_end=497
-  _globals['_WATCHRENDERRESPONSE']._serialized_start=499
-  _globals['_WATCHRENDERRESPONSE']._serialized_end=559
-  _globals['_WATCHRENDERSREQUEST']._serialized_start=561
-  _globals['_WATCHRENDERSREQUEST']._serialized_end=626
-  _globals['_WATCHRENDERSRESPONSE']._serialized_start=628
-  _globals['_WATCHRENDERSRESPONSE']._serialized_end=689
-  _globals['_PROGRESSSERVICE']._serialized_start=692
-  _globals['_PROGRESSSERVICE']._serialized_end=882
+  _globals['_RENDEREVENT']._serialized_end=554
+  _globals['_RENDEREVENT_KIND']._serialized_start=477
+  _globals['_RENDEREVENT_KIND']._serialized_end=554
+  _globals['_WATCHRENDERREQUEST']._serialized_start=556
+  _globals['_WATCHRENDERREQUEST']._serialized_end=619
+  _globals['_WATCHRENDERRESPONSE']._serialized_start=621
+  _globals['_WATCHRENDERRESPONSE']._serialized_end=681
+  _globals['_WATCHRENDERSREQUEST']._serialized_start=683
+  _globals['_WATCHRENDERSREQUEST']._serialized_end=772
+  _globals['_WATCHRENDERSRESPONSE']._serialized_start=774
+  _globals['_WATCHRENDERSRESPONSE']._serialized_end=835
+  _globals['_PROGRESSSERVICE']._serialized_start=838
+  _globals['_PROGRESSSERVICE']._serialized_end=1028
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from render.v1 import render_pb2 as _render_pb2
 import builtins as _builtins
 import sys
@@ -24,6 +25,45 @@ class RenderEvent(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[RenderEvent._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: RenderEvent._Kind.ValueType  # 0
+        """Not set (servers from before kinds existed): treat as KIND_EVENT."""
+        KIND_EVENT: RenderEvent._Kind.ValueType  # 1
+        """One recorded event, from history or live."""
+        KIND_SNAPSHOT: RenderEvent._Kind.ValueType  # 2
+        """The render's state, with `render` set: stands for every event up to and including
+        `event_id`, none of which is sent after it.
+        """
+        KIND_GAP: RenderEvent._Kind.ValueType  # 3
+        """Events after the request's `after_event_id` were lost (the capped history no longer
+        holds them) and are not sent. On WatchRender it carries the render's current state
+        like a KIND_SNAPSHOT; on WatchRenders it is a marker with an empty `render_id`,
+        followed by KIND_SNAPSHOT messages of the renders that may have changed meanwhile.
+        """
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper):
+        """Kind says how a message relates to the render's recorded events."""
+
+    KIND_UNSPECIFIED: RenderEvent.Kind.ValueType  # 0
+    """Not set (servers from before kinds existed): treat as KIND_EVENT."""
+    KIND_EVENT: RenderEvent.Kind.ValueType  # 1
+    """One recorded event, from history or live."""
+    KIND_SNAPSHOT: RenderEvent.Kind.ValueType  # 2
+    """The render's state, with `render` set: stands for every event up to and including
+    `event_id`, none of which is sent after it.
+    """
+    KIND_GAP: RenderEvent.Kind.ValueType  # 3
+    """Events after the request's `after_event_id` were lost (the capped history no longer
+    holds them) and are not sent. On WatchRender it carries the render's current state
+    like a KIND_SNAPSHOT; on WatchRenders it is a marker with an empty `render_id`,
+    followed by KIND_SNAPSHOT messages of the renders that may have changed meanwhile.
+    """
+
     EVENT_ID_FIELD_NUMBER: _builtins.int
     RENDER_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
@@ -35,8 +75,13 @@ class RenderEvent(_message.Message):
     RENDER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
-    """Id of the event, increasing per render; pass it as after_event_id to resume after it."""
+    """Id of the last recorded event this message reflects; strictly increasing within a
+    stream; pass it as after_event_id to resume after it. Empty only on a snapshot that no
+    recorded event stands for (the render has none yet, they expired, or its terminal state
+    was never recorded as an event): such a message is not a resume point.
+    """
     render_id: _builtins.str
     """Id of the render."""
     state: _render_pb2.Render.State.ValueType
@@ -51,6 +96,8 @@ class RenderEvent(_message.Message):
     """Total frames."""
     message: _builtins.str
     """Short human-readable note, e.g. "retrying (attempt 2 of 3)"."""
+    kind: Global___RenderEvent.Kind.ValueType
+    """What this message is: one recorded event, a snapshot, or the report of a gap."""
     @_builtins.property
     def event_time(self) -> _timestamp_pb2.Timestamp:
         """When the event happened."""
@@ -77,10 +124,11 @@ class RenderEvent(_message.Message):
         render: _render_pb2.Render | None = ...,
         error: _render_pb2.RenderError | None = ...,
         message: _builtins.str = ...,
+        kind: Global___RenderEvent.Kind.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event_time", b"event_time", "render", b"render"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event_id", b"event_id", "event_time", b"event_time", "frames_rendered", b"frames_rendered", "frames_total", b"frames_total", "message", b"message", "progress", b"progress", "render", b"render", "render_id", b"render_id", "stage", b"stage", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "event_id", b"event_id", "event_time", b"event_time", "frames_rendered", b"frames_rendered", "frames_total", b"frames_total", "kind", b"kind", "message", b"message", "progress", b"progress", "render", b"render", "render_id", b"render_id", "stage", b"stage", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -97,7 +145,9 @@ class WatchRenderRequest(_message.Message):
     render_id: _builtins.str
     """Id of the render."""
     after_event_id: _builtins.str
-    """Resume after this event; empty to start from the current state and full history."""
+    """Resume after this event (an event_id received before); empty to start from a snapshot
+    of the current state; "0-0" to replay the whole retained history.
+    """
     def __init__(
         self,
         *,
@@ -144,19 +194,27 @@ class WatchRendersRequest(_message.Message):
 
     PROJECT_ID_FIELD_NUMBER: _builtins.int
     INCLUDE_ACTIVE_FIELD_NUMBER: _builtins.int
+    AFTER_EVENT_ID_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Only renders of this project, when set."""
     include_active: _builtins.bool
-    """Send the current state of active (queued or running) renders first."""
+    """Send the current state of active (queued or running) renders first (ignored when
+    resuming with after_event_id).
+    """
+    after_event_id: _builtins.str
+    """Resume after this event (an event_id received from WatchRenders before): every event
+    of the caller's renders recorded after it follows, then live events.
+    """
     def __init__(
         self,
         *,
         project_id: _builtins.str = ...,
         include_active: _builtins.bool = ...,
+        after_event_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_active", b"include_active", "project_id", b"project_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_event_id", b"after_event_id", "include_active", b"include_active", "project_id", b"project_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
