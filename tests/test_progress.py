@@ -455,6 +455,9 @@ async def test_other_users_render_is_not_found(
     _, error = await collect(watch(stub, render_id, token_for(user), after="bogus"))
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "after_event_id" in error.field_violations
+    too_big = f"{2**64}-0"  # not a stream id: refused up front, not a Redis error
+    _, error = await collect(watch(stub, render_id, token_for(user), after=too_big))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     call = stub.WatchRender(progress_service_pb2.WatchRenderRequest(render_id=render_id))
     _, error = await collect(call)
     assert error.code == grpc.StatusCode.UNAUTHENTICATED
