@@ -9,7 +9,7 @@ import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {z} from 'zod';
 import {FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH} from '../src/Root';
-import {MAX_SCENES, SCENE_TYPES, sceneSchema} from '../src/schema';
+import {ASSET_KINDS, MAX_SCENES, SCENE_TYPES, sceneSchema} from '../src/schema';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outFile = join(root, 'catalogue', 'scenes.schema.json');
@@ -36,6 +36,8 @@ export const buildSceneJsonSchema = () => {
 		description:
 			'ONE scene of MainComposition. Generated from remotion/src/schema.ts by `npm run schema`; do not edit by hand.',
 		'x-scene-types': [...SCENE_TYPES],
+		// Props marked `x-asset: <kind>` (see asset() in src/schema.ts) are asset URLs.
+		'x-asset-kinds': [...ASSET_KINDS],
 		'x-remotion-version': pkg.dependencies.remotion,
 		'x-composition': {
 			id: 'MainComposition',

@@ -27,8 +27,24 @@ const cssColor = () =>
 		.regex(CSS_COLOR_PATTERN)
 		.describe('CSS colour: #hex, rgb()/rgba()/hsl()/hsla() or a named colour');
 
-const mediaUrl = () =>
-	z.string().min(1).max(4096).regex(MEDIA_URL_PATTERN).describe('http(s) URL of the asset');
+/** Kinds of media a scene prop can point at; `asset(kind)` marks such a prop. */
+export const ASSET_KINDS = ['image', 'video', 'audio'] as const;
+export type AssetKind = (typeof ASSET_KINDS)[number];
+
+/**
+ * A prop that is the URL of an asset (image, video, audio). It exports to JSON Schema as
+ * `format: "uri"` plus `x-asset: "<kind>"`, and that mark is the ONLY thing the Python side
+ * uses to tell assets from text: render_api checks marked URLs at intake, the SSR engine
+ * prefetches exactly the marked props and the Lambda engine checks exactly those. Every
+ * other string is text, whatever it holds ("Note: ...", "12:30", a URL in a caption).
+ */
+export const asset = (kind: AssetKind) =>
+	z
+		.string()
+		.min(1)
+		.max(4096)
+		.regex(MEDIA_URL_PATTERN)
+		.meta({format: 'uri', 'x-asset': kind, description: `http(s) URL of the ${kind}`});
 
 const fit = () =>
 	z.enum(['cover', 'contain']).describe('How the media fills the frame (default cover)');
@@ -59,12 +75,12 @@ export const textPropsSchema = z.strictObject({
 });
 
 export const imagePropsSchema = z.strictObject({
-	src: mediaUrl(),
+	src: asset('image'),
 	fit: fit().optional(),
 });
 
 export const videoPropsSchema = z.strictObject({
-	src: mediaUrl(),
+	src: asset('video'),
 	fit: fit().optional(),
 	muted: z.boolean().optional().describe('Drop the clip audio (default false)'),
 });

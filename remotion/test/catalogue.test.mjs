@@ -27,6 +27,36 @@ test('catalogue shape', () => {
 	}
 });
 
+test('asset props carry the x-asset mark; text props do not', async () => {
+	const {tsImport} = await import('tsx/esm/api');
+	const {asset, ASSET_KINDS} = await tsImport('../src/schema.ts', import.meta.url);
+	const {z} = await import('zod');
+	assert.deepEqual(schema['x-asset-kinds'], [...ASSET_KINDS]);
+	const marks = Object.fromEntries(
+		schema.oneOf.map((b) => [
+			b.properties.type.const,
+			Object.entries(b.properties.props.properties)
+				.filter(([, p]) => p['x-asset'])
+				.map(([name, p]) => [name, p['x-asset'], p.format]),
+		]),
+	);
+	assert.deepEqual(marks, {
+		title: [],
+		text: [],
+		image: [['src', 'image', 'uri']],
+		video: [['src', 'video', 'uri']],
+		color: [],
+		gradient: [],
+	});
+	// A future prop (a soundtrack) gets the same mark from the helper, nested or optional.
+	const exported = z.toJSONSchema(z.strictObject({soundtrack: z.strictObject({src: asset('audio')}).optional()}));
+	const src = exported.properties.soundtrack.properties.src;
+	assert.equal(src['x-asset'], 'audio');
+	assert.equal(src.format, 'uri');
+	assert.ok(asset('audio').safeParse('https://cdn.example/s.mp3').success);
+	assert.ok(!asset('audio').safeParse('Note: this is a title').success);
+});
+
 test('samples have the expected lengths', async () => {
 	const {tsImport} = await import('tsx/esm/api');
 	const {totalDurationInFrames} = await tsImport('../src/timeline.ts', import.meta.url);

@@ -7,7 +7,8 @@ bad prop is reported at its own field path rather than as "matches no branch".
 
 Valid scenes, the hot path of StartRender, are checked by validators compiled to Python
 code with fastjsonschema (about 15x faster than walking the schema); only a scene it
-refuses goes through jsonschema, which lists every violation with its path. The fast
+refuses goes through jsonschema, which lists every violation with its path. Asset props
+(`x-asset`, see render_common/scene_assets.py) are read from the same schema. The fast
 path is used only while the schema sticks to keywords that mean the same in draft 7
 (fastjsonschema's newest draft) and in the catalogue's 2020-12.
 """
@@ -27,11 +28,11 @@ import fastjsonschema
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 
-from render_common.config import ROOT
+from render_common.scene_assets import CATALOGUE_PATH, AssetCatalogue
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = ROOT / "remotion" / "catalogue" / "scenes.schema.json"
+DEFAULT_PATH = CATALOGUE_PATH
 _CAMEL_TO_PROTO = {"durationInFrames": "duration_in_frames"}
 _DRAFT7 = "http://json-schema.org/draft-07/schema#"
 # Keywords whose meaning is the same in draft 7 and 2020-12 (annotations included).
@@ -52,6 +53,7 @@ _PORTABLE_KEYWORDS = frozenset(
         "minLength",
         "maxLength",
         "pattern",
+        "format",  # an annotation in both unless asked for (fastjsonschema: use_formats=False)
         "oneOf",
         "anyOf",
         "allOf",
@@ -110,6 +112,8 @@ class SceneCatalogue:
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self._schema = dict(schema)
+        self.assets = AssetCatalogue.from_schema(self._schema)
+        """The asset props (`x-asset` marks) of each scene type."""
         draft = (
             Draft7Validator
             if "draft-07" in str(schema.get("$schema", ""))
@@ -133,7 +137,7 @@ class SceneCatalogue:
         else:
             for name, validator in self._validators.items():
                 branch = {**validator.schema, "$schema": _DRAFT7}  # type: ignore[dict-item]
-                self._fast[name] = fastjsonschema.compile(branch)
+                self._fast[name] = fastjsonschema.compile(branch, use_formats=False)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PATH) -> SceneCatalogue:

@@ -1,6 +1,8 @@
 """Validation of StartRender/EstimateRender requests into a RenderSpec, with every violation.
 
-Field paths follow the proto (`scenes[2].props.text`), as BadRequest expects.
+Field paths follow the proto (`scenes[2].props.text`), as BadRequest expects. Asset props
+(marked `x-asset` in the catalogue, and only those) must also be well-formed http(s) URLs
+with a host; text props are text, whatever they hold.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from render_common.config import Settings
 from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
 from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
+from render_common.scene_assets import asset_url_problem
 from services.render_api.catalogue import SceneCatalogue
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -204,7 +207,14 @@ class RequestValidator:
                     "type": transition.type,
                     "durationInFrames": transition.duration_in_frames,
                 }
-            for violation in self._catalogue.validate(item):
+            scene_violations = self._catalogue.validate(item)
+            for violation in scene_violations:
                 violations.append((f"{prefix}.{violation.path}", violation.description))
+            if not scene_violations:
+                violations.extend(
+                    (f"{prefix}.{found.field_path}", problem)
+                    for found in self._catalogue.assets.find([item])
+                    if (problem := asset_url_problem(found.url))
+                )
             converted.append(item)
         return converted

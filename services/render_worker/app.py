@@ -16,6 +16,7 @@ from render_common.db.engine import create_engine
 from render_common.db.migrate import upgrade_to_head
 from render_common.logs import configure_logging
 from render_common.redis_client import create_redis
+from render_common.scene_assets import AssetCatalogue
 from render_common.server import RunningServer, start_server, wait_for_shutdown_signal
 from render_common.telemetry import configure_telemetry
 from services.render_worker.assets import AssetFetcher, AssetPolicy
@@ -74,6 +75,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
             settings.asset_allowed_networks,
         ),
     )
+    assets = AssetCatalogue.load()  # which scene props are assets (the catalogue's x-asset)
     host = RenderHost(
         Path(settings.remotion_dir),
         node=settings.node_binary,
@@ -84,6 +86,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
         "ssr": SsrEngine(
             host,
             fetcher,
+            assets=assets,
             concurrency=settings.render_concurrency,
             timeout_seconds=settings.render_timeout_seconds,
             x264_preset=settings.x264_preset,
@@ -95,6 +98,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
             LambdaClient(settings),
             create_redis(settings.redis_url, socket_timeout=None),
             fetcher,
+            assets=assets,
             poll_interval_seconds=settings.lambda_poll_interval_seconds,
         )
     return engines

@@ -1,12 +1,15 @@
-"""Asset prefetch: download every URL in scene props before rendering, safely.
+"""Asset prefetch: download the scenes' asset URLs before rendering, safely.
 
-Only http(s). The host name is resolved first and every address must be public (private,
-loopback, link-local, multicast, reserved and unspecified ranges are refused, IPv4-mapped
-IPv6 included) unless ASSET_ALLOWED_NETWORKS lists it; the connection then goes to the
-checked address (no second lookup for DNS rebinding), with SNI and certificate checks
-against the original name. Redirects are followed by hand, each hop checked again. Size
-and time are bounded; downloads are cached by URL. A missing asset fails the render at once
-with its URL; Chromium only ever loads the local copies, served by the render host.
+Which props are assets is the catalogue's word (`x-asset`, render_common/scene_assets.py);
+text props are never fetched. Only http(s). The host name is resolved first and every
+address must be public (private, loopback, link-local, multicast, reserved and unspecified
+ranges are refused, IPv4-mapped IPv6 included) unless ASSET_ALLOWED_NETWORKS lists it; the
+connection then goes to the checked address (no second lookup for DNS rebinding), with SNI
+and certificate checks against the original name. Redirects are followed by hand, each hop
+checked again. Size is bounded, and ASSET_TIMEOUT_SECONDS bounds each of connect and read
+and the whole download (DNS, redirects and a server that trickles bytes included);
+downloads are cached by URL. A missing asset fails the render at once with its URL;
+Chromium only ever loads the local copies, served by the render host.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from render_common.scene_assets import asset_url_problem
 from services.render_worker.failures import RenderFailure
 
-URL_PATTERN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
 MAX_REDIRECTS = 3
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,40 +64,6 @@ class AssetPolicy:
             or address.is_reserved
             or address.is_unspecified
         )
-
-
-def asset_urls(scenes: list[dict[str, Any]]) -> list[str]:
-    """Every URL-looking string in the scenes' props, in order, without repeats."""
-    found: dict[str, None] = {}
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str) and URL_PATTERN.match(value) and not value.startswith("#"):
-            found[value] = None
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    for scene in scenes:
-        walk(scene.get("props", {}))
-    return list(found)
-
-
-def replace_urls(scenes: list[dict[str, Any]], mapping: dict[str, str]) -> list[dict[str, Any]]:
-    """A copy of the scenes with each prefetched URL replaced by its local URL."""
-
-    def swap(value: Any) -> Any:
-        if isinstance(value, str):
-            return mapping.get(value, value)
-        if isinstance(value, dict):
-            return {k: swap(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [swap(v) for v in value]
-        return value
-
-    return [swap(scene) for scene in scenes]
 
 
 class AssetFetcher:
@@ -136,13 +104,17 @@ class AssetFetcher:
         try:
             async with asyncio.timeout(self.policy.timeout_seconds):
                 await self._download(url, target)
-        except TimeoutError as exc:
-            raise RenderFailure(
-                "ASSET_TIMEOUT",
-                f"asset took longer than {self.policy.timeout_seconds:g}s: {url}",
-                retryable=True,
-            ) from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise self._timed_out(url) from exc
         return name
+
+    def _timed_out(self, url: str) -> RenderFailure:
+        return RenderFailure(
+            "ASSET_TIMEOUT",
+            f"asset not fetched within ASSET_TIMEOUT_SECONDS "
+            f"({self.policy.timeout_seconds:g}s): {url}",
+            retryable=True,
+        )
 
     async def _download(self, url: str, target: Path) -> None:
         current = url
@@ -156,7 +128,11 @@ class AssetFetcher:
                 "Host": parts.netloc.rsplit("@", 1)[-1],
                 "User-Agent": "render-export/asset-prefetch",
             }
-            async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
+            async with httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(self.policy.timeout_seconds),
+            ) as client:
                 try:
                     async with client.stream(
                         "GET", pinned, headers=headers, extensions={"sni_hostname": host}
@@ -167,23 +143,22 @@ class AssetFetcher:
                         self._check_status(response.status_code, url)
                         await self._save(response, target, url)
                         return
+                except httpx.TimeoutException as exc:
+                    raise self._timed_out(url) from exc
                 except httpx.HTTPError as exc:
                     raise RenderFailure(
                         "ASSET_UNAVAILABLE",
-                        f"asset could not be fetched ({exc}): {url}",
+                        f"asset could not be fetched ({_network_error(exc)}): {url}",
                         retryable=True,
                     ) from exc
         raise RenderFailure("ASSET_FORBIDDEN", f"too many redirects: {url}", retryable=False)
 
     async def _checked_address(self, current: str, original: str) -> tuple[IPAddress, str]:
+        problem = asset_url_problem(current)
+        if problem is not None:
+            raise RenderFailure("ASSET_FORBIDDEN", f"{problem}: {original}", retryable=False)
         parts = urlsplit(current)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise RenderFailure(
-                "ASSET_FORBIDDEN",
-                f"only http(s) asset URLs are allowed: {original}",
-                retryable=False,
-            )
-        host = parts.hostname
+        host = parts.hostname or ""
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host,
@@ -244,3 +219,16 @@ class AssetFetcher:
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
+
+
+def _network_error(exc: httpx.HTTPError) -> str:
+    """What went wrong on the wire, in words (httpx leaves some messages empty)."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server broke off the response"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "the connection failed mid-transfer"
+    return "network error"

@@ -1,11 +1,28 @@
-"""A local HTTP server of test assets: an image, a 404, and a URL that fails before it works."""
+"""A local HTTP server of test assets: images, a clip, errors, redirects and slow answers.
+
+Paths (the query string is ignored for matching, kept in `requests`):
+- `/image...` an 8x8 PNG; `/clip...` a 10-frame H.264 MP4; `/missing...` 404;
+- `/flaky-N...` 503 once, then the image;
+- `/redirect/<path>` 302 to `/<path>` (query kept);
+- `/slow/<seconds>/<path>` waits that long before answering as `/<path>`;
+- `/trickle...` headers at once, then one byte of a large body every 50 ms.
+"""
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 import threading
+import time
 import zlib
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from render_common.config import ROOT
+
+COMPOSITOR = ROOT / "remotion" / "node_modules" / "@remotion" / "compositor-linux-x64-gnu"
 
 
 def tiny_png(width: int = 8, height: int = 8) -> bytes:
@@ -27,8 +44,43 @@ def tiny_png(width: int = 8, height: int = 8) -> bytes:
     )
 
 
+@cache
+def tiny_mp4(frames: int = 10) -> bytes:
+    """A small H.264 MP4 (64x36, 30 fps), encoded by Remotion's bundled ffmpeg."""
+    result = subprocess.run(
+        [
+            str(COMPOSITOR / "ffmpeg"),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "image2pipe",
+            "-framerate",
+            "30",
+            "-c:v",
+            "png",
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            "-",
+        ],
+        input=tiny_png(64, 36) * frames,
+        capture_output=True,
+        check=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(COMPOSITOR)},
+    )
+    return result.stdout
+
+
 class AssetServer:
-    """Serves /image.png, /missing.png (404) and /flaky-N.png (503 once per N, then the image)."""
+    """Serves the paths listed in the module docstring on 127.0.0.1 (a free port)."""
 
     def __init__(self) -> None:
         self.failures: dict[str, int] = {}
@@ -39,20 +91,52 @@ class AssetServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests.append(self.path)
-                if self.path.startswith("/flaky") and owner.failures.get(self.path, 1) > 0:
-                    owner.failures[self.path] = owner.failures.get(self.path, 1) - 1
+                self._answer(urlsplit(self.path).path, urlsplit(self.path).query)
+
+            def _answer(self, path: str, query: str) -> None:
+                if path.startswith("/redirect/"):
+                    self.send_response(302)
+                    target = path[len("/redirect") :] + (f"?{query}" if query else "")
+                    self.send_header("Location", target)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path.startswith("/slow/"):
+                    _, _, seconds, rest = path.split("/", 3)
+                    time.sleep(float(seconds))
+                    self._answer(f"/{rest}", query)
+                elif path.startswith("/trickle"):
+                    self._trickle()
+                elif path.startswith("/flaky") and owner.failures.get(path, 1) > 0:
+                    owner.failures[path] = owner.failures.get(path, 1) - 1
                     self.send_response(503)
                     self.end_headers()
-                    return
-                if self.path.startswith(("/image", "/flaky")):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "image/png")
-                    self.send_header("Content-Length", str(len(png)))
+                elif path.startswith(("/image", "/flaky")):
+                    self._send(png, "image/png")
+                elif path.startswith("/clip"):
+                    self._send(tiny_mp4(), "video/mp4")
+                else:
+                    self.send_response(404)
                     self.end_headers()
-                    self.wfile.write(png)
-                    return
-                self.send_response(404)
+
+            def _send(self, body: bytes, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
+
+            def _trickle(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                try:
+                    for _ in range(100000):
+                        self.wfile.write(b"\x00")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass  # the client gave up
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -65,6 +149,10 @@ class AssetServer:
     def url(self, path: str) -> str:
         """Absolute URL of a path on this server."""
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def paths(self) -> list[str]:
+        """The paths requested so far (query strings dropped)."""
+        return [urlsplit(p).path for p in self.requests]
 
     def close(self) -> None:
         """Stop serving."""

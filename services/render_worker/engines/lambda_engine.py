@@ -25,7 +25,8 @@ from redis.exceptions import RedisError
 from render_common import streams
 from render_common.presets import FORMAT_CODECS
 from render_common.pricing import FPS
-from services.render_worker.assets import AssetFetcher, asset_urls
+from render_common.scene_assets import AssetCatalogue
+from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import (
     PREPARED_PROGRESS,
     ProgressReport,
@@ -80,11 +81,13 @@ class LambdaEngine:
         redis: Redis,
         fetcher: AssetFetcher,
         *,
+        assets: AssetCatalogue,
         poll_interval_seconds: float,
     ) -> None:
         self._client = client
         self._redis = redis  # blocking reads (BLMOVE) of webhook payloads
         self._fetcher = fetcher
+        self._assets = assets
         self._poll_interval = poll_interval_seconds
         self._running: dict[str, LambdaRender] = {}
 
@@ -99,7 +102,8 @@ class LambdaEngine:
                 extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
             )
         else:
-            await self._fetcher.check_all(asset_urls(job.scenes))
+            # Lambda fetches the assets itself: check the catalogue's asset props (not text).
+            await self._fetcher.check_all(self._assets.urls(job.scenes))
             render = await self._client.start(job)
             log.info(
                 "lambda render started",

@@ -1,4 +1,4 @@
-"""SSR engine: assets prefetched, then rendered by the warm Node render host."""
+"""SSR engine: the catalogue's asset props prefetched, then rendered by the warm render host."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
-from services.render_worker.assets import AssetFetcher, asset_urls, replace_urls
+from render_common.scene_assets import AssetCatalogue
+from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import (
     PREPARED_PROGRESS,
     ProgressReport,
@@ -63,6 +64,7 @@ class SsrEngine:
         host: RenderHost,
         fetcher: AssetFetcher,
         *,
+        assets: AssetCatalogue,
         concurrency: int,
         timeout_seconds: float,
         x264_preset: str,
@@ -70,6 +72,7 @@ class SsrEngine:
     ) -> None:
         self._host = host
         self._fetcher = fetcher
+        self._assets = assets
         self._x264_preset = x264_preset
         self._skip_static_frames = skip_static_frames
         self._concurrency = concurrency or default_render_concurrency()
@@ -78,13 +81,15 @@ class SsrEngine:
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Prefetch, render, thumbnail and probe; the output stays in the job's work dir."""
         await report("bundling", 0.0, 0)
-        urls = asset_urls(job.scenes)
+        urls = self._assets.urls(job.scenes)  # the catalogue's asset props only, never text
         scenes = job.scenes
         if urls:
             cached = await self._fetcher.fetch_all(urls)
             await self._host.start()
             base = self._host.asset_base_url
-            scenes = replace_urls(job.scenes, {url: base + name for url, name in cached.items()})
+            scenes = self._assets.replace(
+                job.scenes, {url: base + name for url, name in cached.items()}
+            )
         await report("bundling", PREPARED_PROGRESS, 0)
 
         async def on_progress(message: dict[str, Any]) -> None:
