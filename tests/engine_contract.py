@@ -115,6 +115,24 @@ class EngineContract:
         assert not failure.value.retryable
         assert "169.254.169.254" in failure.value.message
 
+    async def test_text_that_looks_like_a_url_is_not_an_asset(
+        self, engine: Engine, tmp_path: Path
+    ) -> None:
+        # Only the catalogue's asset props are fetched (SSR) or checked (Lambda).
+        scenes = [
+            {
+                "type": "title",
+                "durationInFrames": 5,
+                "props": {
+                    "text": "Note: this is a title",
+                    "subtitle": "http://169.254.169.254/latest/meta-data/",
+                },
+            },
+            {"type": "text", "durationInFrames": 5, "props": {"text": "file:///etc/passwd 12:30"}},
+        ]
+        output = await engine.render(make_job(tmp_path / "work", scenes), Reports())
+        assert self.output_bytes(output) > 0
+
     async def test_cancel_stops_the_render(self, engine: Engine, tmp_path: Path) -> None:
         scenes = [
             {"type": "gradient", "durationInFrames": 600, "props": {"from": "red", "to": "blue"}}

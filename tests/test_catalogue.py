@@ -116,3 +116,22 @@ def test_unportable_schema_keeps_to_jsonschema() -> None:
     catalogue = SceneCatalogue(schema)
     assert catalogue._fast == {}
     assert catalogue.validate({"type": "color", "durationInFrames": 30, "props": {}})
+
+
+@pytest.mark.parametrize(
+    ("scene_type", "prop", "value"),
+    [
+        ("title", "text", "W" * 5000),  # maxLength
+        ("image", "src", "https://cdn.example.com/a.png?q=" + "z" * 5000),  # maxLength
+        ("image", "src", "ftp://cdn.example.com/" + "z" * 3000),  # pattern
+    ],
+)
+def test_violations_quote_long_values_cut_short(
+    catalogue: SceneCatalogue, scene_type: str, prop: str, value: str
+) -> None:
+    # The whole value echoed back overflowed the client's 8 KiB metadata limit
+    # (RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT).
+    scene = {"type": scene_type, "durationInFrames": 30, "props": {prop: value}}
+    (violation,) = catalogue.validate(scene)
+    assert violation.path == f"props.{prop}"
+    assert len(violation.description) < 200 and value[:40] in violation.description

@@ -161,6 +161,26 @@ async def test_missing_asset_fails_at_once_with_its_url(
         server.close()
 
 
+async def test_slow_asset_fails_as_asset_timeout_after_its_setting(
+    stack_factory: StartStack,
+) -> None:
+    # A server that trickles bytes: no read times out, ASSET_TIMEOUT_SECONDS bounds the total.
+    server = AssetServer()
+    try:
+        stack = await stack_factory(
+            asset_allowed_networks=("127.0.0.1/32",), asset_timeout_seconds=1.0
+        )
+        url = server.url("/trickle.png?size=large")
+        render = await stack.start([scene("image", 10, src=url)])
+        done = await stack.wait(render.render_id, timeout=120)
+        assert done.state == render_pb2.Render.STATE_FAILED
+        assert done.error.reason == "ASSET_TIMEOUT" and done.error.retryable
+        assert done.error.message == f"asset not fetched within ASSET_TIMEOUT_SECONDS (1s): {url}"
+        assert done.retry_count == stack.settings.max_attempts - 1
+    finally:
+        server.close()
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = CATALOGUE_PATH
 _CAMEL_TO_PROTO = {"durationInFrames": "duration_in_frames"}
 _DRAFT7 = "http://json-schema.org/draft-07/schema#"
+MAX_SHOWN_CHARS = 80  # of an offending value quoted in a violation
 # Keywords whose meaning is the same in draft 7 and 2020-12 (annotations included).
 _PORTABLE_KEYWORDS = frozenset(
     {
@@ -104,7 +105,21 @@ def _ecma_pattern(
 ) -> Iterator[ValidationError]:
     """The `pattern` keyword with ECMA-262 end-of-input semantics."""
     if validator.is_type(instance, "string") and not _compiled(pattern).search(instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+        yield ValidationError(f"{_shown(instance)} does not match {pattern!r}")
+
+
+def _shown(value: Any) -> str:
+    """A value as quoted in a violation, cut short: the details must fit gRPC's metadata."""
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 4]}...{text[-1]}"
+
+
+def _description(error: ValidationError) -> str:
+    """jsonschema's message with the offending value (e.g. a 5000-character URL) cut short."""
+    shown = repr(error.instance)
+    if len(shown) > MAX_SHOWN_CHARS:
+        return error.message.replace(shown, _shown(error.instance))
+    return error.message
 
 
 class SceneCatalogue:
@@ -187,7 +202,7 @@ class SceneCatalogue:
         violations = []
         for error in sorted(validator.iter_errors(scene), key=lambda e: list(e.absolute_path)):
             path = ".".join(_CAMEL_TO_PROTO.get(str(p), str(p)) for p in error.absolute_path)
-            violations.append(Violation(path or "props", error.message))
+            violations.append(Violation(path or "props", _description(error)))
         return violations
 
     def _resolve(self, node: Mapping[str, Any]) -> Mapping[str, Any]:

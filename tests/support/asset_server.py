@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import zlib
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from render_common.config import ROOT
@@ -47,36 +49,36 @@ def tiny_png(width: int = 8, height: int = 8) -> bytes:
 @cache
 def tiny_mp4(frames: int = 10) -> bytes:
     """A small H.264 MP4 (64x36, 30 fps), encoded by Remotion's bundled ffmpeg."""
-    result = subprocess.run(
-        [
-            str(COMPOSITOR / "ffmpeg"),
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-f",
-            "image2pipe",
-            "-framerate",
-            "30",
-            "-c:v",
-            "png",
-            "-i",
-            "-",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            "-",
-        ],
-        input=tiny_png(64, 36) * frames,
-        capture_output=True,
-        check=True,
-        env={**os.environ, "LD_LIBRARY_PATH": str(COMPOSITOR)},
-    )
-    return result.stdout
+    with tempfile.TemporaryDirectory(prefix="render-test-clip-") as work:
+        target = Path(work) / "clip.mp4"
+        subprocess.run(
+            [
+                str(COMPOSITOR / "ffmpeg"),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "image2pipe",
+                "-framerate",
+                "30",
+                "-c:v",
+                "png",
+                "-i",
+                "-",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-movflags",
+                "+faststart",
+                str(target),
+            ],
+            input=tiny_png(64, 36) * frames,
+            capture_output=True,
+            check=True,
+            env={**os.environ, "LD_LIBRARY_PATH": str(COMPOSITOR)},
+        )
+        return target.read_bytes()
 
 
 class AssetServer:
@@ -86,6 +88,7 @@ class AssetServer:
         self.failures: dict[str, int] = {}
         self.requests: list[str] = []
         png = tiny_png()
+        clip = tiny_mp4()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -113,7 +116,7 @@ class AssetServer:
                 elif path.startswith(("/image", "/flaky")):
                     self._send(png, "image/png")
                 elif path.startswith("/clip"):
-                    self._send(tiny_mp4(), "video/mp4")
+                    self._send(clip, "video/mp4")
                 else:
                     self.send_response(404)
                     self.end_headers()
