@@ -27,7 +27,7 @@ from render_common.scene_assets import AssetCatalogue
 from tests.support.asset_server import AssetServer
 from tests.support.processes import RedisServer
 from tests.support.rpc import rich_error
-from tests.support.scenes import scene
+from tests.support.scenes import scene_messages
 from tests.support.stack import Stack, ffprobe, start_stack
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -48,22 +48,6 @@ def materialise(value: Any, base: str) -> Any:
     if isinstance(value, dict):
         return {key: materialise(item, base) for key, item in value.items()}
     return value
-
-
-def messages(scenes: list[dict[str, Any]]) -> list[render_pb2.Scene]:
-    """The scenes as render.v1 Scene messages (props as a Struct, as clients send them)."""
-    out = []
-    for item in scenes:
-        transition = item.get("transition")
-        out.append(
-            scene(
-                item["type"],
-                item["durationInFrames"],
-                (transition["type"], transition["durationInFrames"]) if transition else None,
-                **item["props"],
-            )
-        )
-    return out
 
 
 def test_the_corpus_is_broad() -> None:
@@ -133,7 +117,7 @@ async def test_every_set_is_validated_by_render_api(
             scenes = materialise(scene_set["scenes"], PLACEHOLDER_BASE)
             try:
                 render = await stack.start(
-                    messages(scenes),
+                    scene_messages(scenes),
                     project=f"corpus-{scene_set['name']}",
                     engine=render_pb2.ENGINE_SSR,
                 )
@@ -173,7 +157,7 @@ async def test_sample_renders_with_text_as_text(
             (
                 scene_set,
                 await stack.start(
-                    messages(scene_set["scenes"]),
+                    scene_messages(scene_set["scenes"]),
                     project=f"corpus-{scene_set['name']}",
                     engine=render_pb2.ENGINE_SSR,
                 ),

@@ -50,11 +50,10 @@ def start_request(**overrides: Any) -> render_service_pb2.StartRenderRequest:
     return render_service_pb2.StartRenderRequest(**fields)
 
 
-def sample_scenes(name: str) -> tuple[str, list[render_pb2.Scene]]:
-    """(project id, scenes) of a sample file such as "tiny" or "demo"."""
-    data = json.loads(Path(SAMPLES / f"{name}.json").read_text())
+def scene_messages(items: list[dict[str, Any]]) -> list[render_pb2.Scene]:
+    """Scenes in the catalogue's JSON shape as Scene messages (props as a Struct)."""
     scenes = []
-    for item in data["scenes"]:
+    for item in items:
         transition = item.get("transition")
         scenes.append(
             scene(
@@ -64,4 +63,10 @@ def sample_scenes(name: str) -> tuple[str, list[render_pb2.Scene]]:
                 **item.get("props", {}),
             )
         )
-    return data.get("projectId", "sample"), scenes
+    return scenes
+
+
+def sample_scenes(name: str) -> tuple[str, list[render_pb2.Scene]]:
+    """(project id, scenes) of a sample file such as "tiny" or "demo"."""
+    data = json.loads(Path(SAMPLES / f"{name}.json").read_text())
+    return data.get("projectId", "sample"), scene_messages(data["scenes"])
