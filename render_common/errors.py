@@ -25,6 +25,10 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 DOMAIN = "render.v1"
+# Statuses travel in gRPC metadata, which clients cap at 8 KiB (details are base64): past
+# these, BadRequest lists the first violations and ErrorInfo says how many there were.
+MAX_BAD_REQUEST_BYTES = 2500
+MAX_SUMMARY_CHARS = 400
 
 
 class RenderExportError(Exception):
@@ -65,16 +69,30 @@ class InvalidArgument(RenderExportError):
     ) -> None:
         self.violations = list(violations)
         summary = message or "; ".join(f"{path}: {why}" for path, why in self.violations[:5])
-        super().__init__(summary or "invalid request", reason=reason)
+        if len(summary) > MAX_SUMMARY_CHARS:
+            summary = summary[: MAX_SUMMARY_CHARS - 3] + "..."
+        listed = self._listed()
+        metadata = {}
+        if len(listed) < len(self.violations):
+            metadata = {"violations": str(len(self.violations)), "listed": str(len(listed))}
+        super().__init__(summary or "invalid request", reason=reason, metadata=metadata)
+
+    def _listed(self) -> list[error_details_pb2.BadRequest.FieldViolation]:
+        """The first violations, as many as fit the budget (gRPC metadata is small)."""
+        listed: list[error_details_pb2.BadRequest.FieldViolation] = []
+        size = 0
+        for path, why in self.violations:
+            violation = error_details_pb2.BadRequest.FieldViolation(
+                field=path[:MAX_SUMMARY_CHARS], description=why[:MAX_SUMMARY_CHARS]
+            )
+            size += violation.ByteSize() + 4
+            if size > MAX_BAD_REQUEST_BYTES:
+                break
+            listed.append(violation)
+        return listed
 
     def details(self) -> list[any_pb2.Any]:
-        request = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=path, description=why)
-                for path, why in self.violations
-            ]
-        )
-        return [_pack(request)]
+        return [_pack(error_details_pb2.BadRequest(field_violations=self._listed()))]
 
 
 class MalformedRequest(RenderExportError):

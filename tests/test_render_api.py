@@ -333,6 +333,27 @@ async def test_invalid_requests_list_field_violations(
     assert await count_rows(api, user) == 0
 
 
+async def test_many_violations_still_fit_the_clients_metadata_limit(
+    start_api: StartApi, user: str, token_for: Any
+) -> None:
+    # 200 bad scenes (non-ASCII in the values too) once made a status over the client's
+    # 8 KiB metadata limit: RESOURCE_EXHAUSTED "Stream removed", no details at all.
+    api, stub = await start_api()
+    scenes = [
+        scene("image", 30, src=f"ftp://cdn.example.com/\u753b\u50cf/{i}-{'z' * 60}.png")
+        for i in range(200)
+    ]
+    error = await expect_error(
+        stub.StartRender(start_request(scenes=scenes), metadata=bearer(token_for(user)))
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT and error.reason == "INVALID_ARGUMENT"
+    assert 5 <= len(error.field_violations) < 200
+    assert next(iter(error.field_violations)) == "scenes[0].props.src"
+    assert error.metadata["violations"] == "200"
+    assert error.metadata["listed"] == str(len(error.field_violations))
+    assert await count_rows(api, user) == 0
+
+
 async def test_oversized_message_is_rejected(
     start_api: StartApi, user: str, token_for: Any
 ) -> None:
