@@ -37,7 +37,8 @@ class RenderEvent(_message.Message):
         """One recorded event, from history or live."""
         KIND_SNAPSHOT: RenderEvent._Kind.ValueType  # 2
         """The render's state, with `render` set: stands for every event up to and including
-        `event_id`, none of which is sent after it.
+        `event_id`, none of which is sent after it. (On WatchRenders snapshots are read from
+        the database and carry no `event_id`.)
         """
         KIND_GAP: RenderEvent._Kind.ValueType  # 3
         """Events after the request's `after_event_id` were lost (the capped history no longer
@@ -55,7 +56,8 @@ class RenderEvent(_message.Message):
     """One recorded event, from history or live."""
     KIND_SNAPSHOT: RenderEvent.Kind.ValueType  # 2
     """The render's state, with `render` set: stands for every event up to and including
-    `event_id`, none of which is sent after it.
+    `event_id`, none of which is sent after it. (On WatchRenders snapshots are read from
+    the database and carry no `event_id`.)
     """
     KIND_GAP: RenderEvent.Kind.ValueType  # 3
     """Events after the request's `after_event_id` were lost (the capped history no longer

@@ -41,10 +41,11 @@ class ProgressServiceStub:
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
 
     @_typing.overload
@@ -91,10 +92,11 @@ class ProgressServiceAsyncStub(ProgressServiceStub):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -137,10 +139,11 @@ class ProgressServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
 
     @_abc_1.abstractmethod
