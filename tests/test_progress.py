@@ -396,6 +396,26 @@ async def test_terminal_render_with_history_is_one_snapshot_or_a_replay(
     assert error is None and [e.event_id for e in events] == ids
 
 
+async def test_terminal_row_without_its_event_ends_with_a_snapshot_reusing_no_id(
+    start_progress: StartProgress, user: str, token_for: Any, redis: Redis
+) -> None:
+    progress, stub = await start_progress()
+    render_id = await insert_render(progress.engine, user, status="running")
+    ids = await publish_run(redis, render_id)
+    await finish_row(progress.engine, render_id)  # its terminal event never recorded
+    token = token_for(user)
+    fresh, error = await collect(watch(stub, render_id, token))
+    assert error is None and len(fresh) == 1
+    assert (fresh[0].kind, fresh[0].event_id) == (Event.KIND_SNAPSHOT, "")
+    assert fresh[0].state == State.STATE_SUCCEEDED and fresh[0].render.output_url
+    resumed, error = await collect(watch(stub, render_id, token, after=ids[2]))
+    assert error is None
+    assert [e.event_id for e in resumed] == [*ids[3:], ""]  # no id sent twice
+    assert resumed[-1].kind == Event.KIND_SNAPSHOT
+    assert resumed[-1].state == State.STATE_SUCCEEDED
+    assert_strictly_increasing(resumed)
+
+
 async def test_resume_after_the_cap_reports_a_gap_never_a_silent_skip(
     start_progress: StartProgress,
     user: str,
