@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
@@ -52,23 +53,10 @@ class TokenVerifier:
             leeway=settings.jwt_leeway_seconds,
         )
 
-    def verify(self, authorization: str | None) -> str:
-        """Return the user id (`sub`) of an `authorization: Bearer <jwt>` value."""
-        if not authorization:
-            raise Unauthenticated("missing bearer token", reason="TOKEN_MISSING")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated(
-                "authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED"
-            )
-        token = token.strip()
-        known = self._verified.get(token)
-        if known is not None:
-            if time.time() < known[1]:
-                return known[0]
-            self._verified.pop(token, None)
+    def decode(self, token: str) -> dict[str, Any]:
+        """The verified claims of a bare token; raise Unauthenticated (with a reason)."""
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 self.key,
                 algorithms=list(self.algorithms),
@@ -86,6 +74,25 @@ class TokenVerifier:
             raise Unauthenticated(
                 "token subject must be a non-empty string", reason="TOKEN_INVALID"
             )
+        return claims
+
+    def verify(self, authorization: str | None) -> str:
+        """Return the user id (`sub`) of an `authorization: Bearer <jwt>` value."""
+        if not authorization:
+            raise Unauthenticated("missing bearer token", reason="TOKEN_MISSING")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "authorization must be 'Bearer <token>'", reason="TOKEN_MALFORMED"
+            )
+        token = token.strip()
+        known = self._verified.get(token)
+        if known is not None:
+            if time.time() < known[1]:
+                return known[0]
+            self._verified.pop(token, None)
+        claims = self.decode(token)
+        subject = str(claims["sub"])
         # PyJWT accepts the token while int(exp) > now - leeway.
         if len(self._verified) >= _VERIFIED_CACHE_SIZE:
             del self._verified[next(iter(self._verified))]
@@ -93,12 +100,33 @@ class TokenVerifier:
         return subject
 
 
-def mint_token(settings: Settings, user_id: str, *, ttl_seconds: int = 24 * 3600) -> str:
+def mint_token(
+    settings: Settings,
+    user_id: str,
+    *,
+    ttl_seconds: int = 24 * 3600,
+    token_type: str = "",
+) -> str:
     """A HS256 token for `user_id` that the running config accepts (development tool)."""
     now = int(time.time())
     claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
+    if token_type:
+        claims["typ"] = token_type
     if settings.jwt_issuer:
         claims["iss"] = settings.jwt_issuer
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+# A browser session token: what an editor's backend mints from its own session for the
+# edge (services/edge), where EventSource cannot send headers. It is an ordinary token of
+# the user (the services accept it like any other), short-lived, and marked with this
+# `typ` claim; the edge takes a token from a cookie or a query parameter only when it
+# carries this mark and lives no longer than EDGE_SESSION_MAX_TTL_SECONDS.
+SESSION_TOKEN_TYPE = "edge-session"
+
+
+def mint_session_token(settings: Settings, user_id: str, *, ttl_seconds: int = 900) -> str:
+    """A short-lived browser session token for `user_id` (HS256 with JWT_SECRET)."""
+    return mint_token(settings, user_id, ttl_seconds=ttl_seconds, token_type=SESSION_TOKEN_TYPE)

@@ -134,12 +134,31 @@ class Settings:
     webhook_secret: str = ""  # WEBHOOK_SECRET
     webhook_port: int = 8090  # WEBHOOK_PORT
 
+    # Edge (services/edge: HTTP for browsers, a gRPC client of render_api and progress).
+    edge_port: int = 8080  # EDGE_PORT
+    render_api_addr: str = ""  # RENDER_API_ADDR: host:port; default 127.0.0.1:RENDER_API_PORT
+    progress_addr: str = ""  # PROGRESS_ADDR: host:port; default 127.0.0.1:PROGRESS_PORT
+    edge_allowed_origins: tuple[str, ...] = ()  # EDGE_ALLOWED_ORIGINS: CORS, comma separated
+    edge_heartbeat_seconds: float = 15.0  # EDGE_HEARTBEAT_SECONDS: SSE comment when idle
+    edge_session_max_ttl_seconds: int = 3600  # EDGE_SESSION_MAX_TTL_SECONDS: cookie/query tokens
+    edge_cookie_secure: bool = False  # EDGE_COOKIE_SECURE: session cookie only over HTTPS
+
     @property
     def effective_database_url(self) -> str:
         """DATABASE_URL, or the embedded SQLite file under the data directory."""
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{Path(self.data_dir) / 'render.db'}"
+
+    @property
+    def effective_render_api_addr(self) -> str:
+        """RENDER_API_ADDR, or render_api on this host."""
+        return self.render_api_addr or f"127.0.0.1:{self.render_api_port}"
+
+    @property
+    def effective_progress_addr(self) -> str:
+        """PROGRESS_ADDR, or progress on this host."""
+        return self.progress_addr or f"127.0.0.1:{self.progress_port}"
 
     @property
     def lambda_configured(self) -> bool:
@@ -198,6 +217,16 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAMES.get(name, name.upper())} must be at least 1")
+        if self.edge_heartbeat_seconds <= 0:
+            raise ConfigError("EDGE_HEARTBEAT_SECONDS must be positive")
+        for origin in self.edge_allowed_origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ConfigError(f"EDGE_ALLOWED_ORIGINS: {origin!r} is not an http(s) origin")
+            if origin == "*" or origin.endswith("/"):
+                raise ConfigError(
+                    f"EDGE_ALLOWED_ORIGINS: {origin!r} must be an exact origin like "
+                    "https://editor.example (no wildcard, no trailing slash)"
+                )
         if self.progress_redis_outage_seconds < 0:
             raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
         if self.max_render_cost_usd <= 0:

@@ -38,3 +38,25 @@ def dual_stack_socket(port: int) -> socket.socket | None:
         sock.close()
         raise
     return sock
+
+
+def bound_socket(bind_host: str, port: int) -> socket.socket:
+    """A bound TCP socket for BIND_HOST:`port` (not yet listening), for servers that take one.
+
+    `[::]` or empty: the dual-stack wildcard (IPv4 only on a host without IPv6); any other
+    host as given (`0.0.0.0` IPv4 only, `::1` that address only).
+    """
+    host = IPV4_WILDCARD if is_any_address(bind_host) else bind_host.strip().strip("[]")
+    if is_any_address(bind_host):
+        sock = dual_stack_socket(port)
+        if sock is not None:
+            return sock
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

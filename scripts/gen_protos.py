@@ -21,7 +21,7 @@ PACKAGE_DIR = OUT / "render"
 
 def main() -> int:
     """Regenerate every .proto under protos/ and make the output an importable package."""
-    # protoc finds the mypy-protobuf plugins next to this interpreter.
+    # protoc finds the mypy-protobuf and connectrpc plugins next to this interpreter.
     bin_dir = str(Path(sys.executable).parent)
     os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     shutil.rmtree(PACKAGE_DIR, ignore_errors=True)
@@ -36,6 +36,9 @@ def main() -> int:
         f"--mypy_out={OUT}",
         f"--grpc_python_out={OUT}",
         f"--mypy_grpc_out={OUT}",
+        # Connect (connectrpc) stubs for the edge, over the google.protobuf classes above.
+        f"--connectrpc_out={OUT}",
+        "--connectrpc_opt=protobuf=google",
         *protos,
     ]
     code = protoc.main(args)

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
-from render_common.auth import mint_token
+from render_common.auth import mint_session_token, mint_token
 from render_common.config import ConfigError, Settings
 from services.cli import output
 from services.cli.client import (
@@ -95,7 +95,14 @@ def parser() -> argparse.ArgumentParser:
         "token", help="print a JWT for USER that the running config accepts"
     )
     token.add_argument("user")
-    token.add_argument("--ttl", type=int, default=24 * 3600, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl", type=int, help="lifetime in seconds (default 24 h; 15 min with --session)"
+    )
+    token.add_argument(
+        "--session",
+        action="store_true",
+        help="a short-lived browser session token for the edge (cookie or ?access_token=)",
+    )
     return root
 
 
@@ -212,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "token":
-        print(mint_token(settings, args.user, ttl_seconds=args.ttl))
+        if args.session:
+            print(mint_session_token(settings, args.user, ttl_seconds=args.ttl or 900))
+        else:
+            print(mint_token(settings, args.user, ttl_seconds=args.ttl or 24 * 3600))
         return EXIT_OK
     try:
         return asyncio.run(run(args, settings))

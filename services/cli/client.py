@@ -50,8 +50,8 @@ class Endpoints:
             name = user or os.environ.get("RENDER_USER") or os.environ.get("USER") or "demo"
             token = mint_token(settings, name)
         return cls(
-            render_api=os.environ.get("RENDER_API_ADDR", f"127.0.0.1:{settings.render_api_port}"),
-            progress=os.environ.get("PROGRESS_ADDR", f"127.0.0.1:{settings.progress_port}"),
+            render_api=settings.effective_render_api_addr,
+            progress=settings.effective_progress_addr,
             token=token,
         )
 

@@ -1,0 +1,138 @@
+"""Server-Sent Events: one upstream gRPC stream per open HTTP response, plus heartbeats.
+
+Each RenderEvent becomes
+    id: <event_id>            (left out when empty: such a message is no resume point)
+    event: <kind>             snapshot | event | gap
+    data: <the event as JSON, protobuf's JSON mapping>
+A browser that reconnects sends the last id it saw as `Last-Event-ID` (the edge also takes
+`?after_event_id=`), which becomes the request's `after_event_id`: the services resume
+exactly after it. A comment line (`: heartbeat`) goes out when nothing else did for
+EDGE_HEARTBEAT_SECONDS, so proxies keep idle streams open and a vanished client is noticed.
+
+The HTTP status is decided by the upstream's first answer (404 for another user's render,
+401 for a bad token), waited for up to FIRST_MESSAGE_WAIT_SECONDS; after that the stream
+is 200 and an upstream failure just ends it (the browser reconnects and resumes). A stream
+that ends without sending anything (a resume after the terminal event) answers 204 No
+Content, which tells EventSource to stop reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import grpc
+import orjson
+from google.protobuf import json_format
+from render.v1 import progress_service_pb2 as ps
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from services.edge.errors import error_body, http_status, status_of_rpc_error
+
+log = logging.getLogger(__name__)
+
+FIRST_MESSAGE_WAIT_SECONDS = 1.0
+RECONNECT_MILLISECONDS = 2000
+HEADERS = {
+    "cache-control": "no-cache, no-transform",
+    "x-accel-buffering": "no",  # nginx: do not buffer the stream
+}
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def event_kind(event: ps.RenderEvent) -> str:
+    """The SSE event name of a RenderEvent: its kind, lower-case (unset means `event`)."""
+    if event.kind == ps.RenderEvent.KIND_UNSPECIFIED:
+        return "event"
+    return ps.RenderEvent.Kind.Name(event.kind).removeprefix("KIND_").lower()
+
+
+def format_event(event: ps.RenderEvent) -> bytes:
+    """One SSE message for a RenderEvent."""
+    data = orjson.dumps(json_format.MessageToDict(event))
+    head = f"id: {event.event_id}\n" if event.event_id else ""
+    return f"{head}event: {event_kind(event)}\n".encode() + b"data: " + data + b"\n\n"
+
+
+def error_response(status: Any) -> Response:
+    """A JSON error response for a google.rpc.Status."""
+    return Response(error_body(status), http_status(status), media_type="application/json")
+
+
+async def open_stream(call: Any, heartbeat_seconds: float) -> Response:
+    """Wait for the upstream's first answer, then the response that streams the rest."""
+    first: asyncio.Task[Any] = asyncio.ensure_future(call.read())
+    done, _ = await asyncio.wait({first}, timeout=FIRST_MESSAGE_WAIT_SECONDS)
+    if first in done:
+        try:
+            message = first.result()
+        except grpc.aio.AioRpcError as exc:
+            return error_response(status_of_rpc_error(exc))
+        if message is grpc.aio.EOF:
+            return Response(status_code=204, headers=HEADERS)
+    return EventStreamResponse(call, first, heartbeat_seconds)
+
+
+class EventStreamResponse(Response):
+    """A text/event-stream response fed by one gRPC server stream."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, call: Any, first: asyncio.Task[Any], heartbeat_seconds: float) -> None:
+        super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
+        self.call = call
+        self.first = first
+        self.heartbeat = heartbeat_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream until the upstream ends, fails, or the client goes away."""
+        read = self.first
+        gone: asyncio.Task[bool] = asyncio.ensure_future(_disconnected(receive))
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await _body(send, f"retry: {RECONNECT_MILLISECONDS}\n\n".encode())
+            while True:
+                done, _ = await asyncio.wait(
+                    {read, gone}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
+                )
+                if gone in done:
+                    return
+                if read not in done:
+                    await _body(send, HEARTBEAT)
+                    continue
+                try:
+                    response = read.result()
+                except grpc.aio.AioRpcError as exc:
+                    log.info(
+                        "upstream stream ended",
+                        extra={"code": exc.code().name, "detail": exc.details()},
+                    )
+                    break
+                if response is grpc.aio.EOF:
+                    break
+                await _body(send, format_event(response.event))
+                read = asyncio.ensure_future(self.call.read())
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            return  # the client went away while we wrote
+        finally:
+            self.call.cancel()
+            for task in (read, gone):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+async def _body(send: Send, chunk: bytes) -> None:
+    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+async def _disconnected(receive: Receive) -> bool:
+    """Return once the client has disconnected."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return True
