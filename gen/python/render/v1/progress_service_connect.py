@@ -42,19 +42,48 @@ class ProgressService(Protocol):
     ProgressService pushes live render progress, with history and resume.
 
     Every RPC needs a bearer JWT; renders of other users are NOT_FOUND.
+
+    Event ids. Every message carries the `event_id` of the last recorded event it reflects.
+    Within one stream, the non-empty ids strictly increase: no id is sent twice and ids never
+    go backwards, across snapshot, history and live messages, so a client may de-duplicate
+    by id. An id is a Redis stream entry id (`<milliseconds>-<sequence>`); compare ids as
+    that pair of integers, not as strings. An event has the same id in its render's stream
+    (WatchRender) and in its owner's stream (WatchRenders): ids are unique and increasing
+    among all of one user's renders, in the order the events were recorded.
+
+    Resume. Passing the last id received as `after_event_id` continues exactly after it: no
+    event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
+    and as many per user); when events after `after_event_id` are no longer held, the stream
+    says so with a KIND_GAP message before anything else, never by silently skipping them.
+    Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
+    `resume_after_event_id`, the last id sent.
     """
     def watch_render(self, request: WatchRenderRequest, ctx: RequestContext[WatchRenderRequest, WatchRenderResponse], /) -> AsyncIterator[WatchRenderResponse]:
         """
         WatchRender streams one render's events and ends after its terminal event.
 
-        The first message is the render's current state; history follows, then live events.
-        A dropped stream resumes without gaps or duplicates by passing the last event_id seen.
+        Without `after_event_id`, the first message is a KIND_SNAPSHOT of the render's current
+        state; its `event_id` is the newest recorded event it stands for, which is not sent
+        again; live events follow (the history before the snapshot is not replayed: pass
+        `after_event_id` "0-0" for the whole retained history instead).
+        With `after_event_id`, the recorded events after it follow, then live events; when some
+        of them are gone (trimmed by the cap, or expired), the first message is instead a
+        KIND_GAP carrying the render's current state, like a snapshot, then live events.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def watch_renders(self, request: WatchRendersRequest, ctx: RequestContext[WatchRendersRequest, WatchRendersResponse], /) -> AsyncIterator[WatchRendersResponse]:
         """
         WatchRenders streams the events of all of the caller's renders, for a dashboard.
+
+        Ids come from the caller's own event stream (see above), so one cursor covers all of
+        the caller's renders: `after_event_id` resumes after the last id received, whichever
+        render it belonged to (with `project_id`, other projects' events are skipped, not
+        counted). Without it, `include_active` first sends a KIND_SNAPSHOT per active render.
+        When events after `after_event_id` are gone, the stream starts with one KIND_GAP marker
+        (empty `render_id`), then a KIND_SNAPSHOT of every render that is active or changed
+        since, then live events. Snapshots here are read from the database and carry an empty
+        `event_id`: after them, keep resuming from the last non-empty id received.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -112,6 +141,21 @@ class ProgressServiceClient(ConnectClient):
     ProgressService pushes live render progress, with history and resume.
 
     Every RPC needs a bearer JWT; renders of other users are NOT_FOUND.
+
+    Event ids. Every message carries the `event_id` of the last recorded event it reflects.
+    Within one stream, the non-empty ids strictly increase: no id is sent twice and ids never
+    go backwards, across snapshot, history and live messages, so a client may de-duplicate
+    by id. An id is a Redis stream entry id (`<milliseconds>-<sequence>`); compare ids as
+    that pair of integers, not as strings. An event has the same id in its render's stream
+    (WatchRender) and in its owner's stream (WatchRenders): ids are unique and increasing
+    among all of one user's renders, in the order the events were recorded.
+
+    Resume. Passing the last id received as `after_event_id` continues exactly after it: no
+    event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
+    and as many per user); when events after `after_event_id` are no longer held, the stream
+    says so with a KIND_GAP message before anything else, never by silently skipping them.
+    Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
+    `resume_after_event_id`, the last id sent.
     """
     def __init__(
         self,
@@ -147,8 +191,13 @@ class ProgressServiceClient(ConnectClient):
         """
         WatchRender streams one render's events and ends after its terminal event.
 
-        The first message is the render's current state; history follows, then live events.
-        A dropped stream resumes without gaps or duplicates by passing the last event_id seen.
+        Without `after_event_id`, the first message is a KIND_SNAPSHOT of the render's current
+        state; its `event_id` is the newest recorded event it stands for, which is not sent
+        again; live events follow (the history before the snapshot is not replayed: pass
+        `after_event_id` "0-0" for the whole retained history instead).
+        With `after_event_id`, the recorded events after it follow, then live events; when some
+        of them are gone (trimmed by the cap, or expired), the first message is instead a
+        KIND_GAP carrying the render's current state, like a snapshot, then live events.
         """
         return self.execute_server_stream(
             request=request,
@@ -172,6 +221,15 @@ class ProgressServiceClient(ConnectClient):
     ) -> AsyncIterator[WatchRendersResponse]:
         """
         WatchRenders streams the events of all of the caller's renders, for a dashboard.
+
+        Ids come from the caller's own event stream (see above), so one cursor covers all of
+        the caller's renders: `after_event_id` resumes after the last id received, whichever
+        render it belonged to (with `project_id`, other projects' events are skipped, not
+        counted). Without it, `include_active` first sends a KIND_SNAPSHOT per active render.
+        When events after `after_event_id` are gone, the stream starts with one KIND_GAP marker
+        (empty `render_id`), then a KIND_SNAPSHOT of every render that is active or changed
+        since, then live events. Snapshots here are read from the database and carry an empty
+        `event_id`: after them, keep resuming from the last non-empty id received.
         """
         return self.execute_server_stream(
             request=request,
@@ -192,19 +250,48 @@ class ProgressServiceSync(Protocol):
     ProgressService pushes live render progress, with history and resume.
 
     Every RPC needs a bearer JWT; renders of other users are NOT_FOUND.
+
+    Event ids. Every message carries the `event_id` of the last recorded event it reflects.
+    Within one stream, the non-empty ids strictly increase: no id is sent twice and ids never
+    go backwards, across snapshot, history and live messages, so a client may de-duplicate
+    by id. An id is a Redis stream entry id (`<milliseconds>-<sequence>`); compare ids as
+    that pair of integers, not as strings. An event has the same id in its render's stream
+    (WatchRender) and in its owner's stream (WatchRenders): ids are unique and increasing
+    among all of one user's renders, in the order the events were recorded.
+
+    Resume. Passing the last id received as `after_event_id` continues exactly after it: no
+    event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
+    and as many per user); when events after `after_event_id` are no longer held, the stream
+    says so with a KIND_GAP message before anything else, never by silently skipping them.
+    Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
+    `resume_after_event_id`, the last id sent.
     """
     def watch_render(self, request: WatchRenderRequest, ctx: RequestContext[WatchRenderRequest, WatchRenderResponse], /) -> Iterator[WatchRenderResponse]:
         """
         WatchRender streams one render's events and ends after its terminal event.
 
-        The first message is the render's current state; history follows, then live events.
-        A dropped stream resumes without gaps or duplicates by passing the last event_id seen.
+        Without `after_event_id`, the first message is a KIND_SNAPSHOT of the render's current
+        state; its `event_id` is the newest recorded event it stands for, which is not sent
+        again; live events follow (the history before the snapshot is not replayed: pass
+        `after_event_id` "0-0" for the whole retained history instead).
+        With `after_event_id`, the recorded events after it follow, then live events; when some
+        of them are gone (trimmed by the cap, or expired), the first message is instead a
+        KIND_GAP carrying the render's current state, like a snapshot, then live events.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
     def watch_renders(self, request: WatchRendersRequest, ctx: RequestContext[WatchRendersRequest, WatchRendersResponse], /) -> Iterator[WatchRendersResponse]:
         """
         WatchRenders streams the events of all of the caller's renders, for a dashboard.
+
+        Ids come from the caller's own event stream (see above), so one cursor covers all of
+        the caller's renders: `after_event_id` resumes after the last id received, whichever
+        render it belonged to (with `project_id`, other projects' events are skipped, not
+        counted). Without it, `include_active` first sends a KIND_SNAPSHOT per active render.
+        When events after `after_event_id` are gone, the stream starts with one KIND_GAP marker
+        (empty `render_id`), then a KIND_SNAPSHOT of every render that is active or changed
+        since, then live events. Snapshots here are read from the database and carry an empty
+        `event_id`: after them, keep resuming from the last non-empty id received.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -260,6 +347,21 @@ class ProgressServiceClientSync(ConnectClientSync):
     ProgressService pushes live render progress, with history and resume.
 
     Every RPC needs a bearer JWT; renders of other users are NOT_FOUND.
+
+    Event ids. Every message carries the `event_id` of the last recorded event it reflects.
+    Within one stream, the non-empty ids strictly increase: no id is sent twice and ids never
+    go backwards, across snapshot, history and live messages, so a client may de-duplicate
+    by id. An id is a Redis stream entry id (`<milliseconds>-<sequence>`); compare ids as
+    that pair of integers, not as strings. An event has the same id in its render's stream
+    (WatchRender) and in its owner's stream (WatchRenders): ids are unique and increasing
+    among all of one user's renders, in the order the events were recorded.
+
+    Resume. Passing the last id received as `after_event_id` continues exactly after it: no
+    event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
+    and as many per user); when events after `after_event_id` are no longer held, the stream
+    says so with a KIND_GAP message before anything else, never by silently skipping them.
+    Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
+    `resume_after_event_id`, the last id sent.
     """
     def __init__(
         self,
@@ -295,8 +397,13 @@ class ProgressServiceClientSync(ConnectClientSync):
         """
         WatchRender streams one render's events and ends after its terminal event.
 
-        The first message is the render's current state; history follows, then live events.
-        A dropped stream resumes without gaps or duplicates by passing the last event_id seen.
+        Without `after_event_id`, the first message is a KIND_SNAPSHOT of the render's current
+        state; its `event_id` is the newest recorded event it stands for, which is not sent
+        again; live events follow (the history before the snapshot is not replayed: pass
+        `after_event_id` "0-0" for the whole retained history instead).
+        With `after_event_id`, the recorded events after it follow, then live events; when some
+        of them are gone (trimmed by the cap, or expired), the first message is instead a
+        KIND_GAP carrying the render's current state, like a snapshot, then live events.
         """
         return self.execute_server_stream(
             request=request,
@@ -320,6 +427,15 @@ class ProgressServiceClientSync(ConnectClientSync):
     ) -> Iterator[WatchRendersResponse]:
         """
         WatchRenders streams the events of all of the caller's renders, for a dashboard.
+
+        Ids come from the caller's own event stream (see above), so one cursor covers all of
+        the caller's renders: `after_event_id` resumes after the last id received, whichever
+        render it belonged to (with `project_id`, other projects' events are skipped, not
+        counted). Without it, `include_active` first sends a KIND_SNAPSHOT per active render.
+        When events after `after_event_id` are gone, the stream starts with one KIND_GAP marker
+        (empty `render_id`), then a KIND_SNAPSHOT of every render that is active or changed
+        since, then live events. Snapshots here are read from the database and carry an empty
+        `event_id`: after them, keep resuming from the last non-empty id received.
         """
         return self.execute_server_stream(
             request=request,
