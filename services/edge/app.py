@@ -85,13 +85,12 @@ class Edge:
             caller = self.caller(request)
         except RenderExportError as exc:
             return error_response(status_of(exc))
+        after = _resume_id(request)
         call = self.up.progress.WatchRender(
-            ps.WatchRenderRequest(
-                render_id=request.path_params["render_id"], after_event_id=_resume_id(request)
-            ),
+            ps.WatchRenderRequest(render_id=request.path_params["render_id"], after_event_id=after),
             metadata=caller.metadata,
         )
-        return await open_stream(call, self.settings.edge_heartbeat_seconds)
+        return await open_stream(call, self.settings.edge_heartbeat_seconds, resumed=bool(after))
 
     async def watch_renders(self, request: Request) -> Response:
         """GET /v1/renders/events: all of the caller's renders as SSE (a dashboard)."""
@@ -100,15 +99,16 @@ class Edge:
         except RenderExportError as exc:
             return error_response(status_of(exc))
         query = request.query_params
+        after = _resume_id(request)
         call = self.up.progress.WatchRenders(
             ps.WatchRendersRequest(
                 project_id=query.get("project_id", ""),
                 include_active=query.get("include_active", "true").lower() != "false",
-                after_event_id=_resume_id(request),
+                after_event_id=after,
             ),
             metadata=caller.metadata,
         )
-        return await open_stream(call, self.settings.edge_heartbeat_seconds)
+        return await open_stream(call, self.settings.edge_heartbeat_seconds, resumed=bool(after))
 
     async def render_file(self, request: Request) -> Response:
         """GET /v1/renders/{render_id}/output and .../thumbnail: download as the owner."""

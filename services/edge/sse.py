@@ -27,6 +27,7 @@ import grpc
 import orjson
 from google.protobuf import json_format
 from render.v1 import progress_service_pb2 as ps
+from render.v1 import render_pb2
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -41,6 +42,13 @@ HEADERS = {
     "x-accel-buffering": "no",  # nginx: do not buffer the stream
 }
 HEARTBEAT = b": heartbeat\n\n"
+TERMINAL_STATES = frozenset(
+    {
+        render_pb2.Render.STATE_SUCCEEDED,
+        render_pb2.Render.STATE_FAILED,
+        render_pb2.Render.STATE_CANCELLED,
+    }
+)
 
 
 def event_kind(event: ps.RenderEvent) -> str:
@@ -62,8 +70,14 @@ def error_response(status: Any) -> Response:
     return Response(error_body(status), http_status(status), media_type="application/json")
 
 
-async def open_stream(call: Any, heartbeat_seconds: float) -> Response:
-    """Wait for the upstream's first answer, then the response that streams the rest."""
+async def open_stream(call: Any, heartbeat_seconds: float, *, resumed: bool) -> Response:
+    """Wait for the upstream's first answer, then the response that streams the rest.
+
+    204 No Content when there is nothing to stream: the upstream ended at once, or a
+    resume found the render over with nothing recorded after the client's last event
+    (the service then repeats the final state without an id, and EventSource would
+    reconnect for ever); GetRender has the final state.
+    """
     first: asyncio.Task[Any] = asyncio.ensure_future(call.read())
     done, _ = await asyncio.wait({first}, timeout=FIRST_MESSAGE_WAIT_SECONDS)
     if first in done:
@@ -71,7 +85,10 @@ async def open_stream(call: Any, heartbeat_seconds: float) -> Response:
             message = first.result()
         except grpc.aio.AioRpcError as exc:
             return error_response(status_of_rpc_error(exc))
-        if message is grpc.aio.EOF:
+        if message is grpc.aio.EOF or (
+            resumed and not message.event.event_id and message.event.state in TERMINAL_STATES
+        ):
+            call.cancel()
             return Response(status_code=204, headers=HEADERS)
     return EventStreamResponse(call, first, heartbeat_seconds)
 
@@ -83,6 +100,8 @@ class EventStreamResponse(Response):
 
     def __init__(self, call: Any, first: asyncio.Task[Any], heartbeat_seconds: float) -> None:
         super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
+        # A stream has no length: drop the content-length Response adds for an empty body.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.call = call
         self.first = first
         self.heartbeat = heartbeat_seconds
