@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import free_port
@@ -34,6 +35,8 @@ def test_up_restart_down(tmp_path: Path) -> None:
         "RENDER_API_PORT": str(free_port()),
         "PROGRESS_PORT": str(free_port()),
         "WORKER_HEALTH_PORT": str(free_port()),
+        "EDGE_PORT": str(free_port()),
+        "RENDER_USER": "stack-page-user",
         "LOG_FORMAT": "text",
     }
     env.pop("REDIS_URL", None)
@@ -44,8 +47,17 @@ def test_up_restart_down(tmp_path: Path) -> None:
     assert "render_api  127.0.0.1:" in up.stdout and "SERVING" in up.stdout
     state = json.loads((tmp_path / "data" / "stack" / "state.json").read_text())
     children = state["children"]
-    assert set(children) == {"redis", "render_api", "progress", "worker"}
+    assert set(children) == {"redis", "render_api", "progress", "worker", "edge"}
     try:
+        # The printed sign-in link opens the export page as RENDER_USER.
+        link = next(w for w in up.stdout.split() if "/login?token=" in w)
+        assert link.startswith(f"http://127.0.0.1:{env['EDGE_PORT']}/login?token=")
+        with httpx.Client(timeout=10) as browser:
+            page = browser.get(link, follow_redirects=True)
+            assert page.status_code == 200 and "Export video" in page.text
+            assert browser.get(f"{link.split('/login')[0]}/v1/session").json() == {
+                "user": "stack-page-user"
+            }
         # A crashed service is restarted by the supervisor.
         os.kill(children["render_api"], signal.SIGKILL)
         again = subprocess.run(

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from render_common.auth import mint_session_token
 from render_common.config import Settings
 from services.local_stack.paths import StackPaths
 
@@ -52,6 +54,15 @@ async def serving(address: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+async def http_serving(url: str) -> bool:
+    """Whether an HTTP service answers 200 on `url` (the edge's /healthz)."""
+    try:
+        async with httpx.AsyncClient(timeout=1.0) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 async def wait_serving(
     addresses: dict[str, str], alive: Callable[[], bool], limit_seconds: float
 ) -> None:
@@ -60,7 +71,8 @@ async def wait_serving(
     pending = dict(addresses)
     while pending:
         for name, address in list(pending.items()):
-            if await serving(address):
+            check = http_serving if address.startswith("http") else serving
+            if await check(address):
                 print(f"  {name:<11} SERVING on {address}")
                 del pending[name]
         if not pending:
@@ -78,7 +90,12 @@ def _ports_free(settings: Settings) -> list[int]:
     import socket
 
     taken = []
-    for port in (settings.render_api_port, settings.progress_port, settings.worker_health_port):
+    for port in (
+        settings.render_api_port,
+        settings.progress_port,
+        settings.worker_health_port,
+        settings.edge_port,
+    ):
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 taken.append(port)
@@ -117,6 +134,7 @@ def up(settings: Settings, paths: StackPaths) -> bool:
         "render_api": f"127.0.0.1:{settings.render_api_port}",
         "progress": f"127.0.0.1:{settings.progress_port}",
         "worker": f"127.0.0.1:{settings.worker_health_port}",
+        "edge": f"http://127.0.0.1:{settings.edge_port}/healthz",
     }
     asyncio.run(wait_serving(addresses, alive, READY_TIMEOUT_SECONDS))
     info = state(paths)
@@ -128,9 +146,25 @@ def up(settings: Settings, paths: StackPaths) -> bool:
         f"database    {settings.effective_database_url}\n"
         f"outputs     {Path(settings.data_dir).resolve() / 'renders'}\n"
         f"logs        {paths.logs}/<service>.log\n"
+        f"edge        http://127.0.0.1:{settings.edge_port}   (SSE, Connect, the export page)\n"
+        f"\nexport page (signed in as {page_user()} for "
+        f"{settings.edge_session_max_ttl_seconds // 60} min):\n  {page_url(settings)}\n"
         f"\ntry: .venv/bin/render start remotion/samples/demo.json --watch    stop: make down"
     )
     return started
+
+
+def page_user() -> str:
+    """Who the printed page link signs in: RENDER_USER, else $USER, else demo."""
+    return os.environ.get("RENDER_USER") or os.environ.get("USER") or "demo"
+
+
+def page_url(settings: Settings) -> str:
+    """A link to the export page that signs in with a fresh session token (local use)."""
+    token = mint_session_token(
+        settings, page_user(), ttl_seconds=settings.edge_session_max_ttl_seconds
+    )
+    return f"http://127.0.0.1:{settings.edge_port}/login?token={token}"
 
 
 def _exited(pid: int) -> bool:

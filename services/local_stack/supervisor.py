@@ -108,6 +108,7 @@ def supervise(paths: StackPaths) -> int:
         ("render_api", "services.render_api"),
         ("progress", "services.progress"),
         ("worker", "services.render_worker"),
+        ("edge", "services.edge"),
     ):
         children.append(Child(name, [python, "-m", module], paths.logs / f"{name}.log"))
     stopping = False
@@ -131,6 +132,7 @@ def supervise(paths: StackPaths) -> int:
                 "render_api": f"127.0.0.1:{settings.render_api_port}",
                 "progress": f"127.0.0.1:{settings.progress_port}",
                 "worker_health": f"127.0.0.1:{settings.worker_health_port}",
+                "edge": f"http://127.0.0.1:{settings.edge_port}",
                 "logs": str(paths.logs),
                 "children": {c.name: c.process.pid for c in children if c.process},
             },
