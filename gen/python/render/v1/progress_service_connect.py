@@ -53,10 +53,11 @@ class ProgressService(Protocol):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
     def watch_render(self, request: WatchRenderRequest, ctx: RequestContext[WatchRenderRequest, WatchRenderResponse], /) -> AsyncIterator[WatchRenderResponse]:
         """
@@ -152,10 +153,11 @@ class ProgressServiceClient(ConnectClient):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
     def __init__(
         self,
@@ -261,10 +263,11 @@ class ProgressServiceSync(Protocol):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
     def watch_render(self, request: WatchRenderRequest, ctx: RequestContext[WatchRenderRequest, WatchRenderResponse], /) -> Iterator[WatchRenderResponse]:
         """
@@ -358,10 +361,11 @@ class ProgressServiceClientSync(ConnectClientSync):
 
     Resume. Passing the last id received as `after_event_id` continues exactly after it: no
     event is repeated and none is skipped. History is capped (EVENTS_MAXLEN events per render,
-    and as many per user); when events after `after_event_id` are no longer held, the stream
+    1000 per user) and expires; when events after `after_event_id` are no longer held, the stream
     says so with a KIND_GAP message before anything else, never by silently skipping them.
     Streams the server ends early (ABORTED / UNAVAILABLE) carry ErrorInfo metadata
-    `resume_after_event_id`, the last id sent.
+    `resume_after_event_id`: the last id sent, or the stream position the snapshots sent
+    so far reflect; either resumes without gap or duplicate.
     """
     def __init__(
         self,
