@@ -94,12 +94,18 @@ function setRenderParam(id) {
   history.replaceState(null, "", url.pathname + url.search);
 }
 
-function showProgress(event) {
-  const progress = Number(event.progress || 0);
-  const percent = Math.floor(progress * 100);
+function showBar(percent) {
   $("bar").value = percent;
   $("bar").setAttribute("aria-valuetext", `${percent}%`);
   $("percent").textContent = `${percent}%`;
+}
+
+function showProgress(event) {
+  const progress = Number(event.progress || 0);
+  const percent = Math.floor(progress * 100);
+  // Remembered per tab, so a reload shows where the bar was until the snapshot arrives.
+  sessionStorage.setItem(`progress:${watching}`, String(percent));
+  showBar(percent);
   $("stage").textContent = shortStage(event.stage);
   const total = Number(event.framesTotal || (event.render && event.render.framesTotal) || 0);
   const rendered = Number(event.framesRendered || 0);
@@ -144,6 +150,7 @@ async function watch(id) {
   started = null;
   $("current").hidden = false;
   $("current-id").textContent = id;
+  showBar(Number(sessionStorage.getItem(`progress:${id}`) || 0));
   $("outcome").textContent = "";
   $("download").hidden = true;
   $("cancel").disabled = false;
@@ -265,6 +272,12 @@ async function cancel() {
 }
 
 async function init() {
+  const initial = new URL(location.href).searchParams.get("render");
+  if (initial) { // before anything is fetched: a reload shows the bar where it was
+    $("current").hidden = false;
+    $("current-id").textContent = initial;
+    showBar(Number(sessionStorage.getItem(`progress:${initial}`) || 0));
+  }
   $("export-form").addEventListener("submit", startExport);
   $("cancel").addEventListener("click", cancel);
   $("refresh").addEventListener("click", loadHistory);
@@ -281,8 +294,7 @@ async function init() {
     return;
   }
   $("who").textContent = `Signed in as ${(await who.json()).user}`;
-  const id = new URL(location.href).searchParams.get("render");
-  if (id) watch(id);
+  if (initial) watch(initial);
   loadHistory();
 }
 

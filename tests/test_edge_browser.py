@@ -1,0 +1,190 @@
+"""The export page in a real browser (Playwright driving Debian's chromium-headless-shell).
+
+A real stack: render_api, progress and an SSR worker in this process, the edge in its own.
+Export the tiny sample and watch the bar reach 100%, download the MP4 and probe it; reload
+in mid-render and see the bar carry on without going back; cancel from the page; another
+user's render id in the address shows "not found". A screenshot of the finished page is
+kept in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Page, async_playwright
+from render.v1 import render_pb2, render_service_pb2
+
+from render_common.auth import mint_session_token
+from render_common.config import ROOT, Settings
+from services.progress import app as progress_app
+from tests.support.edge import EdgeProcess
+from tests.support.processes import sqlite_url
+from tests.support.scenes import scene
+from tests.support.stack import Stack, ffprobe, start_stack
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium-headless-shell"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def world(
+    base_settings: Settings, tmp_path: Path, user: str
+) -> AsyncIterator[tuple[Stack, EdgeProcess]]:
+    """render_api + worker + progress on SQLite, and the edge."""
+    settings = base_settings.with_overrides(
+        database_url=sqlite_url(tmp_path), data_dir=str(tmp_path / "data")
+    )
+    stack = await start_stack(settings, user)
+    progress = await progress_app.start(settings, port=0)
+    edge = EdgeProcess(
+        settings,
+        render_api_port=stack.api.port,
+        progress_port=progress.port,
+        log=tmp_path / "edge.log",
+    )
+    await asyncio.to_thread(edge.start)
+    try:
+        yield stack, edge
+    finally:
+        await asyncio.to_thread(edge.stop)
+        await progress.stop(0)
+        await stack.close()
+
+
+async def bar(page: Page) -> int:
+    """The progress bar's value."""
+    return int(await page.eval_on_selector("#bar", "b => b.value"))
+
+
+async def wait_for_text(page: Page, selector: str, text: str, timeout: float = 180) -> None:
+    """Wait until an element's text contains `text`."""
+    await page.wait_for_function(
+        "([s, t]) => (document.querySelector(s)?.textContent || '').includes(t)",
+        arg=[selector, text],
+        timeout=timeout * 1000,
+    )
+
+
+async def export(page: Page, scenes_file: Path | None = None) -> str:
+    """Choose a scenes file (or keep the tiny sample), press Export; the new render id."""
+    if scenes_file is not None:
+        await page.set_input_files("#scenes-file", str(scenes_file))
+    else:
+        await page.set_input_files("#scenes-file", [])
+    current = "() => new URL(location.href).searchParams.get('render') || ''"
+    before = await page.evaluate(current)
+    await page.get_by_role("button", name="Export").click()
+    await page.wait_for_function(
+        f"b => ({current})() && ({current})() !== b", arg=before, timeout=30_000
+    )
+    return str(await page.evaluate(current))
+
+
+async def test_export_page_in_a_real_browser(
+    world: tuple[Stack, EdgeProcess], tmp_path: Path, user: str
+) -> None:
+    stack, edge = world
+    session = mint_session_token(stack.settings, user, ttl_seconds=1800)
+    longer = tmp_path / "longer.json"
+    longer.write_text(
+        json.dumps(
+            {
+                "projectId": "browser",
+                "scenes": [
+                    {
+                        "type": "gradient",
+                        "durationInFrames": 150,
+                        "props": {"from": "navy", "to": "teal"},
+                    },
+                    {"type": "title", "durationInFrames": 150, "props": {"text": "Still going"}},
+                ],
+            }
+        )
+    )
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
+        page = await browser.new_page(viewport={"width": 1100, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{edge.url}/login?token={session}")
+        await wait_for_text(page, "#who", f"Signed in as {user}", timeout=15)
+
+        # 1. Export the tiny sample (keyboard: focus the button, press Enter); the bar
+        # climbs to 100% and never goes back.
+        assert await page.eval_on_selector("#sample", "s => s.value") == "tiny.json"
+        await page.focus("#export")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function(
+            "() => new URL(location.href).searchParams.get('render')", timeout=30_000
+        )
+        seen: list[int] = []
+        async with asyncio.timeout(180):
+            while "Done" not in (await page.text_content("#outcome") or ""):
+                seen.append(await bar(page))
+                await asyncio.sleep(0.05)
+        seen.append(await bar(page))
+        assert seen[-1] == 100, seen
+        assert seen == sorted(seen), seen
+        assert "20 / 20 frames" in (await page.text_content("#frames") or "")
+        href = await page.get_attribute("#download", "href")
+        assert href and (await page.is_visible("#download"))
+        download = await page.request.get(f"{edge.url}{href}")
+        assert download.status == 200
+        video = tmp_path / "download.mp4"
+        video.write_bytes(await download.body())
+        probe = ffprobe(video)
+        assert probe["video"]["codec_name"] == "h264"
+        assert (probe["video"]["width"], probe["video"]["height"]) == (1280, 720)
+        # The history lists it with a thumbnail that loads.
+        await page.get_by_role("button", name="Refresh").click()
+        thumbnail = page.locator("#history img").first
+        await thumbnail.wait_for(timeout=15_000)
+        await page.wait_for_function(
+            "() => { const i = document.querySelector('#history img'); return i && i.complete && i.naturalWidth > 0; }",
+            timeout=15_000,
+        )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "edge-export-page.png"), full_page=True)
+
+        # 2. Reload in mid-render: the bar carries on from where it was.
+        render_id = await export(page, longer)
+        async with asyncio.timeout(180):
+            while not 5 <= (before := await bar(page)) <= 80:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        await page.reload()
+        after: list[int] = []
+        async with asyncio.timeout(180):
+            while "Done" not in (await page.text_content("#outcome") or ""):
+                after.append(await bar(page))
+                await asyncio.sleep(0.05)
+        after.append(await bar(page))
+        assert after[0] >= before, (before, after[:10])
+        assert after == sorted(after) and after[-1] == 100, after
+        assert await page.eval_on_selector("#current-id", "e => e.textContent") == render_id
+
+        # 3. Cancel from the page.
+        cancelled_id = await export(page, longer)
+        await page.get_by_role("button", name="Cancel").click()
+        await wait_for_text(page, "#outcome", "Cancelled", timeout=60)
+        final = await stack.get(cancelled_id)
+        assert final.state == render_pb2.Render.STATE_CANCELLED
+
+        # 4. Another user's render id in the address: not found, in words.
+        other = Stack(stack.settings, stack.api, None, stack.channel, f"{user}-other")
+        theirs = await other.start([scene("color", 30, color="red")])
+        await other.stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=theirs.render_id),
+            metadata=other.auth,
+        )
+        await page.goto(f"{edge.url}/?render={theirs.render_id}")
+        await wait_for_text(page, "#error", "Render not found", timeout=15)
+        assert await page.is_hidden("#current")
+        await browser.close()
+    assert not errors, errors
