@@ -42,14 +42,15 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 def test_deployments_probe_grpc_and_run_as_non_root() -> None:
-    ports = {"render-api": 50051, "progress": 50052, "render-worker": 50053}
+    ports = {"render-api": 50051, "progress": 50052, "render-worker": 50053, "edge": "http"}
     deployments = {d["metadata"]["name"]: d for d in by_kind("Deployment")}
     assert set(deployments) == set(ports)
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
-        assert container["readinessProbe"]["grpc"]["port"] == ports[name]
-        assert container["livenessProbe"]["grpc"]["port"] == ports[name]
+        probe = "httpGet" if name == "edge" else "grpc"
+        assert container["readinessProbe"][probe]["port"] == ports[name]
+        assert container["livenessProbe"][probe]["port"] == ports[name]
         assert (
             container["resources"]["requests"]["memory"]
             and container["resources"]["limits"]["memory"]
@@ -73,7 +74,7 @@ def test_services_and_budgets_select_existing_pods() -> None:
     for service in by_kind("Service"):
         assert selects(service["spec"]["selector"]), service["metadata"]["name"]
     budgets = by_kind("PodDisruptionBudget")
-    assert len(budgets) == 3
+    assert len(budgets) == 4
     for budget in budgets:
         assert selects(budget["spec"]["selector"]["matchLabels"]), budget["metadata"]["name"]
 
@@ -100,6 +101,7 @@ def test_compose_file_is_consistent() -> None:
         "redis",
         "render-api",
         "progress",
+        "edge",
         "worker",
         "otel-collector",
         "jaeger",
@@ -115,6 +117,9 @@ def test_compose_file_is_consistent() -> None:
         if build:
             assert (DEPLOY / build["context"] / build["dockerfile"]).resolve().exists()
     assert services["worker"]["shm_size"] == "1gb"
+    edge = services["edge"]["environment"]
+    assert edge["RENDER_API_ADDR"] == "render-api:50051"
+    assert edge["PROGRESS_ADDR"] == "progress:50052"
 
 
 def test_dockerfiles_run_as_non_root_and_bring_chromium() -> None:
