@@ -1,12 +1,15 @@
 // Bundles the compositions once per source hash into
 // <cacheDir>/<hash>/ (temp dir + atomic rename), shared by all host processes.
+// The bundle's public/ is a symlink to remotion/public, where the fonts are copied
+// (lib/fonts.mjs): tens of MB that no bundle copies again.
 import {createHash, randomBytes} from 'node:crypto';
 import {existsSync} from 'node:fs';
 import {mkdir, readFile, readdir, rename, rm, stat, utimes} from 'node:fs/promises';
 import path from 'node:path';
+import {FONTS_SUBDIR, stageFonts} from './fonts.mjs';
 
 /** Bumped when the bundle options below change in a way the sources do not show. */
-export const BUNDLE_CONFIG = {version: 1, enableCaching: true, entryPoint: 'src/index.ts'};
+export const BUNDLE_CONFIG = {version: 2, enableCaching: true, entryPoint: 'src/index.ts', symlinkPublicDir: true};
 const KEEP_BUNDLES = 3;
 const STALE_TMP_MS = 60 * 60 * 1000;
 const TMP_PREFIX = '.tmp-';
@@ -22,8 +25,9 @@ const listFiles = async (dir) => {
 	return out;
 };
 
-/** Hash of everything that goes into the bundle. */
+/** Hash of everything that goes into the bundle (the staged fonts by size and mtime). */
 export const computeBundleHash = async (rootDir) => {
+	const fontsDir = path.join(rootDir, 'public', FONTS_SUBDIR) + path.sep;
 	const files = [
 		...(await listFiles(path.join(rootDir, 'src'))),
 		...(await listFiles(path.join(rootDir, 'public'))),
@@ -34,9 +38,16 @@ export const computeBundleHash = async (rootDir) => {
 	const h = createHash('sha256');
 	h.update(JSON.stringify(BUNDLE_CONFIG));
 	for (const f of files) {
+		// A font copy another host is staging right now (lib/fonts.mjs renames it into place).
+		if (f.startsWith(fontsDir) && path.basename(f).includes('.tmp-')) continue;
 		h.update(path.relative(rootDir, f).split(path.sep).join('/'));
 		h.update('\0');
-		h.update(await readFile(f));
+		if (f.startsWith(fontsDir)) {
+			const st = await stat(f);
+			h.update(`${st.size}:${Math.trunc(st.mtimeMs)}`);
+		} else {
+			h.update(await readFile(f));
+		}
 		h.update('\0');
 	}
 	return h.digest('hex').slice(0, 16);
@@ -84,6 +95,7 @@ const cleanup = async (cacheDir, keepHash, log) => {
 export const ensureBundle = async ({rootDir, cacheDir, log}) => {
 	const started = performance.now();
 	await mkdir(cacheDir, {recursive: true});
+	await stageFonts({publicDir: path.join(rootDir, 'public'), log});
 	const hash = await computeBundleHash(rootDir);
 	const finalDir = path.join(cacheDir, hash);
 	let cached = existsSync(path.join(finalDir, 'index.html'));
@@ -96,6 +108,7 @@ export const ensureBundle = async ({rootDir, cacheDir, log}) => {
 				entryPoint: path.join(rootDir, BUNDLE_CONFIG.entryPoint),
 				outDir: tmpDir,
 				enableCaching: BUNDLE_CONFIG.enableCaching,
+				symlinkPublicDir: BUNDLE_CONFIG.symlinkPublicDir,
 				webpackOverride: (c) => c,
 				onProgress: (p) => {
 					const step = Math.floor(p / 25);

@@ -3,10 +3,11 @@ import type {TransitionPresentation} from '@remotion/transitions';
 import {fade} from '@remotion/transitions/fade';
 import {slide} from '@remotion/transitions/slide';
 import {wipe} from '@remotion/transitions/wipe';
-import React, {useMemo} from 'react';
-import {AbsoluteFill} from 'remotion';
+import React, {useEffect, useMemo, useState} from 'react';
+import {AbsoluteFill, cancelRender, continueRender, delayRender} from 'remotion';
+import {loadFontsFor} from './fonts';
 import type {MainCompositionProps, SceneTransition} from './schema';
-import {SceneView} from './scenes';
+import {SceneView, sceneTextRuns} from './scenes';
 import {planTimeline} from './timeline';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,7 +26,23 @@ const presentationFor = (type: SceneTransition['type']): AnyPresentation => {
 	}
 };
 
+/**
+ * Holds the render until the font faces the scenes' text needs are loaded: once per page
+ * (each Chromium tab mounts this once and then seeks frames), so no frame waits again.
+ */
+const useSceneFonts = (scenes: MainCompositionProps['scenes']): void => {
+	const runs = useMemo(() => scenes.flatMap(sceneTextRuns), [scenes]);
+	const [handle] = useState(() => delayRender('Loading the fonts of the scenes'));
+	useEffect(() => {
+		loadFontsFor(runs).then(
+			() => continueRender(handle),
+			(err: unknown) => cancelRender(err),
+		);
+	}, [runs, handle]);
+};
+
 export const MainComposition: React.FC<MainCompositionProps> = ({scenes}) => {
+	useSceneFonts(scenes);
 	const planned = useMemo(() => planTimeline(scenes), [scenes]);
 	return (
 		<AbsoluteFill style={{backgroundColor: '#000'}}>

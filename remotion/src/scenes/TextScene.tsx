@@ -2,7 +2,7 @@ import React from 'react';
 import {AbsoluteFill, interpolate, useCurrentFrame, useVideoConfig} from 'remotion';
 import type {z} from 'zod';
 import type {textPropsSchema} from '../schema';
-import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit} from './common';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit, TEXT_WEIGHT} from './common';
 
 const TEXT_ENTRANCE = 18;
 
@@ -28,7 +28,7 @@ export const TextScene: React.FC<z.infer<typeof textPropsSchema>> = ({text, colo
 			<div
 				style={{
 					fontSize,
-					fontWeight: 500,
+					fontWeight: TEXT_WEIGHT,
 					lineHeight: 1.35,
 					maxWidth: '85%',
 					whiteSpace: 'pre-wrap',

@@ -2,7 +2,7 @@ import React from 'react';
 import {AbsoluteFill, interpolate, useCurrentFrame, useVideoConfig} from 'remotion';
 import type {z} from 'zod';
 import type {titlePropsSchema} from '../schema';
-import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit} from './common';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit, TITLE_WEIGHT, SUBTITLE_WEIGHT} from './common';
 
 const TITLE_ENTRANCE = 20;
 const SUBTITLE_DELAY = 8;
@@ -39,7 +39,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 			<div
 				style={{
 					fontSize: 120 * u,
-					fontWeight: 800,
+					fontWeight: TITLE_WEIGHT,
 					lineHeight: 1.1,
 					letterSpacing: -2 * u,
 					opacity: enter,
@@ -55,7 +55,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 					style={{
 						marginTop: 32 * u,
 						fontSize: 52 * u,
-						fontWeight: 400,
+						fontWeight: SUBTITLE_WEIGHT,
 						lineHeight: 1.3,
 						opacity: subEnter * 0.85,
 						transform: `translateY(${interpolate(subEnter, [0, 1], [24 * u, 0])}px)`,

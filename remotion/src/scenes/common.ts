@@ -1,8 +1,11 @@
 import type React from 'react';
 import {spring} from 'remotion';
+import {FONT_STACK} from '../fonts';
 
-export const FONT_FAMILY =
-	"Inter, 'Helvetica Neue', 'Liberation Sans', Arial, 'DejaVu Sans', sans-serif";
+/** Font weights of the text scenes (src/fonts.json has a regular and a bold face). */
+export const TITLE_WEIGHT = 800;
+export const SUBTITLE_WEIGHT = 400;
+export const TEXT_WEIGHT = 500;
 export const DEFAULT_BACKGROUND = '#0f172a';
 export const DEFAULT_TEXT_COLOR = '#f8fafc';
 
@@ -13,7 +16,7 @@ export const centered: React.CSSProperties = {
 	justifyContent: 'center',
 	alignItems: 'center',
 	textAlign: 'center',
-	fontFamily: FONT_FAMILY,
+	fontFamily: FONT_STACK,
 };
 
 /**

@@ -1,5 +1,7 @@
 import React from 'react';
+import type {TextRun} from '../fonts';
 import type {Scene} from '../schema';
+import {SUBTITLE_WEIGHT, TEXT_WEIGHT, TITLE_WEIGHT} from './common';
 import {ColorScene} from './ColorScene';
 import {GradientScene} from './GradientScene';
 import {ImageScene} from './ImageScene';
@@ -45,6 +47,28 @@ export const sceneSettlesAt = (scene: Scene): number | null => {
 		case 'video':
 		case 'gradient':
 			return null;
+		default: {
+			const unknownScene: never = scene;
+			throw new Error(`Unknown scene type: ${JSON.stringify(unknownScene)}`);
+		}
+	}
+};
+
+/** The text a scene draws, with its font weight (which font faces the page must load). */
+export const sceneTextRuns = (scene: Scene): TextRun[] => {
+	switch (scene.type) {
+		case 'title':
+			return [
+				{weight: TITLE_WEIGHT, text: scene.props.text},
+				{weight: SUBTITLE_WEIGHT, text: scene.props.subtitle ?? ''},
+			];
+		case 'text':
+			return [{weight: TEXT_WEIGHT, text: scene.props.text}];
+		case 'color':
+		case 'image':
+		case 'video':
+		case 'gradient':
+			return [];
 		default: {
 			const unknownScene: never = scene;
 			throw new Error(`Unknown scene type: ${JSON.stringify(unknownScene)}`);
