@@ -46,13 +46,21 @@ remotion_part() {
 }
 
 system_part() {
-  # Chromium for Remotion (never downloaded by Remotion), Redis and PostgreSQL for tests/demo.
+  # Chromium for Remotion (never downloaded by Remotion), Redis and PostgreSQL for tests/demo,
+  # and the fonts the compositions draw text with.
   local want=()
   [ -x /usr/bin/chromium-headless-shell ] || want+=(chromium-headless-shell)
   command -v redis-server >/dev/null || want+=(redis-server)
   command -v pg_ctlcluster >/dev/null || command -v pg_ctl >/dev/null || want+=(postgresql)
   command -v shellcheck >/dev/null || want+=(shellcheck)  # lints deploy/lambda/deploy.sh
   [ ${#want[@]} -eq 0 ] || apt_install "${want[@]}"
+  # The fonts of every text scene (remotion/src/fonts.json): Noto Sans (Latin, Greek,
+  # Cyrillic), Arabic, Hebrew, Devanagari, Thai; Noto Sans CJK; Noto Color Emoji. Copied
+  # into remotion/public/fonts, which the SSR bundle and the Lambda site carry.
+  apt_install fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji
+  if command -v node >/dev/null; then
+    node remotion/scripts/stage-fonts.mjs
+  fi
 }
 
 for part in "$@"; do

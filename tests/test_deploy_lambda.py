@@ -37,9 +37,14 @@ FAKE_NPX = r"""
 import json, os, sys
 
 argv = sys.argv[1:]
+# What `sites create` would bundle into the site from the public dir: the fonts.
+fonts_dir = os.path.join(os.getcwd(), "public", "fonts")
+public_fonts = {name: os.path.getsize(os.path.join(fonts_dir, name))
+                for name in sorted(os.listdir(fonts_dir))} if os.path.isdir(fonts_dir) else {}
 with open(os.environ["FAKE_NPX_LOG"], "a") as log:
     log.write(json.dumps({"argv": argv, "cwd": os.getcwd(),
-                          "no_color": os.environ.get("NO_COLOR")}) + "\n")
+                          "no_color": os.environ.get("NO_COLOR"),
+                          "public_fonts": public_fonts}) + "\n")
 while argv and argv[0].startswith("-"):
     argv.pop(0)
 assert argv[:2] == ["remotion", "lambda"], argv
@@ -405,6 +410,9 @@ def copy_tree(tmp: Path, py_pin: str, npm_pin: str, installed: str | None) -> Pa
     remotion = root / "remotion"
     (remotion / "src").mkdir(parents=True)
     (remotion / "src" / "index.ts").write_text("// entry\n")
+    for part in ("src/fonts.json", "lib/fonts.mjs", "scripts/stage-fonts.mjs"):
+        (remotion / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REMOTION / part, remotion / part)
     (remotion / "package.json").write_text(
         json.dumps({"dependencies": {"@remotion/lambda": npm_pin}})
     )
@@ -434,12 +442,93 @@ def test_version_pins_must_agree(
     assert calls(sandbox["log"]) == []
 
 
+def font_files() -> list[dict[str, str]]:
+    manifest = json.loads((REMOTION / "src" / "fonts.json").read_text())
+    return [
+        {**face, "package": family["package"]}
+        for family in manifest["families"]
+        for face in family["faces"]
+    ]
+
+
+def fake_fonts(tmp: Path) -> Path:
+    """A RENDER_FONTS_DIR with a small stand-in file per font (a copy tree gets these)."""
+    fonts = tmp / "installed-fonts"
+    fonts.mkdir(exist_ok=True)
+    for i, face in enumerate(font_files()):
+        (fonts / face["file"]).write_bytes(b"f" * (100 + i))
+    return fonts
+
+
 @needs_node
 def test_copied_tree_with_matching_pins_deploys(sandbox: dict[str, Any]) -> None:
     script = copy_tree(sandbox["tmp"], "4.0.527", "4.0.527", "4.0.527")
-    result = run(sandbox["env"], script=script)
+    fonts = fake_fonts(sandbox["tmp"])
+    result = run(sandbox["env"], script=script, RENDER_FONTS_DIR=str(fonts))
     assert result.returncode == 0, result.stderr
     assert calls(sandbox["log"])[0]["cwd"] == str(script.parents[2] / "remotion")
+
+
+# --- fonts: the site carries them ----------------------------------------------------------
+
+
+@needs_remotion
+def test_the_site_is_created_with_the_fonts_in_its_public_dir(sandbox: dict[str, Any]) -> None:
+    """Lambda's Chromium has only its own fonts: `sites create` bundles remotion/public,
+    so every font of src/fonts.json is there (as installed by Debian) when it runs."""
+    result = run(sandbox["env"])
+    assert result.returncode == 0, result.stderr
+    _, site_call = calls(sandbox["log"])
+    assert site_call["argv"][3:5] == ["sites", "create"]
+    expected = {face["file"]: Path(face["source"]).stat().st_size for face in font_files()}
+    assert site_call["public_fonts"] == expected
+    assert "remotion/public/fonts (the site carries them)" in result.stderr
+
+
+@needs_node
+def test_missing_fonts_stop_the_deploy_before_anything_runs(sandbox: dict[str, Any]) -> None:
+    script = copy_tree(sandbox["tmp"], "4.0.527", "4.0.527", "4.0.527")
+    empty = sandbox["tmp"] / "no-fonts"
+    empty.mkdir()
+    result = run(sandbox["env"], script=script, RENDER_FONTS_DIR=str(empty))
+    assert result.returncode != 0
+    assert "FONTS_MISSING" in result.stderr
+    for package in ("fonts-noto-cjk", "fonts-noto-color-emoji", "fonts-noto-core", "make setup"):
+        assert package in result.stderr
+    assert calls(sandbox["log"]) == []
+    # A dry run only warns (and copies nothing).
+    dry = run(sandbox["env"], "--dry-run", script=script, RENDER_FONTS_DIR=str(empty))
+    assert dry.returncode == 0, dry.stderr
+    assert "warning: FONTS_MISSING" in dry.stderr
+    assert not list((script.parents[2] / "remotion" / "public" / "fonts").glob("*"))
+
+
+@pytest.mark.slow
+@needs_remotion
+def test_the_site_bundle_carries_the_font_files(tmp_path: Path) -> None:
+    """Bundled as `sites create` bundles (the default public dir, copied, not linked), the
+    site holds every font as a real file, so the upload to S3 carries it."""
+    subprocess.run(
+        ["node", "scripts/stage-fonts.mjs"], cwd=REMOTION, check=True, capture_output=True
+    )
+    out = tmp_path / "site"
+    script = (
+        "const {bundle} = await import('@remotion/bundler');"
+        f"await bundle({{entryPoint: 'src/index.ts', outDir: {json.dumps(str(out))},"
+        " enableCaching: true});"
+    )
+    subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        cwd=REMOTION,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    for face in font_files():
+        bundled = out / "public" / "fonts" / face["file"]
+        assert not bundled.is_symlink() and not bundled.parent.is_symlink()
+        assert bundled.stat().st_size == Path(face["source"]).stat().st_size, face
+    assert "fonts/NotoSansCJK-Regular.ttc" in (out / "index.html").read_text()
 
 
 def test_repo_pins_match_the_python_sdk() -> None:

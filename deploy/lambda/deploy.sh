@@ -14,7 +14,9 @@ usage() {
 Usage: deploy/lambda/deploy.sh [options]
 
 Deploys the Remotion Lambda function (`npx remotion lambda functions deploy`) and the site
-(`npx remotion lambda sites create`) from remotion/, then prints the `export VAR=value`
+(`npx remotion lambda sites create`) from remotion/, with the fonts of remotion/src/fonts.json
+copied into remotion/public/fonts first (from Debian's fonts-noto-* packages, or
+RENDER_FONTS_DIR; `make setup` installs them), then prints the `export VAR=value`
 lines the render worker needs. Both steps are idempotent: an existing function with the
 same version/memory/disk/timeout is reused, and the site is overwritten in place.
 
@@ -158,6 +160,24 @@ else
     "(or 'npm ci' in remotion/)"
 fi
 VERSION=$NPM_PIN
+
+# --- fonts: the site carries them (Lambda's Chromium has only its own fonts) ---------------
+
+# `sites create` bundles remotion/public into the site; the compositions load the fonts of
+# src/fonts.json from its fonts/ dir. They are copied there from Debian's packages (not in git).
+STAGE_FONTS=$REMOTION_DIR/scripts/stage-fonts.mjs
+[[ -f $STAGE_FONTS ]] || die "$STAGE_FONTS is missing: the site would render text without its fonts"
+if ((DRY_RUN)); then
+  if ! fonts_out=$(node "$STAGE_FONTS" --check "$REMOTION_DIR/public" 2>&1); then
+    warn "$fonts_out"
+  fi
+else
+  log "copying the fonts into $REMOTION_DIR/public/fonts (the site carries them)"
+  if ! fonts_out=$(node "$STAGE_FONTS" "$REMOTION_DIR/public" 2>&1); then
+    die "$fonts_out"
+  fi
+  printf '%s\n' "$fonts_out" >&2
+fi
 
 # --- AWS credentials (the same sources the Remotion CLI accepts) -------------------------
 

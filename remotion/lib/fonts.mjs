@@ -54,7 +54,8 @@ export const stageFonts = async ({
 			missing.push(`${font.file} (${source}, Debian package ${font.package})`);
 			continue;
 		}
-		if (have && have.size === src.size && Math.trunc(have.mtimeMs) === Math.trunc(src.mtimeMs)) continue;
+		// utimes keeps the mtime to within a millisecond (it goes through a float of seconds).
+		if (have && have.size === src.size && Math.abs(have.mtimeMs - src.mtimeMs) < 1) continue;
 		copied++;
 		if (checkOnly) continue;
 		// Copy beside, then rename: hosts starting together may stage at the same time.
