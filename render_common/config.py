@@ -83,6 +83,12 @@ class Settings:
     worker_name: str = ""  # WORKER_NAME: consumer name; default host-pid
     visibility_timeout_seconds: float = 60.0  # VISIBILITY_TIMEOUT_SECONDS
     max_attempts: int = 3  # MAX_ATTEMPTS (seed)
+    # MAX_DELIVERIES: deliveries of one attempt's entry (the first read plus each reclaim
+    # from a worker that went silent); past it the render fails RENDER_CRASHED_WORKER.
+    max_deliveries: int = 3
+    # REDIS_OUTAGE_SECONDS: how long a worker retries the Redis side of an ending attempt
+    # (its terminal event, retry entry, dead letter, ack) before leaving it to the sweeper.
+    redis_outage_seconds: float = 60.0
     retry_base_delay_seconds: float = 2.0  # RETRY_BASE_DELAY_SECONDS (seed, exponential)
     render_timeout_seconds: float = 1800.0  # RENDER_TIMEOUT_SECONDS (seed: 30 min)
     sweeper_interval_seconds: float = 5.0  # SWEEPER_INTERVAL_SECONDS
@@ -210,6 +216,7 @@ class Settings:
             "concurrent_render_limit",
             "worker_concurrency",
             "max_attempts",
+            "max_deliveries",
             "progress_buffer_events",
             "progress_read_block_ms",
             "progress_redis_pool_size",
@@ -229,6 +236,8 @@ class Settings:
                 )
         if self.progress_redis_outage_seconds < 0:
             raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
+        if self.redis_outage_seconds < 0:
+            raise ConfigError("REDIS_OUTAGE_SECONDS must not be negative")
         if self.max_render_cost_usd <= 0:
             raise ConfigError("MAX_RENDER_COST must be positive")
         if self.x264_preset not in X264_PRESETS:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from opentelemetry import propagate
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from render_common import streams
 
@@ -48,10 +49,22 @@ async def enqueue_attempts(
     return [reply if isinstance(reply, Exception) else str(reply) for reply in replies]
 
 
-async def ensure_group(redis: Redis) -> None:
-    """Create the consumer group (and stream) if missing."""
+async def ensure_group(redis: Redis) -> bool:
+    """Create the consumer group (and the stream) if missing; True if it was created.
+
+    Idempotent (BUSYGROUP is success), so anyone may call it: workers at start-up and
+    whenever Redis answers NOGROUP (it restarted without its data), the sweeper on every
+    pass. The group starts at id 0, so entries added before it existed are delivered.
+    """
     try:
         await redis.xgroup_create(streams.JOBS_STREAM, streams.JOBS_GROUP, id="0", mkstream=True)
-    except Exception as exc:  # redis raises ResponseError BUSYGROUP when it exists
+    except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+        return False
+    return True
+
+
+def is_missing_group(exc: BaseException) -> bool:
+    """Whether Redis answered NOGROUP (the stream or its consumer group is gone)."""
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")

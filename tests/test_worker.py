@@ -24,7 +24,7 @@ from render_common.config import Settings
 from tests.support.asset_server import AssetServer
 from tests.support.processes import free_port
 from tests.support.s3_server import S3Server
-from tests.support.scenes import sample_scenes, scene
+from tests.support.scenes import sample_scenes, scene, simple_scenes
 from tests.support.stack import Stack, close_all, ffprobe, start_stack
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,7 @@ async def stack_factory(
 
     async def _start(**overrides: Any) -> Stack:
         worker = overrides.pop("worker", True)
+        warm = overrides.pop("warm", True)
         settings = base_settings.with_overrides(
             database_url=overrides.pop("database_url", postgres_url),
             data_dir=str(tmp_path / "data"),
@@ -46,7 +47,7 @@ async def stack_factory(
             visibility_timeout_seconds=3.0,
             **overrides,
         )
-        stack = await start_stack(settings, user, worker=worker)
+        stack = await start_stack(settings, user, worker=worker, warm=warm)
         stacks.append(stack)
         return stack
 
@@ -68,6 +69,11 @@ def long_scenes(frames: int = 900) -> list[render_pb2.Scene]:
 
 async def events_of(redis: Redis, render_id: str) -> list[dict[str, str]]:
     return [fields for _, fields in await redis.xrange(streams.events_stream(render_id))]
+
+
+def attempt_dirs(stack: Stack) -> list[Path]:
+    """Attempts' work directories left under RENDER_DATA_DIR/work (per worker, see workdirs)."""
+    return list((Path(stack.settings.data_dir) / "work").glob("*/render-*"))
 
 
 @pytest.mark.parametrize(
@@ -108,8 +114,7 @@ async def test_renders_each_format(
     assert [e["state"] for e in events].count("succeeded") == 1
     progress = [float(e["progress"]) for e in events]
     assert progress == sorted(progress) and progress[-1] == 1.0
-    work = Path(stack.settings.data_dir) / "work"
-    assert list(work.iterdir()) == []  # temp files removed
+    assert attempt_dirs(stack) == []  # temp files removed
 
 
 async def test_renders_on_sqlite(stack_factory: StartStack, tmp_path: Path) -> None:
@@ -130,6 +135,7 @@ async def test_transient_failure_is_retried_then_succeeds(
         done = await stack.wait(render.render_id)
         assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
         assert done.retry_count == 1
+        assert not done.HasField("error")  # the failed attempt's error is cleared
         assert server.requests.count(url[len(server.url("")) :]) == 2
         messages = [e.get("message", "") for e in await events_of(redis, render.render_id)]
         assert any("retrying" in m for m in messages)
@@ -229,13 +235,71 @@ async def test_cancel_mid_render_stops_and_leaves_no_file(
     )
     storage = Path(stack.settings.data_dir) / "renders"
     assert not list(storage.rglob(f"{render.render_id}*"))
-    assert list((Path(stack.settings.data_dir) / "work").iterdir()) == []
+    assert attempt_dirs(stack) == []
     events = await events_of(redis, render.render_id)
     assert events[-1]["state"] == "cancelled"
     # The host is still usable after cancelling: the next render succeeds.
     project, scenes = sample_scenes("tiny")
     after = await stack.wait((await stack.start(scenes, project=project)).render_id)
     assert after.state == render_pb2.Render.STATE_SUCCEEDED
+
+
+async def test_cancel_reaches_a_render_still_prefetching(
+    stack_factory: StartStack, redis: Redis
+) -> None:
+    server = AssetServer()
+    try:
+        stack = await stack_factory(asset_allowed_networks=("127.0.0.1/32",))
+        url = server.url(f"/slow/60/image-{uuid.uuid4().hex}.png")  # answers after 60 s
+        render = await stack.start([scene("image", 10, src=url)])
+        await stack.wait(
+            render.render_id, until=lambda r: r.state == render_pb2.Render.STATE_RUNNING
+        )
+        await stack.stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=render.render_id),
+            metadata=stack.auth,
+        )
+        # Long before the asset could arrive: the prefetch was stopped, not waited for.
+        done = await stack.wait(render.render_id, timeout=10)
+        assert done.state == render_pb2.Render.STATE_CANCELLED
+        assert (await events_of(redis, render.render_id))[-1]["state"] == "cancelled"
+        assert attempt_dirs(stack) == []
+    finally:
+        server.close()
+
+
+async def test_cancel_reaches_a_render_while_its_host_starts(stack_factory: StartStack) -> None:
+    stack = await stack_factory(warm=False)  # the first render starts Node and Chromium
+    assert stack.worker is not None
+    host = stack.worker.engines["ssr"]._host  # type: ignore[attr-defined]
+    render = await stack.start(simple_scenes())
+    await stack.wait(render.render_id, until=lambda r: r.state == render_pb2.Render.STATE_RUNNING)
+    await stack.stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=stack.auth
+    )
+    done = await stack.wait(render.render_id, timeout=10)
+    assert done.state == render_pb2.Render.STATE_CANCELLED
+    # The start went on in the background; the next render uses that host.
+    project, scenes = sample_scenes("tiny")
+    after = await stack.wait((await stack.start(scenes, project=project)).render_id)
+    assert after.state == render_pb2.Render.STATE_SUCCEEDED, after.error
+    assert host.pid is not None and attempt_dirs(stack) == []
+
+
+async def test_failure_names_the_url_the_client_sent(stack_factory: StartStack) -> None:
+    server = AssetServer()
+    try:
+        stack = await stack_factory(asset_allowed_networks=("127.0.0.1/32",))
+        assert stack.worker is not None
+        host = stack.worker.engines["ssr"]._host  # type: ignore[attr-defined]
+        url = server.url(f"/broken-{uuid.uuid4().hex}.png")  # served, but not an image
+        render = await stack.start([scene("image", 10, src=url)])
+        done = await stack.wait(render.render_id)
+        assert done.state == render_pb2.Render.STATE_FAILED
+        assert url in done.error.message, done.error.message
+        assert host.asset_base_url and host.asset_base_url not in done.error.message
+    finally:
+        server.close()
 
 
 def _worker_process(settings: Settings, name: str) -> subprocess.Popen[bytes]:

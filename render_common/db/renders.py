@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common.db.schema import video_renders
+from render_common.db.schema import QUEUED, RUNNING, video_renders
 
 
 async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> dict[str, Any] | None:
@@ -147,3 +147,123 @@ _MARK_ENQUEUED_MANY = text(
     "UPDATE video_renders SET queue_job_id = (:entry_ids)[array_position(:ids, id)]"
     " WHERE id = ANY(:ids) AND queue_job_id IS NULL"
 ).bindparams(bindparam("ids", type_=ARRAY(Text)), bindparam("entry_ids", type_=ARRAY(Text)))
+
+
+# The sweeper's reconciliation of rows with Redis (services/render_api/sweeper.py): which
+# renders that are not terminal may lack a queue entry, and the transitions that restore
+# one. Every update is conditional on the row being as it was read.
+
+
+async def queued_with_entry(
+    engine: AsyncEngine, *, older_than: datetime, after_id: str, limit: int
+) -> list[tuple[str, str, int]]:
+    """QUEUED renders naming an entry (`<stream id>` or `retry:<attempt>`), untouched since
+    `older_than`: (id, queue_job_id, attempt), by id after `after_id` (keyset pages)."""
+    query = (
+        select(video_renders.c.id, video_renders.c.queue_job_id, video_renders.c.attempt)
+        .where(
+            video_renders.c.status == QUEUED,
+            video_renders.c.queue_job_id.is_not(None),
+            video_renders.c.updated_at < older_than,
+            video_renders.c.id > after_id,
+        )
+        .order_by(video_renders.c.id)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+
+async def queued_without_entry(
+    engine: AsyncEngine, *, older_than: datetime, limit: int
+) -> list[tuple[str, int]]:
+    """QUEUED renders with no entry recorded, untouched since `older_than`: (id, attempt)."""
+    query = (
+        select(video_renders.c.id, video_renders.c.attempt)
+        .where(
+            video_renders.c.status == QUEUED,
+            video_renders.c.queue_job_id.is_(None),
+            video_renders.c.updated_at < older_than,
+        )
+        .order_by(video_renders.c.updated_at)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [(str(r[0]), int(r[1])) for r in rows]
+
+
+async def running_silent(
+    engine: AsyncEngine, *, older_than: datetime, limit: int
+) -> list[tuple[str, str | None, str | None, int]]:
+    """RUNNING renders whose worker has not renewed its lease since `older_than`:
+    (id, queue_job_id, worker_id, attempt)."""
+    query = (
+        select(
+            video_renders.c.id,
+            video_renders.c.queue_job_id,
+            video_renders.c.worker_id,
+            video_renders.c.attempt,
+        )
+        .where(video_renders.c.status == RUNNING, video_renders.c.updated_at < older_than)
+        .order_by(video_renders.c.updated_at)
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+
+async def forget_entry(engine: AsyncEngine, render_id: str, entry: str) -> bool:
+    """A QUEUED render's recorded entry is gone from Redis: record none (the caller
+    enqueues a new one). Bookkeeping only: updated_at stays."""
+    return await _changed(
+        engine,
+        update(video_renders)
+        .where(
+            video_renders.c.id == render_id,
+            video_renders.c.status == QUEUED,
+            video_renders.c.queue_job_id == entry,
+        )
+        .values(queue_job_id=None),
+    )
+
+
+async def release_silent(
+    engine: AsyncEngine, render_id: str, worker_id: str | None, attempt: int, older_than: datetime
+) -> bool:
+    """Hand a RUNNING render back to the queue, attempt unspent, when its worker has been
+    silent since `older_than` and Redis holds no pending entry for it (its lease can
+    no longer be reclaimed). A worker that was merely slow finds its lease gone."""
+    return await _changed(
+        engine,
+        update(video_renders)
+        .where(
+            video_renders.c.id == render_id,
+            video_renders.c.status == RUNNING,
+            video_renders.c.attempt == attempt,
+            _same(video_renders.c.worker_id, worker_id),
+            video_renders.c.updated_at < older_than,
+        )
+        .values(
+            status=QUEUED,
+            stage="queued",
+            progress=0.0,
+            attempt=attempt - 1,
+            queue_job_id=None,
+            worker_id=None,
+            updated_at=datetime.now(UTC),
+        ),
+    )
+
+
+async def _changed(engine: AsyncEngine, statement: Any) -> bool:
+    """Run a conditional update in its own transaction; whether it changed a row."""
+    async with engine.begin() as connection:
+        result = await connection.execute(statement)
+    return bool(result.rowcount)
+
+
+def _same(column: Any, value: str | None) -> Any:
+    return column.is_(None) if value is None else column == value

@@ -81,7 +81,12 @@ async def start(
     )
     task = None
     if run_sweeper:
-        sweeper = Sweeper(engine, redis, grace_seconds=settings.sweeper_grace_seconds)
+        sweeper = Sweeper(
+            engine,
+            redis,
+            grace_seconds=settings.sweeper_grace_seconds,
+            silent_after_seconds=2 * settings.visibility_timeout_seconds,
+        )
         task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
     return RenderApi(
         server=server, engine=engine, redis=redis, servicer=servicer, sweeper_task=task

@@ -1,106 +1,194 @@
-"""The sweeper: renders persisted as QUEUED whose stream entry never made it get enqueued.
+"""The sweeper: the database says which renders need a queue entry; Redis is made to agree.
 
-StartRender commits the row, then XADDs. If Redis fails in between, the row stays QUEUED
-with no queue_job_id; the sweeper finds such rows older than SWEEPER_GRACE_SECONDS and
-enqueues them. It also re-enqueues QUEUED renders whose recorded entry no longer exists
-(Redis lost its data). One sweeper runs at a time across replicas (a Redis lock). A
-duplicate entry is harmless: workers claim a render attempt with a conditional update.
+Redis carries the work, the database is the truth. Redis can lose entries (a restart
+without persistence, a failover that drops the last writes) and a step can fail between
+its database write and its Redis write. Every pass, under a Redis lock so that one
+replica sweeps at a time, the sweeper:
+
+1. re-creates the `render-workers` group if Redis lost it (idempotent), so the entries
+   it adds are read;
+2. for QUEUED renders naming an entry, checks the entry still exists: a `render:jobs`
+   id in the stream, or a `retry:<attempt>` marker in `render:retry`; a lost one is
+   replaced by a new entry for the same attempt;
+3. for RUNNING renders whose worker has not renewed its lease for
+   max(2 x VISIBILITY_TIMEOUT_SECONDS, SWEEPER_GRACE_SECONDS) and whose entry is not
+   pending in the group (so XAUTOCLAIM cannot take it over), hands the render back to the
+   queue with its attempt unspent;
+4. enqueues QUEUED renders with no entry (StartRender could not XADD, a retry entry could
+   not be written, a hand-back's XADD failed) once SWEEPER_GRACE_SECONDS old.
+
+Rows are only ever read when older than the grace, so a step in flight is left alone. A
+duplicate entry is harmless: a worker claims a render attempt with a conditional update,
+and completion is conditional on its lease.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.db import renders
-from render_common.db.schema import QUEUED, video_renders
-from render_common.queue import enqueue_attempt
+from render_common.queue import current_traceparent, enqueue_attempts, ensure_group
 from render_common.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
-BATCH = 200
+PAGE = 500
+MAX_ENQUEUED_PER_PASS = 5000
+RETRY_PREFIX = "retry:"
 
 
 class Sweeper:
-    """Reconciles QUEUED rows with the render:jobs stream."""
+    """Reconciles non-terminal rows with render:jobs and render:retry."""
 
-    def __init__(self, engine: AsyncEngine, redis: Redis, *, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: Redis,
+        *,
+        grace_seconds: float,
+        silent_after_seconds: float | None = None,
+    ) -> None:
         self._engine = engine
         self._redis = redis
         self._grace = timedelta(seconds=grace_seconds)
+        self._silent_after = timedelta(seconds=max(silent_after_seconds or 0.0, grace_seconds))
+        self._token = uuid.uuid4().hex
 
     async def sweep_once(self) -> int:
         """One pass; returns how many renders were (re-)enqueued."""
-        token = str(id(self))
-        if not await self._redis.set(streams.SWEEPER_LOCK, token, nx=True, ex=60):
+        if not await self._redis.set(streams.SWEEPER_LOCK, self._token, nx=True, ex=60):
             return 0
         try:
-            return await self._enqueue_missing() + await self._requeue_lost()
+            if await ensure_group(self._redis):
+                log.info("consumer group created (a new Redis, or one that lost its data)")
+            return (
+                await self._replace_lost()
+                + await self._release_silent()
+                + await self._enqueue_missing()
+            )
         finally:
-            if await self._redis.get(streams.SWEEPER_LOCK) == token:
+            if await self._redis.get(streams.SWEEPER_LOCK) == self._token:
                 await self._redis.delete(streams.SWEEPER_LOCK)
 
-    async def _enqueue_missing(self) -> int:
-        cutoff = datetime.now(UTC) - self._grace
-        async with self._engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(video_renders.c.id, video_renders.c.attempt)
-                    .where(
-                        video_renders.c.status == QUEUED,
-                        video_renders.c.queue_job_id.is_(None),
-                        video_renders.c.updated_at < cutoff,
-                    )
-                    .limit(BATCH)
-                )
-            ).all()
-        for render_id, attempt in rows:
-            entry_id = await enqueue_attempt(self._redis, render_id, int(attempt) + 1)
-            await renders.mark_enqueued(self._engine, render_id, entry_id)
+    async def _enqueue(self, attempts: list[tuple[str, int]]) -> int:
+        """XADD (render_id, attempt) pairs and record their entries on the rows."""
+        if not attempts:
+            return 0
+        traceparent = current_traceparent()
+        replies = await enqueue_attempts(
+            self._redis, [(render_id, attempt, traceparent) for render_id, attempt in attempts]
+        )
+        recorded = [
+            (render_id, reply)
+            for (render_id, _), reply in zip(attempts, replies, strict=True)
+            if isinstance(reply, str)
+        ]
+        await renders.mark_enqueued_many(self._engine, recorded)
+        for render_id, entry_id in recorded:
             log.info("sweeper enqueued render", extra={"render_id": render_id, "entry": entry_id})
-        return len(rows)
+        return len(recorded)
 
-    async def _requeue_lost(self) -> int:
-        """QUEUED renders whose recorded stream entry is gone (and not waiting to retry)."""
-        cutoff = datetime.now(UTC) - self._grace * 6
-        async with self._engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(video_renders.c.id, video_renders.c.queue_job_id)
-                    .where(
-                        video_renders.c.status == QUEUED,
-                        video_renders.c.queue_job_id.is_not(None),
-                        video_renders.c.updated_at < cutoff,
-                    )
-                    .limit(BATCH)
-                )
-            ).all()
-        lost = 0
-        for render_id, entry_id in rows:
-            if entry_id.startswith("retry:"):
+    async def _enqueue_missing(self) -> int:
+        """QUEUED renders without an entry, older than the grace."""
+        cutoff = datetime.now(UTC) - self._grace
+        total = 0
+        while total < MAX_ENQUEUED_PER_PASS:
+            rows = await renders.queued_without_entry(self._engine, older_than=cutoff, limit=PAGE)
+            # attempt is the last attempt started (0 before the first): enqueue the next.
+            enqueued = await self._enqueue(
+                [(render_id, attempt + 1) for render_id, attempt in rows]
+            )
+            total += enqueued
+            if len(rows) < PAGE or enqueued == 0:
+                break
+        return total
+
+    async def _replace_lost(self) -> int:
+        """QUEUED renders whose recorded entry (stream entry or retry marker) is gone."""
+        cutoff = datetime.now(UTC) - self._grace
+        waiting = await self._waiting_retries()
+        lost_total, after = 0, ""
+        while True:
+            rows = await renders.queued_with_entry(
+                self._engine, older_than=cutoff, after_id=after, limit=PAGE
+            )
+            if not rows:
+                break
+            after = rows[-1][0]
+            entries = [entry for _, entry, _ in rows if not entry.startswith(RETRY_PREFIX)]
+            present = await self._present_in_stream(entries)
+            lost: list[tuple[str, int]] = []
+            for render_id, entry, attempt in rows:
+                if entry.startswith(RETRY_PREFIX):
+                    if render_id in waiting:
+                        continue
+                elif entry in present:
+                    continue
+                if await renders.forget_entry(self._engine, render_id, entry):
+                    lost.append((render_id, attempt + 1))
+            if lost:
+                log.warning("queue entries lost; re-enqueueing", extra={"renders": len(lost)})
+                lost_total += await self._enqueue(lost)
+            if len(rows) < PAGE:
+                break
+        return lost_total
+
+    async def _release_silent(self) -> int:
+        """RUNNING renders whose worker is silent and whose entry Redis no longer holds."""
+        cutoff = datetime.now(UTC) - self._silent_after
+        rows = await renders.running_silent(self._engine, older_than=cutoff, limit=PAGE)
+        released: list[tuple[str, int]] = []
+        for render_id, entry, worker_id, attempt in rows:
+            if entry and await self._pending(entry):
+                continue  # a live group: XAUTOCLAIM takes it over, counting the delivery
+            if await renders.release_silent(self._engine, render_id, worker_id, attempt, cutoff):
+                released.append((render_id, attempt))
+        if released:
+            log.warning(
+                "running renders lost their worker and their entry; handed back",
+                extra={"renders": len(released)},
+            )
+        return await self._enqueue(released)
+
+    async def _waiting_retries(self) -> set[str]:
+        """Render ids with an entry in render:retry."""
+        members = await self._redis.zrange(streams.RETRY_ZSET, 0, -1)
+        waiting: set[str] = set()
+        for member in members:
+            try:
+                waiting.add(str(json.loads(str(member))["render_id"]))
+            except (ValueError, KeyError, TypeError):
                 continue
-            if await self._redis.xrange(streams.JOBS_STREAM, entry_id, entry_id):
-                continue
-            async with self._engine.begin() as connection:
-                await connection.execute(
-                    update(video_renders)
-                    .where(
-                        video_renders.c.id == render_id, video_renders.c.queue_job_id == entry_id
-                    )
-                    .values(queue_job_id=None, updated_at=datetime.now(UTC) - self._grace)
-                )
-            lost += 1
-        if lost:
-            log.warning("stream entries lost; re-enqueueing", extra={"renders": lost})
-            lost = await self._enqueue_missing()
-        return lost
+        return waiting
+
+    async def _present_in_stream(self, entries: list[str]) -> set[str]:
+        if not entries:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry in entries:
+                pipe.xrange(streams.JOBS_STREAM, entry, entry)
+            replies = await pipe.execute(raise_on_error=False)
+        # An error answer (not a stream id) counts as present: re-enqueue only what is gone.
+        return {entry for entry, reply in zip(entries, replies, strict=True) if reply}
+
+    async def _pending(self, entry: str) -> bool:
+        try:
+            pending = await self._redis.xpending_range(
+                streams.JOBS_STREAM, streams.JOBS_GROUP, min=entry, max=entry, count=1
+            )
+        except RedisError as exc:
+            if "NOGROUP" in str(exc):
+                return False
+            raise
+        return bool(pending)
 
     async def run(self, interval: float) -> None:
         """Sweep every `interval` seconds until cancelled; failures are logged and retried."""

@@ -20,6 +20,7 @@ from render_common.scene_assets import AssetCatalogue
 from render_common.server import RunningServer, start_server, wait_for_shutdown_signal
 from render_common.telemetry import configure_telemetry
 from services.render_worker.assets import AssetFetcher, AssetPolicy
+from services.render_worker.bookkeeping import Bookkeeping
 from services.render_worker.consumer import Consumer
 from services.render_worker.engines.base import Engine
 from services.render_worker.engines.lambda_client import LambdaClient
@@ -30,6 +31,7 @@ from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import RenderProcessor
 from services.render_worker.storage import create_storage
 from services.render_worker.webhook import WebhookServer, start_webhook_server
+from services.render_worker.workdirs import WorkDirs
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Worker:
     db: AsyncEngine
     redis: Redis
     blocking_redis: Redis
+    work_dirs: WorkDirs
     webhook: WebhookServer | None = None
 
     async def stop(self, grace: float) -> None:
@@ -58,6 +61,7 @@ class Worker:
         await self.redis.aclose()
         await self.blocking_redis.aclose()
         await self.db.dispose()
+        self.work_dirs.close()
 
 
 def worker_name(settings: Settings) -> str:
@@ -128,9 +132,18 @@ async def start(
         if isinstance(ssr, SsrEngine):
             await ssr._host.start()
     name = worker_name(settings)
-    lifecycle = RenderLifecycle(db, name)
+    work_dirs = WorkDirs(
+        data_dir / "work", name, legacy_max_age_seconds=settings.render_timeout_seconds
+    )
+    work_dirs.sweep_stale()  # what killed workers (this one's last run too) left behind
+    lifecycle = RenderLifecycle(db, name, visibility_seconds=settings.visibility_timeout_seconds)
     processor = RenderProcessor(
-        settings, redis, lifecycle, engines, create_storage(settings), data_dir / "work"
+        settings,
+        Bookkeeping(settings, redis),
+        lifecycle,
+        engines,
+        create_storage(settings),
+        work_dirs,
     )
     consumer = Consumer(settings, redis, blocking, processor, lifecycle, name)
     await consumer.start()
@@ -158,6 +171,7 @@ async def start(
         db=db,
         redis=redis,
         blocking_redis=blocking,
+        work_dirs=work_dirs,
         webhook=webhook,
     )
 

@@ -2,8 +2,12 @@
 
 - XREADGROUP only as many entries as there are free slots (WORKER_CONCURRENCY), so other
   workers get the rest.
+- Redis answering NOGROUP (it restarted without its data) re-creates the group, at id 0,
+  so the entries the sweeper adds back are read.
 - Entries of a worker that went silent longer than VISIBILITY_TIMEOUT_SECONDS are taken
-  over with XAUTOCLAIM; a live worker keeps its entries fresh with XCLAIM ... JUSTID.
+  over with XAUTOCLAIM; a live worker keeps its entries fresh with XCLAIM ... JUSTID
+  (which does not count as a delivery). A reclaimed entry carries its delivery count
+  (XPENDING times_delivered): past MAX_DELIVERIES the processor fails the render.
 - Retries wait in the render:retry sorted set; a Lua script moves due ones into the stream
   atomically, so two workers never enqueue the same retry.
 - Cancel messages on render:cancel stop the matching render within a second.
@@ -25,12 +29,14 @@ from redis.exceptions import RedisError
 
 from render_common import metrics, streams
 from render_common.config import Settings
-from render_common.queue import ensure_group
+from render_common.outage import REDIS_DOWN, ride_out
+from render_common.queue import ensure_group, is_missing_group
 from render_common.tasks import raise_if_cancelling
 from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import Delivery, RenderProcessor
 
 log = logging.getLogger(__name__)
+ACK_OUTAGE_SECONDS = 10.0
 
 MOVE_DUE_RETRIES = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
@@ -113,13 +119,24 @@ class Consumer:
                     block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
                     delivery = await self._read(min(block_ms, 1000))
             except (RedisError, OSError) as exc:
-                log.warning("reading render:jobs failed; retrying", extra={"error": str(exc)})
                 delivery = None
-                await asyncio.sleep(1.0)
+                if is_missing_group(exc):
+                    log.warning("consumer group missing (Redis lost its data); re-creating it")
+                    await self._recreate_group()
+                else:
+                    log.warning("reading render:jobs failed; retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(1.0)
             if delivery is None:
                 self._slots.release()
                 continue
             self._dispatch(delivery)
+
+    async def _recreate_group(self) -> None:
+        try:
+            await ensure_group(self._redis)
+        except (RedisError, OSError) as exc:
+            log.warning("re-creating the consumer group failed", extra={"error": str(exc)})
+            await asyncio.sleep(1.0)
 
     async def _read(self, block_ms: int) -> Delivery | None:
         reply = await self._blocking.xreadgroup(
@@ -140,11 +157,23 @@ class Consumer:
         if not claimed:
             return None
         entry_id, fields = claimed[0]
+        if entry_id in self._running:
+            return None  # ours, still running: Redis was away and missed our heartbeats
+        pending = await self._redis.xpending_range(
+            streams.JOBS_STREAM, streams.JOBS_GROUP, min=entry_id, max=entry_id, count=1
+        )
+        deliveries = int(pending[0]["times_delivered"]) if pending else 1
         log.warning(
             "reclaimed an entry from a silent worker",
-            extra={"entry": entry_id, "render_id": fields.get("render_id")},
+            extra={
+                "entry": entry_id,
+                "render_id": fields.get("render_id"),
+                "deliveries": deliveries,
+            },
         )
-        return Delivery.from_entry(str(entry_id), dict(fields), reclaimed=True)
+        return Delivery.from_entry(
+            str(entry_id), dict(fields), reclaimed=True, deliveries=deliveries
+        )
 
     def _dispatch(self, delivery: Delivery) -> None:
         running = _Running(delivery=delivery)
@@ -154,8 +183,8 @@ class Consumer:
     async def _process(self, running: _Running) -> None:
         delivery = running.delivery
         try:
-            await self._processor.process(delivery, running.cancel)
-            await self._acknowledge(delivery.entry_id)
+            if await self._processor.process(delivery, running.cancel):
+                await self._acknowledge(delivery.entry_id)
         except asyncio.CancelledError:
             await asyncio.shield(self._acknowledge(delivery.entry_id))  # handed back as a new entry
             raise
@@ -170,10 +199,23 @@ class Consumer:
             self._slots.release()
 
     async def _acknowledge(self, entry_id: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(streams.JOBS_STREAM, streams.JOBS_GROUP, entry_id)
-            pipe.xdel(streams.JOBS_STREAM, entry_id)
-            await pipe.execute()
+        """XACK and XDEL the entry, riding out a Redis outage (bounded). An entry that
+        stays pending is reclaimed later, and its claim finds the render done: a skip."""
+
+        async def acknowledge() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(streams.JOBS_STREAM, streams.JOBS_GROUP, entry_id)
+                pipe.xdel(streams.JOBS_STREAM, entry_id)
+                await pipe.execute()
+
+        try:
+            await ride_out(
+                acknowledge,
+                within=min(self._settings.redis_outage_seconds, ACK_OUTAGE_SECONDS),
+                what=f"ack of {entry_id}",
+            )
+        except REDIS_DOWN as exc:
+            log.warning("entry not acknowledged", extra={"entry": entry_id, "error": str(exc)})
 
     async def _retry_loop(self) -> None:
         while not self._stopping.is_set():

@@ -52,6 +52,7 @@ class RenderHost:
         self._stderr: asyncio.Task[None] | None = None
         self._jobs: dict[str, asyncio.Queue[dict[str, Any]]] = {}
         self._start_lock = asyncio.Lock()
+        self._starting: asyncio.Task[dict[str, Any]] | None = None
         self.ready: dict[str, Any] = {}
 
     @property
@@ -65,7 +66,21 @@ class RenderHost:
         return self._process.pid if self._process and self._process.returncode is None else None
 
     async def start(self) -> dict[str, Any]:
-        """Start the host if it is not running; returns its ready message."""
+        """Start the host if it is not running; returns its ready message.
+
+        The start (launching Node, bundling when the sources changed, opening Chromium)
+        runs in a task of its own: a caller cancelled meanwhile (the render was cancelled)
+        returns at once, and the start carries on for the next render instead of leaving a
+        half-started process behind.
+        """
+        if self._process is not None and self._process.returncode is None and self.ready:
+            return self.ready
+        if self._starting is None or self._starting.done():
+            self._starting = asyncio.create_task(self._launch(), name="render-host-start")
+            self._starting.add_done_callback(_retrieve)
+        return await asyncio.shield(self._starting)
+
+    async def _launch(self) -> dict[str, Any]:
         async with self._start_lock:
             if self._process is not None and self._process.returncode is None:
                 return self.ready
@@ -84,7 +99,7 @@ class RenderHost:
             try:
                 async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                     ready = await self._read_until_ready(process)
-            except (TimeoutError, RenderFailure):
+            except (TimeoutError, RenderFailure, asyncio.CancelledError):
                 await self._kill(process)
                 raise
             self.ready = ready
@@ -229,6 +244,10 @@ class RenderHost:
 
     async def close(self) -> None:
         """Shut the host down (graceful, then killed after 10 s)."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._starting
         process = self._process
         if process is None:
             return
@@ -250,6 +269,12 @@ class RenderHost:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def _retrieve(task: asyncio.Task[dict[str, Any]]) -> None:
+    """Mark a start's failure as seen (its callers, if any, got it already)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:

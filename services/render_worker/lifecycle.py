@@ -8,7 +8,8 @@ redelivered entry can never complete a render twice.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, or_, update
@@ -26,14 +27,29 @@ from render_common.db.schema import (
 )
 
 c = video_renders.c
+HEARTBEAT_SECONDS = 1.0  # how often a running attempt renews its lease
+ERRORS_CLEARED = dict.fromkeys(("error_reason", "error_message", "error_stack", "error_retryable"))
+
+
+class Lease(StrEnum):
+    """What a heartbeat found: the render is still ours, its owner cancelled it, or it is
+    no longer ours (cancelled while queued, taken over, ended)."""
+
+    HELD = "held"
+    CANCEL_REQUESTED = "cancel_requested"
+    LOST = "lost"
 
 
 class RenderLifecycle:
     """Conditional updates of video_renders for one worker."""
 
-    def __init__(self, engine: AsyncEngine, worker_id: str) -> None:
+    def __init__(self, engine: AsyncEngine, worker_id: str, *, visibility_seconds: float) -> None:
         self._engine = engine
         self.worker_id = worker_id
+        # A RUNNING render's worker renews its lease (updated_at) every HEARTBEAT_SECONDS.
+        # A reclaimed entry (Redis saw no heartbeat for VISIBILITY_TIMEOUT_SECONDS) takes
+        # the render over only if the database has not seen one for this long either.
+        self._lease = timedelta(seconds=min(visibility_seconds / 2, 3 * HEARTBEAT_SECONDS))
 
     async def current(self, render_id: str) -> dict[str, Any] | None:
         """The render row as it is now."""
@@ -53,33 +69,72 @@ class RenderLifecycle:
             )
 
     async def claim(
-        self, render_id: str, attempt: int, *, reclaimed: bool
+        self, render_id: str, attempt: int, *, reclaimed: bool, entry_id: str
     ) -> dict[str, Any] | None:
-        """Take a render for `attempt`; None if it is not ours to run.
+        """Take a render for `attempt` carried by `entry_id`; None if it is not ours to run.
 
         A fresh entry takes a QUEUED render whose earlier attempts are done. A reclaimed
         entry (its worker went silent past the visibility timeout) also takes over a
-        RUNNING render of the same attempt.
+        RUNNING render of the same attempt, if the database agrees that its worker went
+        silent (a worker that lost only Redis for a while still renews its lease). The row
+        records the entry, so the sweeper can tell a running render whose entry Redis lost
+        from one whose entry is pending.
         """
         now = datetime.now(UTC)
-        fresh = and_(c.status == QUEUED, c.attempt < attempt)
-        condition = (
-            or_(fresh, and_(c.status == RUNNING, c.attempt == attempt)) if reclaimed else fresh
-        )
         statement = (
             update(video_renders)
-            .where(c.id == render_id, c.cancel_requested.is_(False), condition)
+            .where(
+                c.id == render_id,
+                c.cancel_requested.is_(False),
+                _takeable(attempt, reclaimed=reclaimed, silent_since=now - self._lease),
+            )
             .values(
                 status=RUNNING,
                 stage="bundling",
                 attempt=attempt,
                 retry_count=attempt - 1,
                 worker_id=self.worker_id,
+                queue_job_id=entry_id,
                 started_at=now,
                 updated_at=now,
             )
             .returning(*video_renders.columns)
         )
+        return await self._update_returning(statement)
+
+    async def fail_crashed(
+        self, render_id: str, attempt: int, reason: str, message: str
+    ) -> dict[str, Any] | None:
+        """Fail a render whose attempt was delivered too often (each delivery's worker
+        died or stalled); None if that attempt is not the render's live one any more.
+
+        Same condition as a reclaimed claim: QUEUED before this attempt, or RUNNING it
+        (on whichever worker went silent).
+        """
+        now = datetime.now(UTC)
+        statement = (
+            update(video_renders)
+            .where(
+                c.id == render_id,
+                _takeable(attempt, reclaimed=True, silent_since=now - self._lease),
+            )
+            .values(
+                status=FAILED,
+                stage="done",
+                attempt=attempt,
+                retry_count=attempt - 1,
+                completed_at=now,
+                updated_at=now,
+                error_reason=reason,
+                error_message=message,
+                error_stack=None,
+                error_retryable=False,
+            )
+            .returning(*video_renders.columns)
+        )
+        return await self._update_returning(statement)
+
+    async def _update_returning(self, statement: Any) -> dict[str, Any] | None:
         async with self._engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
         return dict(row) if row is not None else None
@@ -94,19 +149,41 @@ class RenderLifecycle:
             )
         return bool(result.rowcount)
 
-    async def progress(self, render_id: str, stage: str, progress: float) -> bool:
-        """Record progress (also the heartbeat); False when the lease is lost."""
-        return await self._update_owned(render_id, stage=stage, progress=progress)
+    async def heartbeat(self, render_id: str, stage: str, progress: float) -> Lease:
+        """Record progress and renew the lease; says whether the owner asked to cancel.
+
+        The database carries the cancel request too, so cancel reaches a running render
+        within a heartbeat even while Redis (its pub/sub and flag) is away.
+        """
+        statement = (
+            update(video_renders)
+            .where(c.id == render_id, c.status == RUNNING, c.worker_id == self.worker_id)
+            .values(stage=stage, progress=progress, updated_at=datetime.now(UTC))
+            .returning(c.cancel_requested)
+        )
+        async with self._engine.begin() as connection:
+            cancel_requested = (await connection.execute(statement)).scalar()
+        if cancel_requested is None:
+            return Lease.LOST
+        return Lease.CANCEL_REQUESTED if cancel_requested else Lease.HELD
 
     async def record_details(self, render_id: str, values: dict[str, Any]) -> bool:
         """Record engine columns (e.g. the Lambda render id); False when the lease is lost."""
         return await self._update_owned(render_id, **values)
 
     async def succeed(self, render_id: str, **values: Any) -> bool:
-        """Complete the render; False if it was not ours any more (no second completion)."""
+        """Complete the render; False if it was not ours any more (no second completion).
+
+        An earlier attempt's error is cleared: the render succeeded.
+        """
         now = datetime.now(UTC)
         return await self._update_owned(
-            render_id, status=SUCCEEDED, stage="done", progress=1.0, completed_at=now, **values
+            render_id,
+            status=SUCCEEDED,
+            stage="done",
+            progress=1.0,
+            completed_at=now,
+            **{**ERRORS_CLEARED, **values},
         )
 
     async def fail(
@@ -142,6 +219,11 @@ class RenderLifecycle:
             error_retryable=True,
         )
 
+    async def forget_retry_entry(self, render_id: str, next_attempt: int) -> bool:
+        """The retry entry could not be written (Redis away): the row stops naming one,
+        and the sweeper enqueues `next_attempt` once its grace has passed."""
+        return await renders.forget_entry(self._engine, render_id, f"retry:{next_attempt}")
+
     async def cancelled(self, render_id: str) -> bool:
         """Mark the render CANCELLED after its renderer stopped."""
         return await self._update_owned(
@@ -158,3 +240,14 @@ class RenderLifecycle:
             attempt=attempt - 1,
             queue_job_id=None,
         )
+
+
+def _takeable(attempt: int, *, reclaimed: bool, silent_since: datetime) -> Any:
+    """The rows an entry of `attempt` may take: a QUEUED render whose earlier attempts are
+    done, and for a reclaimed entry also the RUNNING render of that attempt whose worker
+    has not renewed its lease since `silent_since`."""
+    fresh = and_(c.status == QUEUED, c.attempt < attempt)
+    if not reclaimed:
+        return fresh
+    abandoned = and_(c.status == RUNNING, c.attempt == attempt, c.updated_at < silent_since)
+    return or_(fresh, abandoned)

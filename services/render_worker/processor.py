@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import shutil
-import tempfile
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from opentelemetry import propagate, trace
-from redis.asyncio import Redis
 
-from render_common import metrics, streams
+from render_common import metrics
 from render_common.config import Settings
 from render_common.db.schema import LAMBDA_COLUMNS
-from render_common.events import ProgressEvent, publish_event
+from render_common.outage import REDIS_LOST
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
-from render_common.queue import enqueue_attempt
 from render_common.tasks import cancelling
+from services.render_worker.bookkeeping import Bookkeeping
 from services.render_worker.engines.base import (
     UPLOADING_PROGRESS,
     Engine,
@@ -33,13 +28,14 @@ from services.render_worker.engines.base import (
     RenderOutput,
 )
 from services.render_worker.failures import RenderCancelled, RenderFailure
-from services.render_worker.lifecycle import RenderLifecycle
+from services.render_worker.lifecycle import HEARTBEAT_SECONDS, Lease, RenderLifecycle
 from services.render_worker.storage import Storage, output_key
+from services.render_worker.workdirs import WorkDirs
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-HEARTBEAT_SECONDS = 1.0
 REMOTE_CANCEL_SECONDS = 10.0  # bound on an engine's remote cancel (e.g. Lambda)
+CRASHED_WORKER = "RENDER_CRASHED_WORKER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +47,12 @@ class Delivery:
     attempt: int
     traceparent: str
     reclaimed: bool
+    deliveries: int = 1  # times Redis handed this entry out (XPENDING times_delivered)
 
     @classmethod
-    def from_entry(cls, entry_id: str, fields: dict[str, str], *, reclaimed: bool) -> Delivery:
+    def from_entry(
+        cls, entry_id: str, fields: dict[str, str], *, reclaimed: bool, deliveries: int = 1
+    ) -> Delivery:
         """Decode the entry's fields."""
         return cls(
             entry_id=entry_id,
@@ -61,6 +60,7 @@ class Delivery:
             attempt=int(fields.get("attempt", "1") or 1),
             traceparent=fields.get("traceparent", ""),
             reclaimed=reclaimed,
+            deliveries=deliveries,
         )
 
 
@@ -70,32 +70,26 @@ class RenderProcessor:
     def __init__(
         self,
         settings: Settings,
-        redis: Redis,
+        bookkeeping: Bookkeeping,
         lifecycle: RenderLifecycle,
         engines: dict[str, Engine],
         storage: Storage,
-        work_root: Path,
+        work_dirs: WorkDirs,
     ) -> None:
         self._settings = settings
-        self._redis = redis
+        self._side = bookkeeping
         self._lifecycle = lifecycle
         self._engines = engines
         self._storage = storage
-        self._work_root = work_root
-        work_root.mkdir(parents=True, exist_ok=True)
+        self._work_dirs = work_dirs
 
-    async def publish(self, render_id: str, user_id: str, **fields: Any) -> None:
+    async def publish(self, render_id: str, user_id: str, *, durable: bool, **fields: Any) -> None:
         """Append a progress event for a render (and to its owner's stream)."""
-        await publish_event(
-            self._redis,
-            ProgressEvent(render_id=render_id, **fields),
-            maxlen=self._settings.events_maxlen,
-            ttl_seconds=self._settings.events_ttl_seconds,
-            user_id=user_id,
-        )
+        await self._side.event(render_id, user_id, durable=durable, **fields)
 
-    async def process(self, delivery: Delivery, cancel: asyncio.Event) -> None:
-        """Run one delivery to its end. The caller acknowledges the entry afterwards."""
+    async def process(self, delivery: Delivery, cancel: asyncio.Event) -> bool:
+        """Run one delivery to its end; True when the caller should acknowledge the entry,
+        False to leave it pending (a reclaimed entry whose render still looks alive)."""
         context = (
             propagate.extract({"traceparent": delivery.traceparent})
             if delivery.traceparent
@@ -107,43 +101,93 @@ class RenderProcessor:
             kind=trace.SpanKind.CONSUMER,
             attributes={"render.id": delivery.render_id, "render.attempt": delivery.attempt},
         ):
+            if delivery.deliveries > self._settings.max_deliveries:
+                return await self._crashed(delivery)
             row = await self._lifecycle.claim(
-                delivery.render_id, delivery.attempt, reclaimed=delivery.reclaimed
+                delivery.render_id,
+                delivery.attempt,
+                reclaimed=delivery.reclaimed,
+                entry_id=delivery.entry_id,
             )
             if row is None:
-                await self._skip(delivery)
-                return
+                return await self._skip(delivery)
             enqueued_ms = int(delivery.entry_id.split("-", 1)[0] or 0)
             metrics.queue_lag.record(
                 max(0.0, time.time() - enqueued_ms / 1000), {"engine": row["engine"]}
             )
-            if await self._redis.exists(streams.cancel_flag(delivery.render_id)):
-                cancel.set()
             await self._run(delivery, row, cancel)
+            return True
 
-    async def _skip(self, delivery: Delivery) -> None:
-        """An entry that is not ours to run: a duplicate, a stale retry or a cancelled render."""
+    async def _crashed(self, delivery: Delivery) -> bool:
+        """An attempt whose every delivery stopped its worker (killed, out of memory, or
+        silent past the visibility timeout): fail the render rather than deliver it again."""
+        message = (
+            f"attempt {delivery.attempt} was delivered {delivery.deliveries} times and each "
+            f"worker running it stopped (crashed, killed or stalled) before finishing; "
+            f"MAX_DELIVERIES is {self._settings.max_deliveries}"
+        )
+        row = await self._lifecycle.fail_crashed(
+            delivery.render_id, delivery.attempt, CRASHED_WORKER, message
+        )
+        log.error(
+            "render keeps stopping its workers; failed",
+            extra={"render_id": delivery.render_id, "deliveries": delivery.deliveries},
+        )
+        if row is None:
+            return await self._skip(delivery)
+        metrics.render_failures.add(1, {"reason": CRASHED_WORKER, "retryable": "false"})
+        await self._side.dead_letter(
+            delivery.render_id, delivery.attempt, CRASHED_WORKER, message, retryable=False
+        )
+        await self.publish(
+            delivery.render_id,
+            row["user_id"],
+            durable=True,
+            state="failed",
+            stage="done",
+            frames_total=int(row["frames_total"]),
+            error_reason=CRASHED_WORKER,
+            error_message=message,
+            error_retryable=False,
+        )
+        return True
+
+    async def _skip(self, delivery: Delivery) -> bool:
+        """An entry that is not ours to run: a duplicate, a stale retry or a cancelled
+        render (dropped: True), or a reclaimed entry whose render is RUNNING that attempt
+        and still renews its lease in the database (its worker lost Redis for a while):
+        left pending (False), for its worker's heartbeat to take back, or for a later
+        reclaim once the lease is really abandoned."""
         current = await self._lifecycle.current(delivery.render_id)
-        if current is not None and current["status"] == "queued" and current["cancel_requested"]:
-            return
+        alive = (
+            delivery.reclaimed
+            and current is not None
+            and current["status"] == "running"
+            and current["attempt"] == delivery.attempt
+        )
         log.info(
             "skipping entry",
             extra={
                 "render_id": delivery.render_id,
                 "attempt": delivery.attempt,
+                "reclaimed": delivery.reclaimed,
                 "status": current["status"] if current else None,
+                "worker": current["worker_id"] if current else None,
+                "left_pending": alive,
             },
         )
+        return not alive
 
     async def _run(self, delivery: Delivery, row: dict[str, Any], cancel: asyncio.Event) -> None:
         render_id = row["id"]
         frames_total = int(row["frames_total"])
         engine = self._engines.get(row["engine"])
-        work_dir = Path(tempfile.mkdtemp(prefix=f"render-{render_id[:8]}-", dir=self._work_root))
+        work_dir = self._work_dirs.create(render_id)
         state: dict[str, Any] = {"stage": "bundling", "progress": 0.0, "frames": 0}
         await self.publish(
             render_id,
             row["user_id"],
+            durable=False,
             state="running",
             stage="bundling",
             frames_total=frames_total,
@@ -164,6 +208,7 @@ class RenderProcessor:
                 await self.publish(
                     render_id,
                     row["user_id"],
+                    durable=False,
                     state="running",
                     stage=stage,
                     progress=progress,
@@ -198,6 +243,7 @@ class RenderProcessor:
                 await self.publish(
                     render_id,
                     row["user_id"],
+                    durable=True,
                     state="succeeded",
                     stage="done",
                     progress=1.0,
@@ -213,6 +259,7 @@ class RenderProcessor:
                 await self.publish(
                     render_id,
                     row["user_id"],
+                    durable=True,
                     state="cancelled",
                     stage="done",
                     progress=float(state["progress"]),
@@ -226,6 +273,11 @@ class RenderProcessor:
             # Worker shutdown past its grace period: give the attempt back as it was.
             await asyncio.shield(self._hand_back(delivery, row["user_id"]))
             raise
+        except REDIS_LOST as exc:
+            # Redis went away under a step that needed it: not the render's fault, so the
+            # attempt goes back to the queue as it was and costs no retry.
+            log.warning("redis away mid-attempt; handing it back", extra={"error": str(exc)})
+            await self._hand_back(delivery, row["user_id"])
         except Exception as exc:
             if cancelling():
                 # Shutdown's cancellation, turned into its own error by a driver: hand the
@@ -238,7 +290,7 @@ class RenderProcessor:
             )
             await self._failed(delivery, row, failure)
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            self._work_dirs.release(work_dir)
             metrics.active_renders.add(-1, labels)
             metrics.render_duration.record(
                 time.monotonic() - started, {**labels, "outcome": outcome}
@@ -259,14 +311,29 @@ class RenderProcessor:
             # The task copies the current context, so the engine's own calls nest here.
             task = asyncio.create_task(engine.render(job, report))
         deadline = time.monotonic() + self._settings.render_timeout_seconds
+        cancelled = asyncio.create_task(cancel.wait())
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-                if done:
+                # A cancel message (pub/sub) ends the wait at once, whatever the engine is
+                # doing (prefetching, starting the host, rendering); the heartbeat finds a
+                # cancel request in the database within a second even without Redis.
+                await asyncio.wait(
+                    {task, cancelled},
+                    timeout=HEARTBEAT_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if task.done():
                     return task.result()
-                if cancel.is_set() or await self._redis.exists(streams.cancel_flag(job.render_id)):
+                lease = Lease.CANCEL_REQUESTED
+                if not cancel.is_set():
+                    lease = await self._lifecycle.heartbeat(
+                        job.render_id, state["stage"], float(state["progress"])
+                    )
+                if lease is Lease.CANCEL_REQUESTED:
                     await self._stop_remote(engine, job)
                     raise RenderCancelled()
+                if lease is Lease.LOST:
+                    raise RenderCancelled()  # cancelled while queued, or taken over: stop quietly
                 if time.monotonic() > deadline:
                     await self._stop_remote(engine, job)
                     raise RenderFailure(
@@ -274,11 +341,8 @@ class RenderProcessor:
                         f"render exceeded {self._settings.render_timeout_seconds:g}s",
                         retryable=False,
                     )
-                if not await self._lifecycle.progress(
-                    job.render_id, state["stage"], float(state["progress"])
-                ):
-                    raise RenderCancelled()  # cancelled or taken over: stop quietly
         finally:
+            cancelled.cancel()
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RenderCancelled, RenderFailure):
@@ -364,46 +428,18 @@ class RenderProcessor:
             },
         )
         if failure.retryable and attempt < self._settings.max_attempts:
-            delay = self._settings.retry_base_delay_seconds * 2 ** (attempt - 1)
-            if await self._lifecycle.schedule_retry(
-                render_id, attempt + 1, failure.reason, failure.message, failure.stack
-            ):
-                member = json.dumps(
-                    {
-                        "render_id": render_id,
-                        "attempt": attempt + 1,
-                        "traceparent": delivery.traceparent,
-                    }
-                )
-                await self._redis.zadd(streams.RETRY_ZSET, {member: time.time() + delay})
-                await self.publish(
-                    render_id,
-                    row["user_id"],
-                    state="queued",
-                    stage="queued",
-                    frames_total=int(row["frames_total"]),
-                    message=f"attempt {attempt} failed ({failure.reason}); retrying in {delay:g}s "
-                    f"(attempt {attempt + 1} of {self._settings.max_attempts})",
-                )
+            await self._schedule_retry(delivery, row, failure)
             return
         if await self._lifecycle.fail(
             render_id, failure.reason, failure.message, failure.stack, failure.retryable
         ):
-            await self._redis.xadd(
-                streams.DEAD_STREAM,
-                {
-                    "render_id": render_id,
-                    "attempt": str(attempt),
-                    "reason": failure.reason,
-                    "message": failure.message[:2000],
-                    "retryable": "1" if failure.retryable else "0",
-                },
-                maxlen=streams.DEAD_MAXLEN,
-                approximate=True,
+            await self._side.dead_letter(
+                render_id, attempt, failure.reason, failure.message, retryable=failure.retryable
             )
             await self.publish(
                 render_id,
                 row["user_id"],
+                durable=True,
                 state="failed",
                 stage="done",
                 frames_total=int(row["frames_total"]),
@@ -412,20 +448,47 @@ class RenderProcessor:
                 error_retryable=failure.retryable,
             )
 
+    async def _schedule_retry(
+        self, delivery: Delivery, row: dict[str, Any], failure: RenderFailure
+    ) -> None:
+        """QUEUED for the next attempt, whose entry waits out its backoff in render:retry.
+
+        If Redis cannot take the entry, the row stops naming it (queue_job_id NULL) and
+        the sweeper enqueues the next attempt from the database after its grace.
+        """
+        render_id, attempt = row["id"], delivery.attempt
+        delay = self._settings.retry_base_delay_seconds * 2 ** (attempt - 1)
+        if not await self._lifecycle.schedule_retry(
+            render_id, attempt + 1, failure.reason, failure.message, failure.stack
+        ):
+            return
+        if not await self._side.retry_entry(render_id, attempt + 1, delivery.traceparent, delay):
+            await self._lifecycle.forget_retry_entry(render_id, attempt + 1)
+        await self.publish(
+            render_id,
+            row["user_id"],
+            durable=True,
+            state="queued",
+            stage="queued",
+            frames_total=int(row["frames_total"]),
+            message=f"attempt {attempt} failed ({failure.reason}); retrying in {delay:g}s "
+            f"(attempt {attempt + 1} of {self._settings.max_attempts})",
+        )
+
     async def _hand_back(self, delivery: Delivery, user_id: str) -> None:
+        """Give the attempt back as it was (no retry spent); a new entry carries it."""
         with contextlib.suppress(Exception):
             if await self._lifecycle.hand_back(delivery.render_id, delivery.attempt):
-                entry_id = await enqueue_attempt(
-                    self._redis,
-                    delivery.render_id,
-                    delivery.attempt,
-                    traceparent=delivery.traceparent,
+                entry_id = await self._side.requeue(
+                    delivery.render_id, delivery.attempt, delivery.traceparent, within=2.0
                 )
-                await self._lifecycle.record_entry(delivery.render_id, entry_id)
+                if entry_id is not None:
+                    await self._lifecycle.record_entry(delivery.render_id, entry_id)
                 await self.publish(
                     delivery.render_id,
                     user_id,
+                    durable=False,
                     state="queued",
                     stage="queued",
-                    message="worker stopping; handed back",
+                    message="attempt handed back to the queue",
                 )

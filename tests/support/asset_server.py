@@ -5,7 +5,8 @@ Paths (the query string is ignored for matching, kept in `requests`):
 - `/flaky-N...` 503 once, then the image;
 - `/redirect/<path>` 302 to `/<path>` (query kept);
 - `/slow/<seconds>/<path>` waits that long before answering as `/<path>`;
-- `/trickle...` headers at once, then one byte of a large body every 50 ms.
+- `/trickle...` headers at once, then one byte of a large body every 50 ms;
+- `/broken...` 200 `image/png` that is not an image (the browser fails to load it).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class AssetServer:
                     self._send(png, "image/png")
                 elif path.startswith("/clip"):
                     self._send(clip, "video/mp4")
+                elif path.startswith("/broken"):
+                    self._send(b"this is not an image" * 10, "image/png")
                 else:
                     self.send_response(404)
                     self.end_headers()

@@ -22,15 +22,20 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A redis-server of our own on a free port, stoppable and restartable on that port."""
+    """A redis-server of our own on a free port, stoppable and restartable on that port.
 
-    def __init__(self) -> None:
+    `appendonly`: persist with AOF (fsync every second) in its directory, so a restart
+    reloads the data; without it a restart starts empty.
+    """
+
+    def __init__(self, *, appendonly: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (make setup installs it)")
         self.binary = binary
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="render-test-redis-")
+        self.appendonly = appendonly
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,7 +55,7 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
                 "--dir",
                 self.dir,
                 "--maxclients",
@@ -67,13 +72,21 @@ class RedisServer:
                     if sock.recv(16).startswith(b"+PONG"):
                         return
             except OSError:
-                time.sleep(0.02)
+                pass
+            time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
     def stop(self) -> None:
-        """Stop the server (its data is lost: no persistence)."""
+        """Stop the server with SIGTERM (without AOF its data is lost)."""
         if self.process is not None:
             self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def kill(self) -> None:
+        """Stop the server with SIGKILL (AOF keeps what it fsynced, up to a second less)."""
+        if self.process is not None:
+            self.process.kill()
             self.process.wait(10)
             self.process = None
 

@@ -15,7 +15,17 @@ from services.render_worker.engines.base import (
     RenderOutput,
     engine_progress,
 )
+from services.render_worker.failures import RenderFailure
 from services.render_worker.host import RenderHost
+
+
+def client_urls(failure: RenderFailure, local: dict[str, str]) -> RenderFailure:
+    """The failure as the client should read it: each prefetched copy's URL on the render
+    host (an address of this machine) replaced by the URL the client sent."""
+    message, stack = failure.message, failure.stack
+    for url, copy in sorted(local.items(), key=lambda item: -len(item[1])):
+        message, stack = message.replace(copy, url), stack.replace(copy, url)
+    return RenderFailure(failure.reason, message, retryable=failure.retryable, stack=stack)
 
 
 def default_render_concurrency() -> int:
@@ -83,13 +93,13 @@ class SsrEngine:
         await report("bundling", 0.0, 0)
         urls = self._assets.urls(job.scenes)  # the catalogue's asset props only, never text
         scenes = job.scenes
+        local: dict[str, str] = {}  # client URL -> the host's URL of its prefetched copy
         if urls:
             cached = await self._fetcher.fetch_all(urls)
             await self._host.start()
             base = self._host.asset_base_url
-            scenes = self._assets.replace(
-                job.scenes, {url: base + name for url, name in cached.items()}
-            )
+            local = {url: base + name for url, name in cached.items()}
+            scenes = self._assets.replace(job.scenes, local)
         await report("bundling", PREPARED_PROGRESS, 0)
 
         async def on_progress(message: dict[str, Any]) -> None:
@@ -105,7 +115,10 @@ class SsrEngine:
             self._x264_preset,
             self._skip_static_frames,
         )
-        done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
+        try:
+            done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
+        except RenderFailure as failure:
+            raise client_urls(failure, local) from None
         thumbnail = done.get("thumbnailPath")
         return RenderOutput(
             probe=dict(done.get("probe") or {}),
