@@ -19,7 +19,9 @@ import jwt
 import pytest
 import pytest_asyncio
 from connectrpc.code import Code
+from connectrpc.compat import google_protobuf_binary_codec, google_protobuf_json_codec
 from connectrpc.errors import ConnectError
+from connectrpc.protocol import ProtocolType
 from redis.asyncio import Redis
 from render.v1 import progress_service_pb2, render_pb2, render_service_pb2
 from render.v1.progress_service_connect import ProgressServiceClient
@@ -523,3 +525,35 @@ def test_session_tokens_are_marked_and_short(base_settings: Settings) -> None:
         algorithms=["HS256"],
     )
     assert claims["typ"] == "edge-session" and claims["exp"] - claims["iat"] == 900
+
+
+@pytest.mark.parametrize("codec", ["proto", "json"])
+async def test_grpc_web_clients_are_served_too(
+    stack: EdgeStack, client: httpx.AsyncClient, redis: Redis, user: str, codec: str
+) -> None:
+    """connectrpc answers gRPC-Web on the same paths (what @improbable-eng/grpc-web sends)."""
+    chosen = google_protobuf_binary_codec() if codec == "proto" else google_protobuf_json_codec()
+    headers = stack.headers(user)
+    render_id = (await start_render(stack, client, user))["renderId"]
+    async with RenderServiceClient(
+        stack.url, protocol=ProtocolType.GRPC_WEB, codec=chosen
+    ) as renders:
+        got = await renders.get_render(
+            render_service_pb2.GetRenderRequest(render_id=render_id), headers=headers
+        )
+        assert got.render.render_id == render_id
+        with pytest.raises(ConnectError) as refused:
+            await renders.get_quota(render_service_pb2.GetQuotaRequest())
+        assert refused.value.code == Code.UNAUTHENTICATED
+    async with ProgressServiceClient(
+        stack.url, protocol=ProtocolType.GRPC_WEB, codec=chosen
+    ) as progress:
+        kinds = []
+        async for response in progress.watch_render(
+            progress_service_pb2.WatchRenderRequest(render_id=render_id), headers=headers
+        ):
+            kinds.append(response.event.kind)
+            if len(kinds) == 1:
+                await cancel(stack, client, user, render_id)
+    assert kinds[0] == progress_service_pb2.RenderEvent.KIND_SNAPSHOT
+    assert len(kinds) == 2
