@@ -6,6 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from services.edge.auth import SESSION_COOKIE, Authenticator, Caller
 from services.edge.connect import connect_apps
 from services.edge.errors import status_of, status_of_rpc_error
 from services.edge.files import RenderFiles
-from services.edge.sse import error_response, open_stream
+from services.edge.sse import EventCache, error_response, open_stream
 from services.edge.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Edge:
         self.files = RenderFiles(settings)
         self.samples = Path(settings.remotion_dir) / "samples"
         self.upstream: Upstream | None = None
+        self.events = EventCache()
 
     @property
     def up(self) -> Upstream:
@@ -90,7 +92,12 @@ class Edge:
             ps.WatchRenderRequest(render_id=request.path_params["render_id"], after_event_id=after),
             metadata=caller.metadata,
         )
-        return await open_stream(call, self.settings.edge_heartbeat_seconds, resumed=bool(after))
+        return await open_stream(
+            call,
+            self.settings.edge_heartbeat_seconds,
+            resumed=bool(after),
+            formatter=partial(self.events.format, "render"),
+        )
 
     async def watch_renders(self, request: Request) -> Response:
         """GET /v1/renders/events: all of the caller's renders as SSE (a dashboard)."""
@@ -108,7 +115,12 @@ class Edge:
             ),
             metadata=caller.metadata,
         )
-        return await open_stream(call, self.settings.edge_heartbeat_seconds, resumed=bool(after))
+        return await open_stream(
+            call,
+            self.settings.edge_heartbeat_seconds,
+            resumed=bool(after),
+            formatter=partial(self.events.format, "renders"),
+        )
 
     async def render_file(self, request: Request) -> Response:
         """GET /v1/renders/{render_id}/output and .../thumbnail: download as the owner."""

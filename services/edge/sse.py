@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -65,12 +67,39 @@ def format_event(event: ps.RenderEvent) -> bytes:
     return f"{head}event: {event_kind(event)}\n".encode() + b"data: " + data + b"\n\n"
 
 
+class EventCache:
+    """Formatted messages by (stream kind, event kind, render, event id), newest kept.
+
+    Every watcher of a render receives the same recorded event; formatting it once
+    instead of once per open stream (JSON mapping is the costly part) is what lets one
+    process feed thousands of streams. Messages without an id are formatted each time.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, int, str, str], bytes] = OrderedDict()
+
+    def format(self, stream: str, event: ps.RenderEvent) -> bytes:
+        """The SSE bytes of an event, formatted at most once per key while it is kept."""
+        if not event.event_id:
+            return format_event(event)
+        key = (stream, event.kind, event.render_id, event.event_id)
+        cached = self.entries.get(key)
+        if cached is None:
+            cached = self.entries[key] = format_event(event)
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return cached
+
+
 def error_response(status: Any) -> Response:
     """A JSON error response for a google.rpc.Status."""
     return Response(error_body(status), http_status(status), media_type="application/json")
 
 
-async def open_stream(call: Any, heartbeat_seconds: float, *, resumed: bool) -> Response:
+async def open_stream(
+    call: Any, heartbeat_seconds: float, *, resumed: bool, formatter: Callable[[Any], bytes]
+) -> Response:
     """Wait for the upstream's first answer, then the response that streams the rest.
 
     204 No Content when there is nothing to stream: the upstream ended at once, or a
@@ -90,7 +119,7 @@ async def open_stream(call: Any, heartbeat_seconds: float, *, resumed: bool) -> 
         ):
             call.cancel()
             return Response(status_code=204, headers=HEADERS)
-    return EventStreamResponse(call, first, heartbeat_seconds)
+    return EventStreamResponse(call, first, heartbeat_seconds, formatter)
 
 
 class EventStreamResponse(Response):
@@ -98,13 +127,20 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, call: Any, first: asyncio.Task[Any], heartbeat_seconds: float) -> None:
+    def __init__(
+        self,
+        call: Any,
+        first: asyncio.Task[Any],
+        heartbeat_seconds: float,
+        formatter: Callable[[Any], bytes],
+    ) -> None:
         super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
         # A stream has no length: drop the content-length Response adds for an empty body.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.call = call
         self.first = first
         self.heartbeat = heartbeat_seconds
+        self.format = formatter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream until the upstream ends, fails, or the client goes away."""
@@ -132,7 +168,7 @@ class EventStreamResponse(Response):
                     break
                 if response is grpc.aio.EOF:
                     break
-                await _body(send, format_event(response.event))
+                await _body(send, self.format(response.event))
                 read = asyncio.ensure_future(self.call.read())
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
