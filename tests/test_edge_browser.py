@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium-headless-shell"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+DAILY_LIMIT = 4  # the test's user exports 4 renders, then hits the quota
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -39,7 +40,9 @@ async def world(
 ) -> AsyncIterator[tuple[Stack, EdgeProcess]]:
     """render_api + worker + progress on SQLite, and the edge."""
     settings = base_settings.with_overrides(
-        database_url=sqlite_url(tmp_path), data_dir=str(tmp_path / "data")
+        database_url=sqlite_url(tmp_path),
+        data_dir=str(tmp_path / "data"),
+        daily_render_limit=DAILY_LIMIT,
     )
     stack = await start_stack(settings, user)
     progress = await progress_app.start(settings, port=0)
@@ -173,10 +176,38 @@ async def test_export_page_in_a_real_browser(
         cancelled_id = await export(page, longer)
         await page.get_by_role("button", name="Cancel").click()
         await wait_for_text(page, "#outcome", "Cancelled", timeout=60)
+        assert await page.is_hidden("#download")
         final = await stack.get(cancelled_id)
         assert final.state == render_pb2.Render.STATE_CANCELLED
 
-        # 4. Another user's render id in the address: not found, in words.
+        # 4. A render that fails says why; the next export is over the daily quota.
+        failing = tmp_path / "failing.json"
+        failing.write_text(
+            json.dumps(
+                {
+                    "projectId": "browser",
+                    "scenes": [
+                        {
+                            "type": "image",
+                            "durationInFrames": 10,
+                            "props": {"src": "http://127.0.0.1:9/x.png"},
+                        }
+                    ],
+                }
+            )
+        )
+        await export(page, failing)
+        await wait_for_text(page, "#outcome", "Render failed:", timeout=60)
+        assert "(ASSET_FORBIDDEN)" in (await page.text_content("#outcome") or "")
+        assert await page.is_hidden("#download")
+        assert await page.text_content("#stage") == "failed"
+        await page.get_by_role("button", name="Export").click()
+        await wait_for_text(page, "#error", "Quota reached:", timeout=15)
+        assert await page.get_attribute("#error", "role") == "alert"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "edge-errors.png"), full_page=True)
+
+        # 5. Another user's render id in the address: not found, in words.
         other = Stack(stack.settings, stack.api, None, stack.channel, f"{user}-other")
         theirs = await other.start([scene("color", 30, color="red")])
         await other.stub.CancelRender(

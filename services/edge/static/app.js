@@ -130,9 +130,13 @@ function finish(event) {
     $("download").href = authUrl(`/v1/renders/${render.renderId || watching}/output`);
     $("download").hidden = false;
   } else if (state === "STATE_FAILED") {
+    $("stage").textContent = "failed";
+    $("eta").textContent = "ETA —";
     const error = event.error || render.error || {};
     $("outcome").textContent = `Render failed: ${error.message || "unknown error"}${error.reason ? ` (${error.reason})` : ""}`;
   } else {
+    $("stage").textContent = "cancelled";
+    $("eta").textContent = "ETA —";
     $("outcome").textContent = "Cancelled.";
   }
   stopWatching();
@@ -151,6 +155,9 @@ async function watch(id) {
   $("current").hidden = false;
   $("current-id").textContent = id;
   showBar(Number(sessionStorage.getItem(`progress:${id}`) || 0));
+  $("stage").textContent = "queued";
+  $("frames").textContent = "0 / 0 frames";
+  $("eta").textContent = "ETA —";
   $("outcome").textContent = "";
   $("download").hidden = true;
   $("cancel").disabled = false;
