@@ -30,7 +30,8 @@ class EdgeProcess:
         self.log = log
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(ROOT),
+            # This checkout's code and generated stubs, whatever the venv has installed.
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
             "EDGE_PORT": str(self.port),
             "BIND_HOST": "127.0.0.1",
             "RENDER_API_ADDR": f"127.0.0.1:{render_api_port}",
