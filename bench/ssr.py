@@ -1,44 +1,127 @@
-"""SSR benchmark: StartRender to uploaded MP4 of the reference clip vs `npx remotion render`.
+"""SSR benchmark: the reference clip through render-export vs `npx remotion render`.
 
 The reference clip is remotion/samples/reference-150.json (150 frames, 1920x1080, the
-high-quality preset: CRF 18, JPEG quality 90). Both sides use the same composition,
-props, browser (Debian's chromium-headless-shell) and Chromium concurrency, alternating
-rounds in the same run. The worker is warm, as in production (bundle cached, browser
-open); the CLI bundles and launches a browser every time, as a one-off render does.
-Target: ratio at most 0.6.
+high-quality preset). Every figure is a ratio against `npx remotion render` with the
+worker's own encoder settings: the flags are derived from the very request the worker
+sends its render host (`host_request`, from render_common/presets.py and Settings: codec,
+CRF, JPEG quality, frame image format, pixel format, x264 preset, concurrency, size), so
+the comparison is like with like. The CLI at its default x264 preset (`medium`) is printed
+beside it, as earlier runs compared against that.
 
-The worker captures one frame per static hold (SKIP_STATIC_FRAMES, on by default: 97 of
-the clip's 150 frames); a second worker with it off then renders the same clip, so the
-printout shows what the holds are worth on their own.
+Measured, alternating within each round:
+- the user's path: `render start remotion/samples/reference-150.json --quality high
+  --watch` (the `render` CLI as a new process) against a stack started as `make up` starts
+  it (services/local_stack: its own Redis, SQLite, render_api, progress, worker), from
+  the command's start to its exit;
+- in-process: StartRender to the terminal event in this process, against a render_api and
+  worker started in it;
+- `npx remotion render` with the same settings, and at its default preset.
+Both workers are warm, as in production (bundle cached, browser open); the CLI bundles
+and launches a browser every time, as a one-off render does.
+
+The worker captures one frame per static hold (SKIP_STATIC_FRAMES, on by default); a
+worker with it off then renders the same clip in process, so the printout shows what the
+holds are worth on their own.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common import streams
-from render_common.auth import mint_token
-from render_common.config import ROOT, Settings
+from render_common.config import ROOT, Settings, env_name
 from render_common.redis_client import create_redis
+from render_common.tokens import mint_token
+from services.local_stack.supervisor import free_port
 from services.render_api import app as api_app
 from services.render_worker import app as worker_app
+from services.render_worker.engines.base import RenderJob
+from services.render_worker.engines.ssr import host_request
 from tests.support.processes import RedisServer
 from tests.support.scenes import sample_scenes
 
 ROUNDS = 3
 CONCURRENCY = 2
-TARGET = 0.6
+TARGET_USER = 0.5
+TARGET_IN_PROCESS = 0.45
 REMOTION = ROOT / "remotion"
 SAMPLE = REMOTION / "samples" / "reference-150.json"
+QUALITY = "high"
+
+
+def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
+    """`npx remotion render` flags for the worker's request of the reference clip.
+
+    `x264_preset` None leaves the CLI's default preset (medium).
+    """
+    job = RenderJob(
+        render_id="bench",
+        project_id="bench",
+        scenes=[],
+        format="mp4",
+        quality=QUALITY,
+        frames_total=150,
+        attempt=1,
+        work_dir=Path("/nonexistent"),
+    )
+    request = host_request(job, [], CONCURRENCY, 600_000, settings.x264_preset)
+    flags = [
+        f"--codec={request['codec']}",
+        f"--width={request['width']}",
+        f"--height={request['height']}",
+        f"--jpeg-quality={request['jpegQuality']}",
+        f"--image-format={request['imageFormat']}",
+        f"--pixel-format={request['pixelFormat']}",
+        f"--concurrency={request['concurrency']}",
+        f"--browser-executable={settings.browser_executable}",
+    ]
+    # The render host gives crf precedence over videoBitrate, as Remotion does.
+    if request["crf"] is not None:
+        flags.append(f"--crf={request['crf']}")
+    elif request["videoBitrate"]:
+        flags.append(f"--video-bitrate={request['videoBitrate']}")
+    if x264_preset is not None and request["x264Preset"]:
+        flags.append(f"--x264-preset={x264_preset}")
+    return flags
+
+
+def cli_render(out_dir: Path, flags: Sequence[str]) -> float:
+    """Seconds of `npx remotion render` of the same composition and props."""
+    output = out_dir / "cli.mp4"
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            "npx",
+            "remotion",
+            "render",
+            "src/index.ts",
+            "MainComposition",
+            str(output),
+            f"--props={SAMPLE}",
+            *flags,
+            "--log=error",
+        ],
+        cwd=REMOTION,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    output.unlink(missing_ok=True)
+    return elapsed
 
 
 async def service_render(
@@ -46,7 +129,7 @@ async def service_render(
     auth: tuple[tuple[str, str], ...],
     redis: Redis,
 ) -> float:
-    """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded.
+    """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded (in process).
 
     The end is the render's terminal event (published after the upload and the database
     update), read with a blocking XREAD: polling GetRender every few milliseconds would
@@ -83,44 +166,84 @@ async def service_render(
                     raise RuntimeError(f"render ended {fields}")
 
 
-def cli_render(out_dir: Path, browser: str) -> float:
-    """Seconds of `npx remotion render` of the same composition and props."""
-    output = out_dir / "cli.mp4"
-    started = time.perf_counter()
-    subprocess.run(
-        [
-            "npx",
-            "remotion",
-            "render",
-            "src/index.ts",
-            "MainComposition",
-            str(output),
-            f"--props={SAMPLE}",
-            f"--browser-executable={browser}",
-            f"--concurrency={CONCURRENCY}",
-            "--crf=18",
-            "--jpeg-quality=90",
-            "--width=1920",
-            "--height=1080",
-            "--log=error",
-        ],
-        cwd=REMOTION,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    elapsed = time.perf_counter() - started
-    output.unlink(missing_ok=True)
-    return elapsed
+class LocalStack:
+    """A stack started the way `make up` starts it, in its own data dir and ports."""
+
+    def __init__(self, data_dir: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+        env.update(
+            {
+                env_name("data_dir"): str(data_dir),
+                env_name("render_api_port"): str(free_port()),
+                env_name("progress_port"): str(free_port()),
+                env_name("worker_health_port"): str(free_port()),
+                env_name("render_concurrency"): str(CONCURRENCY),
+                env_name("daily_render_limit"): "1000",
+                env_name("concurrent_render_limit"): "100",
+                "PYTHONPATH": str(ROOT),
+            }
+        )
+        self.env = env
+        render_script = Path(sys.executable).with_name("render")
+        self.cli = (
+            [str(render_script)]
+            if render_script.exists()
+            else [sys.executable, "-m", "services.cli"]
+        )
+
+    def _stack(self, command: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "services.local_stack", command],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def up(self) -> None:
+        """`make up`: returns when every service reports SERVING."""
+        self._stack("up")
+
+    def down(self) -> None:
+        """`make down`."""
+        self._stack("down")
+
+    def user_render(self) -> float:
+        """Seconds from `render start ... --watch` to the process's exit (exit code 0)."""
+        started = time.perf_counter()
+        subprocess.run(
+            [*self.cli, "start", str(SAMPLE), "--quality", QUALITY, "--watch"],
+            env=self.env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - started
 
 
-async def main() -> None:
-    """Run alternating rounds and print the medians and their ratio."""
+def _line(label: str, values: list[float], baseline: float | None) -> str:
+    median = statistics.median(values)
+    ratio = f"  ratio {median / baseline:.2f}" if baseline else ""
+    rounds = [round(x, 2) for x in values]
+    return f"  {label:<44} median {median:6.2f} s{ratio}  rounds {rounds}"
+
+
+async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
+    """Alternating rounds of every side; returns the seconds of each."""
+    figures: dict[str, list[float]] = {
+        "user": [],
+        "service": [],
+        "cli_same": [],
+        "cli_default": [],
+        "every_frame": [],
+    }
     redis = RedisServer()
     redis.start()
     with tempfile.TemporaryDirectory(prefix="bench-ssr-") as tmp:
         data = Path(tmp)
         settings = Settings(
-            data_dir=str(data),
+            data_dir=str(data / "in-process"),
             redis_url=redis.url,
             bind_host="127.0.0.1",
             log_level="WARNING",
@@ -128,6 +251,9 @@ async def main() -> None:
             daily_render_limit=1000,
             concurrent_render_limit=100,
         )
+        same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
+        stack = LocalStack(data / "stack")
+        stack.up()
         api = await api_app.start(settings, port=0)
         worker = await worker_app.start(settings, health_port=0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
@@ -135,43 +261,72 @@ async def main() -> None:
         auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
         events = create_redis(redis.url, socket_timeout=None)
         try:
-            await service_render(stub, auth, events)  # warm-up: browser open, bundle cached
-            cli_render(data, settings.browser_executable)  # warm-up: npx cache
-            service, cli, every_frame = [], [], []
-            for _ in range(ROUNDS):
-                service.append(await service_render(stub, auth, events))
-                cli.append(await asyncio.to_thread(cli_render, data, settings.browser_executable))
-            await worker.stop(5)
-            worker = await worker_app.start(
-                settings.with_overrides(skip_static_frames=False), health_port=0
-            )
-            await service_render(stub, auth, events)  # warm-up of the new worker
-            for _ in range(ROUNDS):
-                every_frame.append(await service_render(stub, auth, events))
+            # Warm-ups: browsers open, bundles cached, npx cache.
+            await asyncio.to_thread(stack.user_render)
+            await service_render(stub, auth, events)
+            await asyncio.to_thread(cli_render, data, same)
+            for index in range(rounds):
+                # Rotate the order so that no side always follows the same one.
+                sides: list[tuple[str, Any]] = [
+                    ("user", lambda: asyncio.to_thread(stack.user_render)),
+                    ("service", lambda: service_render(stub, auth, events)),
+                    ("cli_same", lambda: asyncio.to_thread(cli_render, data, same)),
+                    ("cli_default", lambda: asyncio.to_thread(cli_render, data, default)),
+                ]
+                for name, side in sides[index % 4 :] + sides[: index % 4]:
+                    figures[name].append(await side())
+            if every_frame:
+                await worker.stop(5)
+                worker = await worker_app.start(
+                    settings.with_overrides(skip_static_frames=False), health_port=0
+                )
+                await service_render(stub, auth, events)  # warm-up of the new worker
+                for _ in range(rounds):
+                    figures["every_frame"].append(await service_render(stub, auth, events))
+                    figures["cli_same"].append(await asyncio.to_thread(cli_render, data, same))
         finally:
             await channel.close()
             await events.aclose()
             await worker.stop(5)
             await api.stop(0)
+            stack.down()
             redis.close()
-    ratio = statistics.median(service) / statistics.median(cli)
-    every_frame_ratio = statistics.median(every_frame) / statistics.median(cli)
-    print(
-        "SSR: reference clip, 150 frames 1920x1080 h264 CRF 18, concurrency",
-        CONCURRENCY,
-        f"(render-export x264 preset {Settings().x264_preset}; the CLI's default, medium)",
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run alternating rounds and print the medians as ratios to the same-preset CLI."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ssr", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--no-every-frame", action="store_true", help="skip the SKIP_STATIC_FRAMES=false rounds"
     )
+    args = parser.parse_args(argv)
+    load = os.getloadavg()
+    figures = asyncio.run(run(args.rounds, not args.no_every_frame))
+    preset = Settings().x264_preset
+    baseline = statistics.median(figures["cli_same"])
     print(
-        f"  render-export StartRender -> uploaded MP4: median {statistics.median(service):6.2f} s  rounds {[round(x, 2) for x in service]}"
+        f"SSR: reference clip, 150 frames 1920x1080 h264, quality {QUALITY}, concurrency"
+        f" {CONCURRENCY}, x264 preset {preset}; load average before {load[0]:.1f},"
+        f" after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+    print(f"  CLI flags (from the worker's request): {' '.join(cli_flags(Settings(), preset))}")
+    print(_line(f"npx remotion render --x264-preset={preset}", figures["cli_same"], None))
+    print(_line("npx remotion render, default preset (medium)", figures["cli_default"], baseline))
+    user = statistics.median(figures["user"]) / baseline
+    service = statistics.median(figures["service"]) / baseline
+    print(_line("user: render start --watch, start to exit", figures["user"], baseline))
+    print(_line("in process: StartRender -> terminal event", figures["service"], baseline))
+    if figures["every_frame"]:
+        print(_line("in process, every frame captured", figures["every_frame"], baseline))
     print(
-        f"  npx remotion render (same props/browser):  median {statistics.median(cli):6.2f} s  rounds {[round(x, 2) for x in cli]}"
+        f"  user path {user:.2f} (target <= {TARGET_USER}) "
+        f"{'PASS' if user <= TARGET_USER else 'MISS'};"
+        f" in process {service:.2f} (target <= {TARGET_IN_PROCESS}) "
+        f"{'PASS' if service <= TARGET_IN_PROCESS else 'MISS'}"
     )
-    print(
-        f"  render-export, every frame captured:       median {statistics.median(every_frame):6.2f} s  rounds {[round(x, 2) for x in every_frame]}  (ratio {every_frame_ratio:.2f})"
-    )
-    print(f"  ratio {ratio:.2f} (target <= {TARGET}) {'PASS' if ratio <= TARGET else 'MISS'}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -23,6 +23,8 @@ const PROGRESS_INTERVAL_MS = 250;
 const SHUTDOWN_GRACE_MS = 15000;
 const CODECS = new Set(['h264', 'vp8', 'vp9', 'gif']);
 const X264_PRESETS = new Set(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow', 'placebo']);
+const IMAGE_FORMATS = new Set(['jpeg', 'png']);
+const PIXEL_FORMATS = new Set(['yuv420p', 'yuv422p', 'yuv444p', 'yuv420p10le', 'yuv422p10le', 'yuv444p10le']);
 const GIF_EVERY_NTH_FRAME = 2; // 30 fps composition -> 15 fps GIF
 
 const log = (...args) => console.error('[render-host]', ...args);
@@ -183,6 +185,8 @@ const validateRequest = (req) => {
 	if (req.timeoutMs != null && !isPositiveInt(req.timeoutMs, 24 * 3600 * 1000)) bad('timeoutMs must be a positive integer (ms) or null');
 	if (req.thumbnailFrame != null && !(Number.isInteger(req.thumbnailFrame) && req.thumbnailFrame >= 0)) bad('thumbnailFrame must be a non-negative integer or null');
 	if (req.x264Preset != null && !X264_PRESETS.has(req.x264Preset)) bad(`x264Preset must be one of ${[...X264_PRESETS].join(', ')}`);
+	if (req.imageFormat != null && !IMAGE_FORMATS.has(req.imageFormat)) bad(`imageFormat must be one of ${[...IMAGE_FORMATS].join(', ')}`);
+	if (req.pixelFormat != null && !PIXEL_FORMATS.has(req.pixelFormat)) bad(`pixelFormat must be one of ${[...PIXEL_FORMATS].join(', ')}`);
 	if (req.skipStaticFrames != null && typeof req.skipStaticFrames !== 'boolean') bad('skipStaticFrames must be a boolean or null');
 	return codec;
 };
@@ -206,6 +210,7 @@ const runJob = async (req, job, cancelSignal) => {
 	const outputPath = req.outputPath;
 	const thumbnailPath = req.thumbnailPath ?? null;
 	const jpegQuality = req.jpegQuality ?? 80;
+	const imageFormat = req.imageFormat ?? 'jpeg';
 	await mkdir(path.dirname(outputPath), {recursive: true});
 	if (thumbnailPath) await mkdir(path.dirname(thumbnailPath), {recursive: true});
 
@@ -280,7 +285,7 @@ const runJob = async (req, job, cancelSignal) => {
 				output: thumbnailPath,
 				overwrite: true,
 				frame: thumbnailFrame,
-				imageFormat: 'jpeg',
+				imageFormat: 'jpeg', // the thumbnail is a .jpg whatever the frames are
 				jpegQuality,
 				cancelSignal,
 			}).catch((err) => {
@@ -319,7 +324,8 @@ const runJob = async (req, job, cancelSignal) => {
 					crf,
 					videoBitrate,
 					jpegQuality,
-					imageFormat: 'jpeg',
+					imageFormat,
+					pixelFormat: codec === 'gif' ? undefined : (req.pixelFormat ?? undefined),
 					// x264's speed/size trade-off (h264 only); Remotion's default is "medium".
 					x264Preset: codec === 'h264' ? (req.x264Preset ?? null) : null,
 					everyNthFrame,

@@ -11,6 +11,9 @@ import jwt
 
 from render_common.config import Settings
 from render_common.errors import Unauthenticated
+from render_common.tokens import SESSION_TOKEN_TYPE as SESSION_TOKEN_TYPE
+from render_common.tokens import mint_session_token as mint_session_token
+from render_common.tokens import mint_token as mint_token
 
 current_user: ContextVar[str] = ContextVar("render_export_current_user")
 
@@ -98,35 +101,3 @@ class TokenVerifier:
             del self._verified[next(iter(self._verified))]
         self._verified[token] = (subject, int(claims["exp"]) + self.leeway)
         return subject
-
-
-def mint_token(
-    settings: Settings,
-    user_id: str,
-    *,
-    ttl_seconds: int = 24 * 3600,
-    token_type: str = "",
-) -> str:
-    """A HS256 token for `user_id` that the running config accepts (development tool)."""
-    now = int(time.time())
-    claims: dict[str, object] = {"sub": user_id, "iat": now, "exp": now + ttl_seconds}
-    if token_type:
-        claims["typ"] = token_type
-    if settings.jwt_issuer:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience:
-        claims["aud"] = settings.jwt_audience
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
-
-
-# A browser session token: what an editor's backend mints from its own session for the
-# edge (services/edge), where EventSource cannot send headers. It is an ordinary token of
-# the user (the services accept it like any other), short-lived, and marked with this
-# `typ` claim; the edge takes a token from a cookie or a query parameter only when it
-# carries this mark and lives no longer than EDGE_SESSION_MAX_TTL_SECONDS.
-SESSION_TOKEN_TYPE = "edge-session"
-
-
-def mint_session_token(settings: Settings, user_id: str, *, ttl_seconds: int = 900) -> str:
-    """A short-lived browser session token for `user_id` (HS256 with JWT_SECRET)."""
-    return mint_token(settings, user_id, ttl_seconds=ttl_seconds, token_type=SESSION_TOKEN_TYPE)

@@ -22,6 +22,13 @@ QUALITY_PRESETS: dict[str, QualityPreset] = {
     "high": QualityPreset(crf=18, jpeg_quality=90, width=1920, height=1080, video_bitrate="5M"),
 }
 
+# What every SSR render asks of Remotion besides the quality preset (the render host's
+# request, services/render_worker/engines/ssr.py): frames are captured as JPEG and encoded
+# to 4:2:0 (Remotion's defaults, named here so that `bench/ssr.py` gives `npx remotion
+# render` exactly the settings the worker uses).
+FRAME_IMAGE_FORMAT = "jpeg"
+PIXEL_FORMAT = "yuv420p"
+
 # Remotion codec per output format (webm uses VP8: much faster to encode than VP9 here).
 FORMAT_CODECS: dict[str, str] = {"mp4": "h264", "webm": "vp8", "gif": "gif"}
 FORMAT_EXTENSIONS: dict[str, str] = {"mp4": "mp4", "webm": "webm", "gif": "gif"}

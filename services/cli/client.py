@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from render_common.auth import mint_token
+from render_common.tokens import mint_token
 from render_common.config import Settings
 from render_common.status_details import error_details
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
+from render_common.presets import (
+    FORMAT_CODECS,
+    FORMAT_EXTENSIONS,
+    FRAME_IMAGE_FORMAT,
+    PIXEL_FORMAT,
+    QUALITY_PRESETS,
+)
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import (
@@ -53,6 +59,8 @@ def host_request(
         "height": preset.height,
         "crf": None if codec == "gif" else preset.crf,
         "jpegQuality": preset.jpeg_quality,
+        "imageFormat": FRAME_IMAGE_FORMAT,
+        "pixelFormat": None if codec == "gif" else PIXEL_FORMAT,
         "videoBitrate": preset.video_bitrate if job.format == "mp4" else None,
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
