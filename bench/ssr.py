@@ -11,7 +11,7 @@ beside it, as earlier runs compared against that.
 Measured, alternating within each round:
 - the user's path: `render start remotion/samples/reference-150.json --quality high
   --watch` (the `render` CLI as a new process) against a stack started as `make up` starts
-  it (services/local_stack: its own Redis, SQLite, render_api, progress, worker), from
+  it (services/local_stack: its own Redis, SQLite, render_api, progress, edge, worker), from
   the command's start to its exit;
 - in-process: StartRender to the terminal event in this process, against a render_api and
   worker started in it;
@@ -177,6 +177,7 @@ class LocalStack:
                 env_name("render_api_port"): str(free_port()),
                 env_name("progress_port"): str(free_port()),
                 env_name("worker_health_port"): str(free_port()),
+                env_name("edge_port"): str(free_port()),
                 env_name("render_concurrency"): str(CONCURRENCY),
                 env_name("daily_render_limit"): "1000",
                 env_name("concurrent_render_limit"): "100",

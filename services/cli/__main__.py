@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
-from render_common.tokens import mint_session_token, mint_token
 from render_common.config import ConfigError, Settings
+from render_common.tokens import mint_session_token, mint_token
 from services.cli import output
 from services.cli.client import (
     EXIT_OK,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from render_common.tokens import mint_token
 from render_common.config import Settings
 from render_common.status_details import error_details
+from render_common.tokens import mint_token
 
 # Exit codes that mean something to scripts.
 EXIT_OK = 0

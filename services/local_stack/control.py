@@ -17,8 +17,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from render_common.tokens import mint_session_token
 from render_common.config import Settings
+from render_common.tokens import mint_session_token
 from services.local_stack.paths import StackPaths
 
 READY_TIMEOUT_SECONDS = 240.0
