@@ -185,12 +185,8 @@ class LocalStack:
             }
         )
         self.env = env
-        render_script = Path(sys.executable).with_name("render")
-        self.cli = (
-            [str(render_script)]
-            if render_script.exists()
-            else [sys.executable, "-m", "services.cli"]
-        )
+        # `python -m services.cli` is what the `render` script runs (pyproject.toml).
+        self.cli = [sys.executable, "-m", "services.cli"]
 
     def _stack(self, command: str) -> None:
         subprocess.run(

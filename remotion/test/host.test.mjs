@@ -25,6 +25,9 @@ const baseRequest = (id, inputProps, extra = {}) => ({
 	height: 360,
 	crf: 23,
 	jpegQuality: 80,
+	// As the worker sends them (render_common/presets.py); Remotion's defaults.
+	imageFormat: 'jpeg',
+	pixelFormat: 'yuv420p',
 	videoBitrate: null,
 	concurrency: 2,
 	timeoutMs: 120000,
@@ -197,7 +200,9 @@ test('invalid props are rejected with retryable=false', async () => {
 test('unknown composition and bad request fields are INVALID_INPUT', async () => {
 	host.send(baseRequest('bad-comp', sample('tiny'), {compositionId: 'Nope'}));
 	host.send(baseRequest('bad-path', sample('tiny'), {outputPath: 'relative.mp4'}));
-	for (const id of ['bad-comp', 'bad-path']) {
+	host.send(baseRequest('bad-pixfmt', sample('tiny'), {pixelFormat: 'rgb24'}));
+	host.send(baseRequest('bad-imgfmt', sample('tiny'), {imageFormat: 'webp'}));
+	for (const id of ['bad-comp', 'bad-path', 'bad-pixfmt', 'bad-imgfmt']) {
 		const res = await host.finished(id, 60000);
 		assert.equal(res.type, 'error', JSON.stringify(res));
 		assert.equal(res.error.reason, 'INVALID_INPUT');

@@ -1,0 +1,35 @@
+"""bench/ssr.py gives `npx remotion render` the worker's own encoder settings."""
+
+from __future__ import annotations
+
+from bench.ssr import CONCURRENCY, QUALITY, cli_flags
+from render_common.config import Settings
+from render_common.presets import FRAME_IMAGE_FORMAT, PIXEL_FORMAT, QUALITY_PRESETS
+
+
+def test_cli_flags_are_the_worker_request_of_the_reference_clip() -> None:
+    settings = Settings(x264_preset="faster")
+    preset = QUALITY_PRESETS[QUALITY]
+    flags = cli_flags(settings, settings.x264_preset)
+    for expected in (
+        "--codec=h264",
+        f"--crf={preset.crf}",
+        f"--jpeg-quality={preset.jpeg_quality}",
+        f"--width={preset.width}",
+        f"--height={preset.height}",
+        f"--image-format={FRAME_IMAGE_FORMAT}",
+        f"--pixel-format={PIXEL_FORMAT}",
+        f"--concurrency={CONCURRENCY}",
+        "--x264-preset=faster",
+        f"--browser-executable={settings.browser_executable}",
+    ):
+        assert expected in flags
+    # crf wins over the preset's bitrate, in the render host as in Remotion.
+    assert not any(flag.startswith("--video-bitrate") for flag in flags)
+
+
+def test_default_preset_run_differs_only_by_the_x264_preset() -> None:
+    settings = Settings()
+    same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
+    assert [f for f in same if not f.startswith("--x264-preset=")] == default
+    assert f"--x264-preset={settings.x264_preset}" in same
