@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -557,3 +560,18 @@ async def test_grpc_web_clients_are_served_too(
                 await cancel(stack, client, user, render_id)
     assert kinds[0] == progress_service_pb2.RenderEvent.KIND_SNAPSHOT
     assert len(kinds) == 2
+
+
+def test_cli_mints_session_tokens(base_settings: Settings) -> None:
+    """`render token USER --session`: what `make up` prints in the page link."""
+    env = {**os.environ, "JWT_SECRET": base_settings.jwt_secret}
+    out = subprocess.run(
+        [sys.executable, "-m", "services.cli", "token", "bob", "--session", "--ttl", "120"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    claims = jwt.decode(out, base_settings.jwt_secret, algorithms=["HS256"])
+    assert claims["sub"] == "bob" and claims["typ"] == "edge-session"
+    assert claims["exp"] - claims["iat"] == 120
