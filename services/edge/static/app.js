@@ -124,6 +124,8 @@ function finish(event) {
   const state = event.state;
   const render = event.render || {};
   $("cancel").disabled = true;
+  const total = Number(event.framesTotal || render.framesTotal || 0);
+  if (total) $("frames").textContent = `${Number(event.framesRendered || 0)} / ${total} frames`;
   if (state === "STATE_SUCCEEDED") {
     showProgress({ ...event, progress: 1 });
     $("outcome").textContent = "Done: your video is ready.";
