@@ -58,6 +58,10 @@ test: setup ## Install what is missing, start what is needed, run all tests
 demo: setup ## Start the stack, render the sample scenes with a progress bar, print the MP4's path
 	@$(PY) -m services.local_stack demo
 
+.PHONY: migrate
+migrate: $(VENV)/.installed ## Bring DATABASE_URL's schema to head, once, under a lock (make up/demo run it)
+	@$(PY) -m render_common.db migrate
+
 .PHONY: up
 up: setup ## Start Redis (unless REDIS_URL), render_api, progress and a worker in the background
 	@$(PY) -m services.local_stack up

@@ -304,11 +304,11 @@ async def _create_rows(database_url: str, render_ids: list[str]) -> None:
     from sqlalchemy import insert
 
     from render_common.db.engine import create_engine
-    from render_common.db.migrate import upgrade_to_head
+    from render_common.db.migrate import migrate
     from render_common.db.schema import video_renders
 
+    await migrate(database_url)
     engine = create_engine(database_url)
-    await upgrade_to_head(engine)
     now = datetime.now(UTC)
     rows = [
         {

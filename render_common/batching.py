@@ -90,7 +90,7 @@ class Batcher(Generic[Item, Result]):
 
     def post(self, item: Item) -> None:
         """Queue `item` without waiting: the handler's outcome for it is dropped."""
-        self._queue(item).add_done_callback(_drop_outcome)
+        self._queue(item).add_done_callback(drop_outcome)
 
     def _queue(self, item: Item) -> asyncio.Future[Result]:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -168,7 +168,7 @@ class Batcher(Generic[Item, Result]):
             await asyncio.gather(self._drain_task, return_exceptions=True)
 
 
-def _drop_outcome(future: asyncio.Future[Any]) -> None:
+def drop_outcome(future: asyncio.Future[Any]) -> None:
     """Mark a posted item's outcome as seen (asyncio logs an exception never retrieved)."""
     if not future.cancelled():
         future.exception()

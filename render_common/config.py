@@ -49,6 +49,18 @@ class Settings:
     log_level: str = "INFO"  # LOG_LEVEL
     log_format: str = "json"  # LOG_FORMAT: json | text
 
+    # Timeouts of every call to PostgreSQL and Redis: a silent dependency answers UNAVAILABLE
+    # within a few seconds instead of hanging the caller until its deadline.
+    db_connect_timeout_seconds: float = 3.0  # DB_CONNECT_TIMEOUT_SECONDS: connect + handshake
+    # DB_STATEMENT_TIMEOUT_SECONDS: PostgreSQL's statement_timeout; the client gives up half a
+    # second later (a stalled connection) and discards that connection.
+    db_statement_timeout_seconds: float = 5.0
+    db_pool_timeout_seconds: float = 5.0  # DB_POOL_TIMEOUT_SECONDS: wait for a pooled connection
+    redis_connect_timeout_seconds: float = 2.0  # REDIS_CONNECT_TIMEOUT_SECONDS
+    # REDIS_SOCKET_TIMEOUT_SECONDS: a command's reply; blocking reads (XREAD/XREADGROUP BLOCK,
+    # BLMOVE) wait their block time plus this.
+    redis_socket_timeout_seconds: float = 3.0
+
     # Auth (JWT bearer tokens).
     jwt_secret: str = DEV_JWT_SECRET  # JWT_SECRET (HS256)
     jwt_public_key: str = ""  # JWT_PUBLIC_KEY: PEM, enables RS256/ES256
@@ -234,6 +246,15 @@ class Settings:
                     f"EDGE_ALLOWED_ORIGINS: {origin!r} must be an exact origin like "
                     "https://editor.example (no wildcard, no trailing slash)"
                 )
+        for name in (
+            "db_connect_timeout_seconds",
+            "db_statement_timeout_seconds",
+            "db_pool_timeout_seconds",
+            "redis_connect_timeout_seconds",
+            "redis_socket_timeout_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be positive")
         if self.progress_redis_outage_seconds < 0:
             raise ConfigError("PROGRESS_REDIS_OUTAGE_SECONDS must not be negative")
         if self.redis_outage_seconds < 0:

@@ -37,11 +37,31 @@ def _map_foreign(exc: BaseException) -> RenderExportError:
         return exc
     if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
         return Unavailable("Redis is unavailable; retry", reason="REDIS_UNAVAILABLE")
-    if isinstance(exc, sa_errors.OperationalError | sa_errors.InterfaceError | OSError):
-        return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
-    if isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated:
+    if _database_unavailable(exc):
         return Unavailable("the database is unavailable; retry", reason="DATABASE_UNAVAILABLE")
     return Internal("internal error")
+
+
+# SQLSTATE classes meaning "not now": connection exception, insufficient resources
+# (too many connections), operator intervention (statement_timeout's query_canceled,
+# admin shutdown, cannot connect now).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Whether a database exception means the database is unreachable, stalled or busy.
+
+    Timeouts included: a client-side statement or connect timeout (TimeoutError, an
+    OSError), no pooled connection free within DB_POOL_TIMEOUT_SECONDS, and the server's
+    statement_timeout.
+    """
+    unreachable = sa_errors.OperationalError | sa_errors.InterfaceError | sa_errors.TimeoutError
+    if isinstance(exc, unreachable | OSError):
+        return True
+    if isinstance(exc, sa_errors.DBAPIError):
+        sqlstate = str(getattr(exc.orig, "sqlstate", "") or "")
+        return exc.connection_invalidated or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
+    return False
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: BaseException) -> None:

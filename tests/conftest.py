@@ -17,7 +17,12 @@ from render_common.config import Settings
 from render_common.redis_client import create_redis
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import use_fake_lambda
-from tests.support.processes import RedisServer, ThrowawayDatabase, sqlite_url
+from tests.support.processes import (
+    RedisServer,
+    ThrowawayDatabase,
+    migrate_database,
+    sqlite_url,
+)
 from tests.support.s3_server import S3Server
 
 TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
@@ -46,6 +51,7 @@ async def postgres_url() -> AsyncIterator[str]:
     """DATABASE_URL when set (PostgreSQL), else a throwaway database dropped at the end."""
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith("postgres"):
+        migrate_database(configured)
         yield configured
         return
     database = ThrowawayDatabase()

@@ -106,8 +106,9 @@ def test_compose_file_is_consistent() -> None:
         "otel-collector",
         "jaeger",
     } <= set(services)
+    one_shot = {"migrate"}
     for name, service in services.items():
-        assert "healthcheck" in service, name
+        assert "healthcheck" in service or name in one_shot, name
         for dependency in service.get("depends_on", {}):
             assert dependency in services, (name, dependency)
         for volume in service.get("volumes", []):
@@ -120,6 +121,25 @@ def test_compose_file_is_consistent() -> None:
     edge = services["edge"]["environment"]
     assert edge["RENDER_API_ADDR"] == "render-api:50051"
     assert edge["PROGRESS_ADDR"] == "progress:50052"
+    # Migrations run once, as their own step, before any service starts.
+    assert services["migrate"]["command"] == ["python", "-m", "render_common.db", "migrate"]
+    for name in ("render-api", "progress", "worker"):
+        dependency = services[name]["depends_on"]["migrate"]
+        assert dependency == {"condition": "service_completed_successfully"}, name
+
+
+def test_migrations_run_as_a_job_and_deployments_wait_for_the_schema() -> None:
+    (job,) = by_kind("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["python", "-m", "render_common.db", "migrate"]
+    for deployment in by_kind("Deployment"):
+        if deployment["metadata"]["name"] not in {"render-api", "progress", "render-worker"}:
+            continue  # the edge uses no database
+        pod = deployment["spec"]["template"]["spec"]
+        waits = [c for c in pod.get("initContainers", []) if c["name"] == "wait-for-schema"]
+        assert len(waits) == 1, deployment["metadata"]["name"]
+        assert "render_common.db check" in " ".join(waits[0]["command"])
+        assert "migrate" not in " ".join(waits[0]["command"])
 
 
 def test_dockerfiles_run_as_non_root_and_bring_chromium() -> None:

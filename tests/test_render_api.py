@@ -585,7 +585,7 @@ def admitted_all(results: list[Any]) -> list[str]:
 # --- Redis failure ----------------------------------------------------------------------
 
 
-async def test_redis_down_render_is_enqueued_by_sweeper(
+async def test_redis_down_start_render_is_unavailable_and_writes_nothing(
     base_settings: Settings, database_url: str, channel_to: Any, user: str, token_for: Any
 ) -> None:
     own_redis = RedisServer()
@@ -595,16 +595,39 @@ async def test_redis_down_render_is_enqueued_by_sweeper(
     try:
         stub = Stub(channel_to(api.port))
         own_redis.stop()
+        began = time.monotonic()
+        error = await expect_error(
+            stub.StartRender(
+                start_request(request_id="while-down"), metadata=bearer(token_for(user))
+            )
+        )
+        assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
+        assert time.monotonic() - began < 5.0  # refused connections: at once, no timeout
+        assert await count_rows(api, user) == 0  # a render is admitted only if it can be queued
+        own_redis.start()
         response = await stub.StartRender(
             start_request(request_id="while-down"), metadata=bearer(token_for(user))
         )
         render = response.render
-        assert render.state == render_pb2.Render.STATE_QUEUED and render.queue_job_id == ""
-        retry = await stub.StartRender(
-            start_request(request_id="while-down"), metadata=bearer(token_for(user))
-        )
-        assert retry.render.render_id == render.render_id
-        own_redis.start()
+        check = Redis.from_url(own_redis.url, decode_responses=True)
+
+        async def entries() -> list[tuple[str, dict[str, str]]]:
+            return [
+                (entry_id, f)
+                for entry_id, f in await check.xrange(streams.JOBS_STREAM)
+                if f["render_id"] == render.render_id
+            ]
+
+        assert [entry_id for entry_id, _ in await entries()] == [render.queue_job_id]
+        # Should the XADD after the commit still fail (Redis dies in between, or render_api
+        # does), the sweeper enqueues the committed render.
+        await check.xdel(streams.JOBS_STREAM, render.queue_job_id)
+        async with api.engine.begin() as connection:
+            await connection.execute(
+                update(video_renders)
+                .where(video_renders.c.id == render.render_id)
+                .values(queue_job_id=None)
+            )
         from services.render_api.sweeper import Sweeper
 
         sweeper = Sweeper(api.engine, api.redis, grace_seconds=0.0)
@@ -612,19 +635,14 @@ async def test_redis_down_render_is_enqueued_by_sweeper(
         # sweeper enqueues them too, which is right; look at this render's entries only.
         assert await sweeper.sweep_once() >= 1
         await sweeper.sweep_once()
-        check = Redis.from_url(own_redis.url, decode_responses=True)
-        entries = [
-            (entry_id, f)
-            for entry_id, f in await check.xrange(streams.JOBS_STREAM)
-            if f["render_id"] == render.render_id
-        ]
+        swept = await entries()
         await check.aclose()
-        assert len(entries) == 1 and entries[0][1]["attempt"] == "1"
+        assert len(swept) == 1 and swept[0][1]["attempt"] == "1"
         got = await stub.GetRender(
             render_service_pb2.GetRenderRequest(render_id=render.render_id),
             metadata=bearer(token_for(user)),
         )
-        assert got.render.queue_job_id == entries[0][0]
+        assert got.render.queue_job_id == swept[0][0]
         assert await count_rows(api, user) == 1
     finally:
         await api.stop(0)

@@ -22,7 +22,7 @@ from render.v1 import render_pb2, render_service_pb2
 from render_common import streams
 from render_common.config import Settings
 from tests.support.asset_server import AssetServer
-from tests.support.processes import free_port
+from tests.support.processes import free_port, sqlite_url
 from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes, scene, simple_scenes
 from tests.support.stack import Stack, close_all, ffprobe, start_stack
@@ -118,7 +118,7 @@ async def test_renders_each_format(
 
 
 async def test_renders_on_sqlite(stack_factory: StartStack, tmp_path: Path) -> None:
-    stack = await stack_factory(database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}")
+    stack = await stack_factory(database_url=sqlite_url(tmp_path, "worker.db"))
     project, scenes = sample_scenes("tiny")
     done = await stack.wait((await stack.start(scenes, project=project)).render_id)
     assert done.state == render_pb2.Render.STATE_SUCCEEDED and local_path(done.output_url).exists()

@@ -92,6 +92,19 @@ def start_redis(paths: StackPaths) -> tuple[Child, str]:
     return child, f"redis://127.0.0.1:{port}/0"
 
 
+def migrate(python: str, env: dict[str, str], log: Path) -> bool:
+    """Run the migrate command once, before any service starts (they refuse an old schema)."""
+    with log.open("ab") as handle:
+        result = subprocess.run(
+            [python, "-m", "render_common.db", "migrate"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    return result.returncode == 0
+
+
 def supervise(paths: StackPaths) -> int:
     """Run the stack until SIGTERM/SIGINT."""
     settings = Settings.from_env()
@@ -104,6 +117,10 @@ def supervise(paths: StackPaths) -> int:
         children.append(redis_child)
     env["REDIS_URL"] = redis_url
     python = sys.executable
+    if not migrate(python, env, paths.logs / "migrate.log"):
+        print(f"migrate failed; see {paths.logs / 'migrate.log'}", flush=True)
+        paths.pid.unlink(missing_ok=True)
+        return 1
     for name, module in (
         ("render_api", "services.render_api"),
         ("progress", "services.progress"),

@@ -2,7 +2,9 @@
 
 import asyncio
 
+from render_common.db.migrate import refuse_stale_schema
 from services.progress.app import main
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with refuse_stale_schema("progress"):
+        asyncio.run(main())

@@ -11,8 +11,7 @@ from render.v1 import progress_service_pb2, progress_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
-from render_common.db.engine import create_engine
-from render_common.db.migrate import upgrade_to_head
+from render_common.db.migrate import open_engine
 from render_common.logs import configure_logging
 from render_common.server import (
     RunningServer,
@@ -34,8 +33,11 @@ def create_reader(settings: Settings) -> Redis:
     return Redis.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=1.0,
-        socket_timeout=settings.progress_read_block_ms / 1000 + 5.0,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        # The hub reads replies on these connections itself: a silent Redis fails a read
+        # after its block time plus REDIS_SOCKET_TIMEOUT_SECONDS.
+        socket_timeout=settings.progress_read_block_ms / 1000
+        + settings.redis_socket_timeout_seconds,
         max_connections=settings.progress_readers,
     )
 
@@ -45,8 +47,8 @@ def create_pool(settings: Settings) -> Redis:
     pool = BlockingConnectionPool.from_url(
         settings.redis_url,
         decode_responses=True,
-        socket_connect_timeout=1.0,
-        socket_timeout=5.0,
+        socket_connect_timeout=settings.redis_connect_timeout_seconds,
+        socket_timeout=settings.redis_socket_timeout_seconds,
         max_connections=settings.progress_redis_pool_size,
         timeout=10,
     )
@@ -85,9 +87,8 @@ class Progress:
 
 
 async def start(settings: Settings, *, port: int | None = None) -> Progress:
-    """Migrate the database, then start progress on `port` (default PROGRESS_PORT)."""
-    engine = create_engine(settings.effective_database_url, pool_size=10)
-    await upgrade_to_head(engine)
+    """Start progress on `port` (default PROGRESS_PORT) once the schema is current."""
+    engine = await open_engine(settings, pool_size=10, pre_ping=True)
     reader = create_reader(settings)
     pool = create_pool(settings)
     hub = Hub(

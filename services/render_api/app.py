@@ -12,10 +12,9 @@ from render.v1 import render_service_pb2, render_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
-from render_common.db.engine import create_engine
-from render_common.db.migrate import upgrade_to_head
+from render_common.db.migrate import open_engine
 from render_common.logs import configure_logging
-from render_common.redis_client import create_redis
+from render_common.redis_client import redis_for
 from render_common.server import (
     RunningServer,
     ServiceRegistration,
@@ -63,10 +62,12 @@ class RenderApi:
 async def start(
     settings: Settings, *, port: int | None = None, run_sweeper: bool = True
 ) -> RenderApi:
-    """Migrate the database, then start render_api on `port` (default RENDER_API_PORT)."""
-    engine = create_engine(settings.effective_database_url)
-    await upgrade_to_head(engine)
-    redis = create_redis(settings.redis_url)
+    """Start render_api on `port` (default RENDER_API_PORT) once the schema is current.
+
+    Raises SchemaNotCurrent when the database has not been migrated (`migrate` command).
+    """
+    engine = await open_engine(settings)
+    redis = redis_for(settings)
     validator = RequestValidator(settings, SceneCatalogue.load())
     servicer = RenderService(settings, engine, redis, validator)
     server = await start_server(

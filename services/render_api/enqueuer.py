@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.batching import Batch, Batcher
 from render_common.db import renders
+from render_common.errors import Unavailable
 from render_common.queue import enqueue_attempts
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ class FirstAttempt:
 class Enqueuer:
     """XADDs first attempts in one pipeline; their entry ids are recorded in the background.
 
-    A Redis failure answers None for the renders concerned rather than failing the
-    StartRender: their rows are durable and the sweeper enqueues them.
+    The intake checks that Redis answers before it commits (`ensure_reachable`), so a
+    Redis that is down or silent refuses StartRender with UNAVAILABLE and writes nothing.
+    Should Redis fail between that check and the XADD, the renders concerned get None
+    rather than a failed StartRender: their rows are durable and the sweeper enqueues them.
     """
 
     def __init__(self, redis: Redis, engine: AsyncEngine) -> None:
@@ -51,6 +54,13 @@ class Enqueuer:
         self._recorder: Batcher[tuple[str, str], None] = Batcher(
             self._record, name="entry-recorder", max_batch=RECORD_BATCH
         )
+
+    async def ensure_reachable(self) -> None:
+        """Raise Unavailable unless Redis answers a PING (within its socket timeout)."""
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise Unavailable("Redis is unavailable; retry", reason="REDIS_UNAVAILABLE") from exc
 
     async def enqueue(self, attempts: Sequence[FirstAttempt]) -> list[str | None]:
         """The entry id of each attempt in render:jobs, or None where Redis did not take it."""

@@ -8,6 +8,7 @@ against a limit of 10 admit exactly 10, and 50 retries of one request_id create 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from render_common.batching import Batch, Batcher
+from render_common.batching import Batch, Batcher, drop_outcome
 from render_common.db.schema import QUEUED, video_renders
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
 from render_common.queue import current_traceparent
@@ -165,6 +166,18 @@ class Intake:
     async def _admit_in_transaction(
         self, requests: list[IntakeRequest]
     ) -> list[Admission | Exception]:
+        """One transaction; it commits only if Redis answered a PING meanwhile (a render is
+        admitted only when it can be queued), so a silent Redis writes nothing."""
+        redis_check = asyncio.ensure_future(self._enqueuer.ensure_reachable())
+        redis_check.add_done_callback(drop_outcome)  # not awaited when nothing is admitted
+        try:
+            return await self._transaction(requests, redis_check)
+        finally:
+            redis_check.cancel()  # a no-op once it is done
+
+    async def _transaction(
+        self, requests: list[IntakeRequest], redis_check: asyncio.Future[None]
+    ) -> list[Admission | Exception]:
         now = datetime.now(UTC)
         users = sorted({request.user_id for request in requests})
         keyed = [(r.user_id, r.spec.request_id) for r in requests if r.spec.request_id]
@@ -185,6 +198,8 @@ class Intake:
                 await connection.execute(sql.INSERT_MANY, sql.as_columns(rows))
             elif rows:
                 await connection.execute(sql.INSERT, rows)
+            if rows:
+                await redis_check  # raises Unavailable: the transaction rolls back
         return results
 
     def _decide(

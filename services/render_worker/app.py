@@ -12,10 +12,9 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
-from render_common.db.engine import create_engine
-from render_common.db.migrate import upgrade_to_head
+from render_common.db.migrate import open_engine
 from render_common.logs import configure_logging
-from render_common.redis_client import create_redis
+from render_common.redis_client import redis_for
 from render_common.scene_assets import AssetCatalogue
 from render_common.server import RunningServer, start_server, wait_for_shutdown_signal
 from render_common.telemetry import configure_telemetry
@@ -100,7 +99,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
     if settings.lambda_configured:
         engines["lambda"] = LambdaEngine(
             LambdaClient(settings),
-            create_redis(settings.redis_url, socket_timeout=None),
+            redis_for(settings, block_seconds=settings.lambda_poll_interval_seconds),
             fetcher,
             assets=assets,
             poll_interval_seconds=settings.lambda_poll_interval_seconds,
@@ -122,10 +121,10 @@ async def start(
     Remotion webhook on WEBHOOK_PORT (`webhook_port` overrides it; 0 = any).
     """
     data_dir = Path(settings.data_dir)
-    db = create_engine(settings.effective_database_url, pool_size=5)
-    await upgrade_to_head(db)
-    redis = create_redis(settings.redis_url)
-    blocking = create_redis(settings.redis_url, socket_timeout=None)
+    db = await open_engine(settings, pool_size=5, pre_ping=True)
+    redis = redis_for(settings)
+    # XREADGROUP blocks at most a second (consumer.py); pub/sub listens without a timeout.
+    blocking = redis_for(settings, block_seconds=1.0)
     engines = engines if engines is not None else build_engines(settings, data_dir)
     if warm and "ssr" in engines:
         ssr = engines["ssr"]

@@ -33,11 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common import streams
 from render_common.config import Settings
 from render_common.db import renders
-from render_common.db.engine import create_engine
+from render_common.db.engine import engine_for
 from render_common.db.schema import ACTIVE_STATES
 from render_common.listen import IPV4_WILDCARD, dual_stack_socket, is_any_address
 from render_common.logs import configure_logging
-from render_common.redis_client import create_redis
+from render_common.redis_client import redis_for
 from render_common.server import wait_for_shutdown_signal
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,8 @@ async def main() -> None:
     configure_logging(settings.log_level, settings.log_format)
     if not settings.webhook_secret:
         raise SystemExit("WEBHOOK_SECRET must be set to receive Remotion webhooks")
-    db = create_engine(settings.effective_database_url, pool_size=5)
-    redis = create_redis(settings.redis_url)
+    db = engine_for(settings, pool_size=5, pre_ping=True)
+    redis = redis_for(settings)
     server = await start_webhook_server(settings, db, redis)
     try:
         await wait_for_shutdown_signal()

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import asyncpg
+
+from render_common.config import ROOT
 
 
 def free_port() -> int:
@@ -76,6 +80,16 @@ class RedisServer:
             time.sleep(0.02)
         raise RuntimeError("redis-server did not start")
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and new ones are accepted, but nothing answers."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT (harmless when not paused)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop the server with SIGTERM (without AOF its data is lost)."""
         if self.process is not None:
@@ -116,13 +130,15 @@ class ThrowawayDatabase:
         base, _, _ = self.admin.rpartition("/")
         return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{self.name}"
 
-    async def create(self) -> None:
-        """CREATE DATABASE."""
+    async def create(self, *, migrated: bool = True) -> None:
+        """CREATE DATABASE, then (unless told otherwise) the migrate command."""
         connection = await asyncpg.connect(self.admin)
         try:
             await connection.execute(f'CREATE DATABASE "{self.name}"')
         finally:
             await connection.close()
+        if migrated:
+            migrate_database(self.url)
 
     async def drop(self) -> None:
         """DROP DATABASE (closing other sessions first)."""
@@ -133,6 +149,35 @@ class ThrowawayDatabase:
             await connection.close()
 
 
-def sqlite_url(directory: Path) -> str:
-    """An SQLite database file in `directory`."""
-    return f"sqlite+aiosqlite:///{directory / 'render.db'}"
+def sqlite_url(directory: Path, name: str = "render.db") -> str:
+    """An SQLite database file in `directory`, migrated (as `make up` does)."""
+    url = f"sqlite+aiosqlite:///{directory / name}"
+    migrate_database(url)
+    return url
+
+
+_MIGRATED: set[str] = set()
+
+
+def migrate_command(url: str) -> subprocess.Popen[str]:
+    """Start `python -m render_common.db migrate` against `url` (output captured)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "render_common.db", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": url, "LOG_FORMAT": "text"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def migrate_database(url: str) -> None:
+    """Run the migrate command against `url` once per test process, as deployments do
+    before starting services (services themselves refuse an unmigrated database)."""
+    if url in _MIGRATED:
+        return
+    process = migrate_command(url)
+    output, _ = process.communicate(timeout=120)
+    if process.returncode != 0:
+        raise RuntimeError(f"migrate failed ({process.returncode}):\n{output}")
+    _MIGRATED.add(url)
