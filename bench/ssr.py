@@ -256,7 +256,7 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
         stub = render_service_pb2_grpc.RenderServiceStub(channel)
         auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
-        events = create_redis(redis.url, socket_timeout=None)
+        events = create_redis(redis.url, block_seconds=60.0)  # XREAD BLOCK 60 s below
         try:
             # Warm-ups: browsers open, bundles cached, npx cache.
             await asyncio.to_thread(stack.user_render)

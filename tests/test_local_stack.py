@@ -48,6 +48,9 @@ def test_up_restart_down(tmp_path: Path) -> None:
     state = json.loads((tmp_path / "data" / "stack" / "state.json").read_text())
     children = state["children"]
     assert set(children) == {"redis", "render_api", "progress", "worker", "edge"}
+    # The schema was migrated once, by the migrate command, before the services started.
+    migrate_log = (tmp_path / "data" / "logs" / "migrate.log").read_text()
+    assert "schema migrated: empty -> " in migrate_log
     try:
         # The printed sign-in link opens the export page as RENDER_USER.
         link = next(w for w in up.stdout.split() if "/login?token=" in w)

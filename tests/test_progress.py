@@ -702,6 +702,46 @@ async def test_long_redis_outage_ends_unavailable_and_client_resumes(
     assert resumed[0].state == State.STATE_SUCCEEDED and resumed[0].render.output_url
 
 
+async def test_silent_redis_ends_streams_unavailable_and_client_resumes(
+    start_progress_sqlite: StartProgress,
+    user: str,
+    token_for: Any,
+    private_redis: RedisServer,
+) -> None:
+    """A paused (SIGSTOP) Redis answers nothing: the hub's own RESP reader gives up after
+    its block time plus REDIS_SOCKET_TIMEOUT_SECONDS, so streams end UNAVAILABLE instead
+    of hanging, and the hub reads again once Redis is back."""
+    progress, stub = await start_progress_sqlite(
+        redis_url=private_redis.url,
+        progress_redis_outage_seconds=0.3,
+        redis_socket_timeout_seconds=1.0,
+    )
+    render_id = await insert_render(progress.engine, user, status="running")
+    token = token_for(user)
+    writer = create_redis(private_redis.url)
+    try:
+        call = watch(stub, render_id, token, timeout=60)
+        await call.read()
+        first = await publish(writer, render_id, "running", "rendering", 0.1)
+        assert (await call.read()).event.event_id == first
+        private_redis.pause()
+        try:
+            events, error = await collect(call)
+        finally:
+            private_redis.resume()
+        assert events == []
+        assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
+        assert error.metadata["resume_after_event_id"] == first
+        later = [await publish(writer, render_id, "running", "encoding", 0.9)]
+        await finish_row(progress.engine, render_id)
+        later.append(await publish(writer, render_id, "succeeded", "done", 1.0))
+        resumed, error = await collect(watch(stub, render_id, token, after=first, timeout=60))
+    finally:
+        await writer.aclose()
+    assert error is None
+    assert [e.event_id for e in resumed] == later
+
+
 # --- WatchRenders --------------------------------------------------------------------
 
 

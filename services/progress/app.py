@@ -88,7 +88,7 @@ class Progress:
 
 async def start(settings: Settings, *, port: int | None = None) -> Progress:
     """Start progress on `port` (default PROGRESS_PORT) once the schema is current."""
-    engine = await open_engine(settings, pool_size=10, pre_ping=True)
+    engine = await open_engine(settings, pool_size=10)
     reader = create_reader(settings)
     pool = create_pool(settings)
     hub = Hub(
