@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common import streams
 from render_common.config import Settings
 from render_common.db.engine import create_engine
-from render_common.db.migrate import upgrade_to_head
 from render_common.listen import dual_stack_socket, is_any_address
 from render_common.redis_client import create_redis
 from services.render_worker.webhook import PATH, WebhookServer, start_webhook_server
@@ -57,8 +56,7 @@ StartWebhook = Callable[[str], Awaitable[WebhookServer]]
 @pytest_asyncio.fixture
 async def database(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     """A migrated SQLite database of this test's own."""
-    engine = create_engine(sqlite_url(tmp_path))
-    await upgrade_to_head(engine)
+    engine = create_engine(sqlite_url(tmp_path))  # sqlite_url runs the migrate command
     yield engine
     await engine.dispose()
 
