@@ -132,8 +132,14 @@ def _discard_timed_out_connection(context: Any) -> None:
     be unreachable): SQLAlchemy then invalidates it instead of rolling it back (a ROLLBACK
     on a silent connection would wait again) and never hands it out again.
     """
-    if isinstance(context.original_exception, TimeoutError):
-        context.is_disconnect = True
+    if not isinstance(context.original_exception, TimeoutError):
+        return
+    context.is_disconnect = True
+    connection = context.connection
+    if connection is not None and not connection.invalidated:
+        # Close the socket now: the driver's graceful close would first wait (2 s) for a
+        # goodbye the silent server cannot answer.
+        connection.connection.driver_connection.terminate()
 
 
 def engine_for(settings: Settings, *, pool_size: int = 20, pre_ping: bool = False) -> AsyncEngine:
