@@ -313,6 +313,14 @@ async def test_another_users_render_is_not_found(
     assert got.status_code == 404 and got.json()["code"] == "not_found"
     output = await client.get(f"{stack.url}/v1/renders/{render_id}/output", headers=other)
     assert output.status_code == 404
+    mine = await client.get(
+        f"{stack.url}/v1/renders/{render_id}/output", headers=stack.headers(user)
+    )
+    assert mine.status_code == 404 and mine.json()["reason"] == "NO_OUTPUT"  # not rendered yet
+    bogus = await client.get(
+        f"{stack.url}/v1/renders/{render_id}/bogus", headers=stack.headers(user)
+    )
+    assert bogus.status_code == 404 and bogus.json()["reason"] == "NO_ROUTE"
     listed = await client.post(
         f"{stack.url}/render.v1.RenderService/ListRenders", json={}, headers=other
     )

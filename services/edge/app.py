@@ -124,6 +124,8 @@ class Edge:
 
     async def render_file(self, request: Request) -> Response:
         """GET /v1/renders/{render_id}/output and .../thumbnail: download as the owner."""
+        if request.path_params["which"] not in ("output", "thumbnail"):
+            return error_response(status_of(NotFound("no such route", reason="NO_ROUTE")))
         try:
             caller = self.caller(request)
             reply = await self.up.renders.GetRender(
