@@ -1,13 +1,18 @@
 // Benchmark: cold/warm host start and the 1080p QUALITY_HIGH render of
 // samples/reference-150.json through the host.
-//   node scripts/bench.mjs [--cold] [--runs=N]
+//   node scripts/bench.mjs [--cold] [--runs=N] [--every-frame] [--preset=veryfast]
 // --cold uses a fresh bundle cache (and drops webpack's cache) to time a cold bundle.
-import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
+// --every-frame captures every frame (skipStaticFrames: false). Each render prints the
+// host's timings and the CPU seconds of the host's process tree (Node, Chromium, ffmpeg),
+// per captured frame: a figure that holds on a busy machine, unlike wall time.
+import {mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {REMOTION_DIR, startHost} from '../test/host-client.mjs';
 
 const cold = process.argv.includes('--cold');
+const everyFrame = process.argv.includes('--every-frame');
+const preset = process.argv.find((a) => a.startsWith('--preset='))?.split('=')[1] ?? 'veryfast';
 const runs = Number(process.argv.find((a) => a.startsWith('--runs='))?.split('=')[1] ?? 2);
 const env = {};
 let cacheDir = null;
@@ -18,6 +23,34 @@ if (cold) {
 }
 const outDir = mkdtempSync(path.join(tmpdir(), 'bench-out-'));
 const props = JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples/reference-150.json'), 'utf8'));
+
+// CPU seconds (user + system, with reaped children) of a process and its live descendants.
+const TICKS = 100;
+const treeCpu = (root) => {
+	const children = new Map();
+	const cpu = new Map();
+	for (const entry of readdirSync('/proc')) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+			const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+			const ppid = Number(f[1]);
+			if (!children.has(ppid)) children.set(ppid, []);
+			children.get(ppid).push(Number(entry));
+			cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS);
+		} catch {
+			// the process ended meanwhile
+		}
+	}
+	let total = 0;
+	const stack = [root];
+	while (stack.length) {
+		const pid = stack.pop();
+		total += cpu.get(pid) ?? 0;
+		stack.push(...(children.get(pid) ?? []));
+	}
+	return total;
+};
 
 const startTimed = async () => {
 	const t = performance.now();
@@ -37,6 +70,7 @@ console.log(`start #2: ready after ${second.wallMs} ms (bundleMs=${second.ready.
 for (let i = 1; i <= runs; i++) {
 	const id = `ref-${i}`;
 	const t = performance.now();
+	const cpuBefore = treeCpu(second.host.child.pid);
 	second.host.send({
 		type: 'render',
 		id,
@@ -49,6 +83,10 @@ for (let i = 1; i <= runs; i++) {
 		crf: 18,
 		jpegQuality: 90,
 		videoBitrate: null,
+		imageFormat: 'jpeg',
+		pixelFormat: 'yuv420p',
+		x264Preset: preset,
+		skipStaticFrames: !everyFrame,
 		concurrency: 2,
 		timeoutMs: 600000,
 		thumbnailPath: path.join(outDir, `${id}.jpg`),
@@ -56,8 +94,14 @@ for (let i = 1; i <= runs; i++) {
 	});
 	const res = await second.host.finished(id, 600000);
 	const wall = Math.round(performance.now() - t);
+	const cpu = treeCpu(second.host.child.pid) - cpuBefore;
 	if (res.type !== 'done') throw new Error(JSON.stringify(res));
-	console.log(`render #${i} reference-150 1080p crf18 jq90 c2: renderMs=${res.renderMs} wall=${wall} probe=${JSON.stringify(res.probe)}`);
+	const captured = res.frames?.captured ?? 150;
+	console.log(
+		`render #${i} reference-150 1080p crf18 jq90 c2 ${preset}${everyFrame ? ' every frame' : ''}: renderMs=${res.renderMs} wall=${wall}` +
+			` cpu=${cpu.toFixed(2)} s (${((cpu / captured) * 1000).toFixed(0)} ms per captured frame, ${captured}/${res.frames?.total})` +
+			` timings=${JSON.stringify(res.timings)} probe=${JSON.stringify(res.probe)}`,
+	);
 }
 second.host.send({type: 'shutdown'});
 await second.host.exited;
