@@ -181,7 +181,8 @@ class LocalStack:
                 env_name("render_concurrency"): str(CONCURRENCY),
                 env_name("daily_render_limit"): "1000",
                 env_name("concurrent_render_limit"): "100",
-                "PYTHONPATH": str(ROOT),
+                # This checkout's code and stubs, whatever the venv's editable install maps.
+                "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
             }
         )
         self.env = env
