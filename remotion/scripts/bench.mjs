@@ -24,11 +24,13 @@ if (cold) {
 const outDir = mkdtempSync(path.join(tmpdir(), 'bench-out-'));
 const props = JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples/reference-150.json'), 'utf8'));
 
-// CPU seconds (user + system, with reaped children) of a process and its live descendants.
+// CPU seconds (user + system, with reaped children) of a process and its live descendants,
+// in all and by program name (a program's reaped children count as its own).
 const TICKS = 100;
 const treeCpu = (root) => {
 	const children = new Map();
 	const cpu = new Map();
+	const names = new Map();
 	for (const entry of readdirSync('/proc')) {
 		if (!/^\d+$/.test(entry)) continue;
 		try {
@@ -38,18 +40,30 @@ const treeCpu = (root) => {
 			if (!children.has(ppid)) children.set(ppid, []);
 			children.get(ppid).push(Number(entry));
 			cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS);
+			names.set(Number(entry), stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')));
 		} catch {
 			// the process ended meanwhile
 		}
 	}
 	let total = 0;
+	const byName = {};
 	const stack = [root];
 	while (stack.length) {
 		const pid = stack.pop();
 		total += cpu.get(pid) ?? 0;
+		const name = names.get(pid) ?? '?';
+		byName[name] = (byName[name] ?? 0) + (cpu.get(pid) ?? 0);
 		stack.push(...(children.get(pid) ?? []));
 	}
-	return total;
+	return {total, byName};
+};
+const cpuDelta = (after, before) => {
+	const byName = {};
+	for (const [name, value] of Object.entries(after.byName)) {
+		const d = value - (before.byName[name] ?? 0);
+		if (d >= 0.05) byName[name] = Number(d.toFixed(2));
+	}
+	return {total: after.total - before.total, byName};
 };
 
 const startTimed = async () => {
@@ -94,12 +108,12 @@ for (let i = 1; i <= runs; i++) {
 	});
 	const res = await second.host.finished(id, 600000);
 	const wall = Math.round(performance.now() - t);
-	const cpu = treeCpu(second.host.child.pid) - cpuBefore;
+	const {total: cpu, byName} = cpuDelta(treeCpu(second.host.child.pid), cpuBefore);
 	if (res.type !== 'done') throw new Error(JSON.stringify(res));
 	const captured = res.frames?.captured ?? 150;
 	console.log(
 		`render #${i} reference-150 1080p crf18 jq90 c2 ${preset}${everyFrame ? ' every frame' : ''}: renderMs=${res.renderMs} wall=${wall}` +
-			` cpu=${cpu.toFixed(2)} s (${((cpu / captured) * 1000).toFixed(0)} ms per captured frame, ${captured}/${res.frames?.total})` +
+			` cpu=${cpu.toFixed(2)} s (${((cpu / captured) * 1000).toFixed(0)} ms per captured frame, ${captured}/${res.frames?.total}; by program ${JSON.stringify(byName)})` +
 			` timings=${JSON.stringify(res.timings)} probe=${JSON.stringify(res.probe)}`,
 	);
 }
