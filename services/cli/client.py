@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import grpc
 
 from render_common.config import Settings
-from render_common.status_details import error_details
 from render_common.tokens import mint_token
 
 # Exit codes that mean something to scripts.
@@ -63,6 +62,8 @@ class Endpoints:
 
 def describe_error(error: grpc.RpcError) -> tuple[str, int]:
     """One line naming the status, reason and message, and the exit code that goes with it."""
+    from render_common.status_details import error_details  # only on errors: not on every start
+
     details = error_details(error)
     label = f"{details.code.name} ({details.reason})" if details.reason else details.code.name
     violations = [f"{path}: {why}" for path, why in details.field_violations.items()]

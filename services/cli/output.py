@@ -7,13 +7,14 @@ import sys
 import time
 from typing import Any, TextIO
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from render.v1 import progress_service_pb2, render_pb2, render_service_pb2
 
 
 def as_json(message: Message) -> str:
     """A message as JSON (proto3 JSON mapping)."""
+    from google.protobuf import json_format  # only for --json: not imported on every start
+
     return json_format.MessageToJson(message, indent=2, preserving_proto_field_name=True)
 
 
