@@ -30,6 +30,10 @@ X264_PRESETS = (
 )
 
 
+# SigV4 presigned URLs live at most 7 days (S3 refuses longer X-Amz-Expires).
+MAX_DOWNLOAD_URL_TTL_SECONDS = 7 * 24 * 3600
+
+
 class ConfigError(ValueError):
     """Raised at start-up when an environment variable is missing or malformed."""
 
@@ -124,7 +128,9 @@ class Settings:
     # Storage.
     storage_url: str = ""  # STORAGE_URL: file:///dir or s3://bucket/prefix; default data_dir
     s3_endpoint_url: str = ""  # S3_ENDPOINT_URL (R2, MinIO, moto)
-    presign_expiry_seconds: int = 7 * 24 * 3600  # PRESIGN_EXPIRY_SECONDS
+    # DOWNLOAD_URL_TTL_SECONDS: lifetime of the download links signed each time a render is
+    # read (S3 and private Lambda outputs); SigV4 allows at most 7 days.
+    download_url_ttl_seconds: int = MAX_DOWNLOAD_URL_TTL_SECONDS
 
     # Remotion.
     remotion_dir: str = str(ROOT / "remotion")  # REMOTION_DIR
@@ -270,6 +276,11 @@ class Settings:
         if self.webhook_url and len(self.webhook_secret) < 16:
             raise ConfigError(
                 "WEBHOOK_SECRET of at least 16 characters is required when WEBHOOK_URL is set"
+            )
+        if not 1 <= self.download_url_ttl_seconds <= MAX_DOWNLOAD_URL_TTL_SECONDS:
+            raise ConfigError(
+                f"DOWNLOAD_URL_TTL_SECONDS must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} "
+                "(7 days, the longest a SigV4 presigned URL may live)"
             )
         url = self.effective_storage_url
         if not (url.startswith("file://") or url.startswith("s3://")):

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 from render.v1 import render_pb2
 
+from render_common.downloads import DownloadLinks
 from render_common.pricing import FPS
 
 STATE_TO_PROTO: dict[str, int] = {
@@ -82,8 +83,8 @@ def cost_message(cost: Mapping[str, Any] | None) -> render_pb2.Cost | None:
     )
 
 
-def render_message(row: Mapping[str, Any]) -> render_pb2.Render:
-    """A render.v1.Render from a `video_renders` row mapping."""
+def render_message(row: Mapping[str, Any], links: DownloadLinks) -> render_pb2.Render:
+    """A render.v1.Render from a `video_renders` row mapping, with fresh download links."""
     render = render_pb2.Render(
         render_id=row["id"],
         user_id=row["user_id"],
@@ -97,8 +98,8 @@ def render_message(row: Mapping[str, Any]) -> render_pb2.Render:
         progress=float(row["progress"] or 0.0),
         frames_total=int(row["frames_total"]),
         scene_count=int(row["scene_count"]),
-        output_url=row["output_url"] or "",
-        thumbnail_url=row["thumbnail_url"] or "",
+        output_url=links.output_url(row),
+        thumbnail_url=links.thumbnail_url(row),
         retry_count=int(row["retry_count"] or 0),
         queue_job_id=row["queue_job_id"] or "",
     )

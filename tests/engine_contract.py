@@ -91,7 +91,7 @@ class EngineContract:
         frames = [f for _, _, f in reports.items]
         assert all(0 <= f <= job.frames_total for f in frames)
 
-        assert output.output_path is not None or output.output_url
+        assert output.output_path is not None or output.output_url or output.stored is not None
         assert self.output_bytes(output) > 0
         preset = QUALITY_PRESETS[job.quality]
         assert int(output.probe["width"]) == preset.width

@@ -71,11 +71,16 @@ video_renders = Table(
     Column("lambda_render_id", String(255), nullable=True),
     Column("lambda_function_name", String(255), nullable=True),
     Column("lambda_bucket_name", String(255), nullable=True),
-    # Output.
+    # Output: where the objects are (render_common/downloads.py makes the links when a render
+    # is read). `storage` is local | s3 | lambda, `storage_location` the local root directory
+    # or the bucket, and the keys are relative to it. A URL is stored only when it never
+    # expires (a public Lambda output) or for rows from before migration 0002.
     Column("output_url", Text, nullable=True),
     Column("output_key", Text, nullable=True),
     Column("thumbnail_url", Text, nullable=True),
     Column("thumbnail_key", Text, nullable=True),
+    Column("storage", String(16), nullable=True),
+    Column("storage_location", Text, nullable=True),
     Column("metadata", JSON, nullable=True),
     # Errors.
     Column("error_reason", String(64), nullable=True),

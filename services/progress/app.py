@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
+from render_common.downloads import DownloadLinks
 from render_common.logs import configure_logging
 from render_common.server import (
     RunningServer,
@@ -100,7 +102,9 @@ async def start(settings: Settings, *, port: int | None = None) -> Progress:
         outage_seconds=settings.progress_redis_outage_seconds,
     )
     hub.start()
-    servicer = ProgressService(settings, engine, pool, hub)
+    links = DownloadLinks(settings)
+    await asyncio.to_thread(links.warm)
+    servicer = ProgressService(settings, engine, pool, hub, links)
     server = await start_server(
         [
             ServiceRegistration(

@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 from render.v1 import progress_service_pb2, render_pb2
 
 from render_common.db.schema import FAILED, TERMINAL_STATES
+from render_common.downloads import DownloadLinks
 from render_common.events import ProgressEvent
 from render_common.resources import STAGE_TO_PROTO, STATE_TO_PROTO, render_message, timestamp
 
@@ -44,10 +45,11 @@ def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
 
 
 def from_row(
-    row: Mapping[str, Any], event_id: str = "", kind: Kind = SNAPSHOT
+    row: Mapping[str, Any], links: DownloadLinks, event_id: str = "", kind: Kind = SNAPSHOT
 ) -> progress_service_pb2.RenderEvent:
-    """A snapshot (or gap) carrying a render's state as stored, with `render` set."""
-    render = render_message(row)
+    """A snapshot (or gap) carrying a render's state as stored, with `render` set (its
+    download links signed now)."""
+    render = render_message(row, links)
     message = progress_service_pb2.RenderEvent(
         kind=kind,
         event_id=event_id,
@@ -68,14 +70,17 @@ def from_row(
 
 
 def with_render(
-    event: progress_service_pb2.RenderEvent, row: Mapping[str, Any] | None
+    event: progress_service_pb2.RenderEvent,
+    links: DownloadLinks,
+    row: Mapping[str, Any] | None,
 ) -> progress_service_pb2.RenderEvent:
-    """A copy of an event with the stored render (output, metadata, error) set."""
+    """A copy of an event with the stored render (output, metadata, error) set; its
+    download links are signed now."""
     if row is None:
         return event
     complete = progress_service_pb2.RenderEvent()
     complete.CopyFrom(event)
-    render = render_message(row)
+    render = render_message(row, links)
     complete.render.CopyFrom(render)
     if event.state == render_pb2.Render.STATE_FAILED and not event.HasField("error"):
         complete.error.CopyFrom(render.error)
@@ -83,14 +88,17 @@ def with_render(
 
 
 def snapshot(
-    newest: ProgressEvent, row: Mapping[str, Any] | None, kind: Kind = SNAPSHOT
+    newest: ProgressEvent,
+    links: DownloadLinks,
+    row: Mapping[str, Any] | None,
+    kind: Kind = SNAPSHOT,
 ) -> progress_service_pb2.RenderEvent:
     """A snapshot (or gap) standing for every event up to `newest`: its state, `render` set.
 
     The state is the newest event's (the row's progress lags it between heartbeats); for a
     terminal event, `row` should be the final one.
     """
-    message = with_render(from_progress(newest), row)
+    message = with_render(from_progress(newest), links, row)
     message.kind = kind
     return message
 

@@ -39,6 +39,7 @@ from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.schema import ACTIVE_STATES, TERMINAL_STATES
+from render_common.downloads import DownloadLinks
 from render_common.errors import Aborted, NotFound, RenderExportError, Unavailable
 from render_common.events import ProgressEvent
 from render_common.ids import (
@@ -117,8 +118,11 @@ class _ProjectFilter:
 class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
     """Pushes render events with history and resume."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, pool: Redis, hub: Hub) -> None:
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, pool: Redis, hub: Hub, links: DownloadLinks
+    ) -> None:
         self._settings = settings
+        self._links = links  # signs the download URLs of the renders events carry
         self._engine = engine
         self._pool = pool
         self._hub = hub
@@ -152,7 +156,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
             if newest is None:
                 # No event recorded yet, or they expired: the database has the state.
                 first = events.GAP if after else events.SNAPSHOT
-                yield WatchRenderResponse(event=events.from_row(row, kind=first))
+                yield WatchRenderResponse(event=events.from_row(row, self._links, kind=first))
                 if events.row_is_terminal(row):
                     return
             else:
@@ -164,7 +168,9 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                             event = events.from_progress(progress)
                             if progress.terminal:
                                 final = await self._final_row(render_id)
-                                yield WatchRenderResponse(event=events.with_render(event, final))
+                                yield WatchRenderResponse(
+                                    event=events.with_render(event, self._links, final)
+                                )
                                 return
                             yield WatchRenderResponse(event=event)
                             resume = entry_id
@@ -173,7 +179,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                     else:
                         if events.row_is_terminal(row):
                             # Terminal before we came, but no terminal event was recorded.
-                            yield WatchRenderResponse(event=events.from_row(row))
+                            yield WatchRenderResponse(event=events.from_row(row, self._links))
                             return
                 if kind is not None:  # a snapshot, or a gap: the state as of the newest event
                     snapshot, terminal = await self._snapshot(newest, row, kind)
@@ -204,11 +210,13 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
         render_id = row["id"]
         progress = ProgressEvent.from_entry(render_id, newest[0], newest[1])
         if progress.terminal:
-            return events.snapshot(progress, await self._final_row(render_id), kind), True
+            return events.snapshot(
+                progress, self._links, await self._final_row(render_id), kind
+            ), True
         if events.row_is_terminal(row):
             # Terminal, but its event is not recorded (yet, or ever): the row is the truth.
-            return events.from_row(row, kind=kind), True
-        return events.snapshot(progress, row, kind), False
+            return events.from_row(row, self._links, kind=kind), True
+        return events.snapshot(progress, self._links, row, kind), False
 
     async def _newest(self, key: str) -> tuple[str, dict[str, str]] | None:
         """The newest entry of a stream, or None when there is none."""
@@ -252,7 +260,9 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
             progress = ProgressEvent.from_entry(render_id, item.entry_id, item.fields)
             event = events.from_progress(progress)
             if progress.terminal:
-                event = events.with_render(event, await self._shared_final_row(item, render_id))
+                event = events.with_render(
+                    event, self._links, await self._shared_final_row(item, render_id)
+                )
             cached = (WatchRenderResponse(event=event), progress.terminal)
             item.memo["render_response"] = cached
         response: WatchRenderResponse = cached[0]
@@ -286,7 +296,9 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                             progress = ProgressEvent.from_entry(render_id, entry_id, fields)
                             event = events.from_progress(progress)
                             if progress.terminal:
-                                event = events.with_render(event, await self._final_row(render_id))
+                                event = events.with_render(
+                                    event, self._links, await self._final_row(render_id)
+                                )
                             yield WatchRendersResponse(event=event)
                         resume = entry_id
                 except HistoryGap:
@@ -300,7 +312,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                         project_id=project_id,
                         active=ACTIVE_STATES,
                     ):
-                        yield WatchRendersResponse(event=events.from_row(row))
+                        yield WatchRendersResponse(event=events.from_row(row, self._links))
             elif request.include_active:
                 resume = await self._retry(lambda: self._newest_id(key), resume)
                 rows = await renders.list_for_user(
@@ -311,7 +323,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                     states=ACTIVE_STATES,
                 )
                 for row in reversed(rows):  # oldest first
-                    yield WatchRendersResponse(event=events.from_row(row))
+                    yield WatchRendersResponse(event=events.from_row(row, self._links))
             sent = parse_event_id(resume) if resume else (0, 0)
             while True:
                 try:
@@ -339,7 +351,9 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
             progress = ProgressEvent.from_entry(render_id, item.entry_id, item.fields)
             event = events.from_progress(progress)
             if progress.terminal:
-                event = events.with_render(event, await self._shared_final_row(item, render_id))
+                event = events.with_render(
+                    event, self._links, await self._shared_final_row(item, render_id)
+                )
             cached = WatchRendersResponse(event=event)
             item.memo["user_response"] = cached
         response: WatchRendersResponse = cached

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
+from render_common.downloads import DownloadLinks
 from render_common.logs import configure_logging
 from render_common.redis_client import redis_for
 from render_common.server import (
@@ -69,7 +70,9 @@ async def start(
     engine = await open_engine(settings)
     redis = redis_for(settings)
     validator = RequestValidator(settings, SceneCatalogue.load())
-    servicer = RenderService(settings, engine, redis, validator)
+    links = DownloadLinks(settings)
+    await asyncio.to_thread(links.warm)
+    servicer = RenderService(settings, engine, redis, validator, links)
     server = await start_server(
         [
             ServiceRegistration(

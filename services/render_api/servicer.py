@@ -20,6 +20,7 @@ from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.schema import CANCELLED, QUEUED, RUNNING, TERMINAL_STATES, video_renders
+from render_common.downloads import DownloadLinks
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from render_common.events import ProgressEvent, publish_event
 from render_common.ids import check_render_id
@@ -54,8 +55,10 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         engine: AsyncEngine,
         redis: Redis,
         validator: RequestValidator,
+        links: DownloadLinks,
     ) -> None:
         self._settings = settings
+        self._links = links  # signs download URLs as renders are read
         self._engine = engine
         self._redis = redis
         self._validator = validator
@@ -84,7 +87,9 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         admission = await self._intake.admit(
             user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
         )
-        return render_service_pb2.StartRenderResponse(render=render_message(admission.row))
+        return render_service_pb2.StartRenderResponse(
+            render=render_message(admission.row, self._links)
+        )
 
     async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
         requested = spec.requested_engine
@@ -124,7 +129,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
     ) -> render_service_pb2.GetRenderResponse:
         """One of the caller's renders."""
         row = await self._owned(request.render_id)
-        return render_service_pb2.GetRenderResponse(render=render_message(row))
+        return render_service_pb2.GetRenderResponse(render=render_message(row, self._links))
 
     async def ListRenders(
         self,
@@ -161,7 +166,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
             last = rows[-1]
             token = encode_token(last["created_at"], last["id"], request.project_id, states)
         return render_service_pb2.ListRendersResponse(
-            renders=[render_message(r) for r in rows], next_page_token=token
+            renders=[render_message(r, self._links) for r in rows], next_page_token=token
         )
 
     async def CancelRender(
@@ -172,7 +177,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         """Cancel a queued render now, or signal the worker running it and wait briefly."""
         row = await self._owned(request.render_id)
         if row["status"] == CANCELLED:
-            return render_service_pb2.CancelRenderResponse(render=render_message(row))
+            return render_service_pb2.CancelRenderResponse(render=render_message(row, self._links))
         if row["status"] in TERMINAL_STATES:
             raise FailedPrecondition(
                 f"render is {row['status']} and can no longer be cancelled",
@@ -215,7 +220,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
                 user_id=row["user_id"],
             )
         row = await self._wait_terminal(row["id"])
-        return render_service_pb2.CancelRenderResponse(render=render_message(row))
+        return render_service_pb2.CancelRenderResponse(render=render_message(row, self._links))
 
     async def _signal_cancel(self, render_id: str) -> None:
         """Flag the render and tell every worker, which stops it within a second."""

@@ -17,6 +17,7 @@ from opentelemetry import propagate, trace
 from render_common import metrics
 from render_common.config import Settings
 from render_common.db.schema import LAMBDA_COLUMNS
+from render_common.downloads import StoredObject
 from render_common.outage import REDIS_LOST
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
 from render_common.tasks import cancelling
@@ -36,6 +37,11 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 REMOTE_CANCEL_SECONDS = 10.0  # bound on an engine's remote cancel (e.g. Lambda)
 CRASHED_WORKER = "RENDER_CRASHED_WORKER"
+
+
+def location_columns(stored: StoredObject) -> dict[str, str]:
+    """The row's columns saying where a render's objects are (links are made when read)."""
+    return {"storage": stored.storage, "storage_location": stored.location}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +257,11 @@ class RenderProcessor:
                     frames_total=frames_total,
                 )
                 log.info(
-                    "render succeeded", extra={"render_id": render_id, "url": values["output_url"]}
+                    "render succeeded",
+                    extra={
+                        "render_id": render_id,
+                        "key": values.get("output_key") or values.get("output_url"),
+                    },
                 )
         except RenderCancelled:
             outcome = "cancelled"
@@ -376,7 +386,10 @@ class RenderProcessor:
             "bitrate": int(probe.get("bitrate", 0) or 0),
         }
         values: dict[str, Any] = {"metadata": metadata, **output.details}
-        if output.output_url:
+        if output.stored is not None:  # stored by the engine (a private Lambda output)
+            values.update(location_columns(output.stored), output_key=output.stored.key)
+            return values
+        if output.output_url:  # a URL that never expires (a public Lambda output)
             values["output_url"] = output.output_url
             return values
         assert output.output_path is not None
@@ -396,7 +409,7 @@ class RenderProcessor:
             metadata=object_metadata,
             download_name=f"{row['project_id']}-{int(time.time())}.{extension}",
         )
-        values.update(output_url=stored.url, output_key=stored.key)
+        values.update(location_columns(stored), output_key=stored.key)
         if output.thumbnail_path is not None and output.thumbnail_path.exists():
             thumb = await self._storage.put(
                 output.thumbnail_path,
@@ -405,7 +418,7 @@ class RenderProcessor:
                 metadata={"render-id": row["id"], "project-id": row["project_id"]},
                 download_name=f"{row['project_id']}-thumbnail.jpg",
             )
-            values.update(thumbnail_url=thumb.url, thumbnail_key=thumb.key)
+            values["thumbnail_key"] = thumb.key  # same storage and location as the output
         if not metadata["fileSize"]:
             metadata["fileSize"] = output.output_path.stat().st_size
         return values

@@ -2,30 +2,24 @@
 
 Keys are `renders/{project_id}/{render_id}.{ext}` and `.jpg` for the thumbnail; writing the
 same key twice replaces the object, so a redelivered render never leaves a second output.
+`put` says where the object is (storage, root or bucket, key), which the row stores;
+download links are made when a render is read (render_common/downloads.py), never here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from render_common.config import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """An uploaded object: its key and a URL to download it."""
-
-    key: str
-    url: str
+from render_common.downloads import LOCAL, S3, StoredObject
 
 
 class Storage(Protocol):
-    """Put files and hand out download URLs."""
+    """Put files; say where they are."""
 
     async def put(
         self,
@@ -46,7 +40,7 @@ def output_key(project_id: str, render_id: str, extension: str) -> str:
 
 
 class LocalStorage:
-    """A directory on local disk; URLs are file:// URLs."""
+    """A directory on local disk (links are the files' file:// URLs)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -63,7 +57,7 @@ class LocalStorage:
         """Copy into place atomically (temp file then rename)."""
         target = self.root / key
         await asyncio.to_thread(self._copy, path, target)
-        return StoredObject(key=key, url=target.resolve().as_uri())
+        return StoredObject(LOCAL, str(self.root.resolve()), key)
 
     @staticmethod
     def _copy(source: Path, target: Path) -> None:
@@ -74,16 +68,13 @@ class LocalStorage:
 
 
 class S3Storage:
-    """An S3 bucket (or R2/MinIO with S3_ENDPOINT_URL); presigned GET URLs."""
+    """An S3 bucket (or R2/MinIO with S3_ENDPOINT_URL); links are presigned when read."""
 
-    def __init__(
-        self, bucket: str, prefix: str, *, endpoint_url: str, region: str, expiry: int
-    ) -> None:
+    def __init__(self, bucket: str, prefix: str, *, endpoint_url: str, region: str) -> None:
         import boto3
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        self.expiry = expiry
         self._client: Any = boto3.client(
             "s3", endpoint_url=endpoint_url or None, region_name=region or None
         )
@@ -97,7 +88,7 @@ class S3Storage:
         metadata: dict[str, str],
         download_name: str,
     ) -> StoredObject:
-        """Upload (multipart for large files) with metadata, then presign a download URL."""
+        """Upload (multipart for large files) with metadata."""
         full_key = f"{self.prefix}/{key}" if self.prefix else key
         extra = {
             "ContentType": content_type,
@@ -107,13 +98,7 @@ class S3Storage:
         await asyncio.to_thread(
             self._client.upload_file, str(path), self.bucket, full_key, ExtraArgs=extra
         )
-        url = await asyncio.to_thread(
-            self._client.generate_presigned_url,
-            "get_object",
-            Params={"Bucket": self.bucket, "Key": full_key},
-            ExpiresIn=self.expiry,
-        )
-        return StoredObject(key=full_key, url=str(url))
+        return StoredObject(S3, self.bucket, full_key)
 
 
 def create_storage(settings: Settings) -> Storage:
@@ -126,6 +111,5 @@ def create_storage(settings: Settings) -> Storage:
             parsed.path,
             endpoint_url=settings.s3_endpoint_url,
             region=settings.aws_region,
-            expiry=settings.presign_expiry_seconds,
         )
     return LocalStorage(Path(parsed.path))

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from render_common.downloads import StoredObject
+
 # Writes engine-specific columns (lambda_render_id, ...) on the render row.
 DetailsRecorder = Callable[[Mapping[str, Any]], Awaitable[None]]
 
@@ -37,7 +39,10 @@ class RenderOutput:
     probe: dict[str, Any]
     output_path: Path | None = None
     thumbnail_path: Path | None = None
-    output_url: str = ""  # set when the engine stored the output itself (Lambda)
+    # Set when the engine stored the output itself (Lambda): where it is, for links signed
+    # when the render is read (a private output), or a URL that never expires (public).
+    stored: StoredObject | None = None
+    output_url: str = ""
     details: dict[str, Any] = field(default_factory=dict)  # engine-specific columns
 
 

@@ -167,6 +167,7 @@ class LambdaClient:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self.function_name = settings.lambda_function_name
+        self.privacy = settings.lambda_privacy  # of the outputs: public, private or no-acl
         self._client = RemotionClient(
             region=settings.aws_region,
             serve_url=settings.lambda_serve_url,

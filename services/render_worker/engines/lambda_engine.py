@@ -23,7 +23,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from render_common import streams
-from render_common.presets import FORMAT_CODECS
+from render_common.downloads import LAMBDA, StoredObject
+from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS
 from render_common.pricing import FPS
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
@@ -222,7 +223,20 @@ class LambdaEngine:
         costs = cost_actual(progress.get("costs"))
         if costs is not None:
             details["cost_actual"] = costs
-        return RenderOutput(probe=probe, output_url=str(output_url), details=details)
+        # Remotion writes the output to renders/{lambda render id}/{outName} in the render's
+        # bucket (outKey in the progress, which the webhook payload lacks).
+        key = str(
+            progress.get("outKey")
+            or f"renders/{render.render_id}/{job.render_id}.{FORMAT_EXTENSIONS[job.format]}"
+        )
+        if self._client.privacy == "public":
+            # A public object's URL never expires: stored as the link (the key for the record).
+            details["output_key"] = key
+            return RenderOutput(probe=probe, output_url=str(output_url), details=details)
+        # private (or no-acl, where the bucket policy decides): links are presigned GETs of
+        # the object, made each time the render is read.
+        stored = StoredObject(LAMBDA, render.bucket_name, key)
+        return RenderOutput(probe=probe, stored=stored, details=details)
 
     async def cancel(self, job: RenderJob) -> None:
         """Stop the Lambda render with `cancel_render_on_lambda` (best effort)."""
