@@ -66,6 +66,7 @@ class S3Signer:
         self._credentials = credentials  # botocore (refreshable) credentials
         self._bases: dict[str, tuple[str, str, str, str]] = {}
         self._signing_keys: dict[tuple[str, str, str], bytes] = {}
+        self._token = ("", "")  # the session token and its quoted form
         self._lock = threading.Lock()
 
     def _base(self, bucket: str) -> tuple[str, str, str, str]:
@@ -103,32 +104,32 @@ class S3Signer:
         """A GET URL of `bucket`/`key` valid for `expires` seconds from `now`."""
         origin, prefix, host, region = self._base(bucket)
         credentials = self._credentials.get_frozen_credentials()
-        moment = (now or datetime.now(UTC)).astimezone(UTC)
-        amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
+        amz_date = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         day = amz_date[:8]
         path = prefix + _quote(key, safe="/~")
-        params = {
-            "X-Amz-Algorithm": _ALGORITHM,
-            "X-Amz-Credential": f"{credentials.access_key}/{day}/{region}/s3/aws4_request",
-            "X-Amz-Date": amz_date,
-            "X-Amz-Expires": str(expires),
-            "X-Amz-SignedHeaders": "host",
-        }
+        # The canonical query string: parameters sorted by name, values percent-encoded (the
+        # date and expiry need no escaping; the credential and token are quoted once).
+        query = (
+            f"X-Amz-Algorithm={_ALGORITHM}"
+            f"&X-Amz-Credential={_quote(credentials.access_key)}%2F{day}%2F{region}"
+            f"%2Fs3%2Faws4_request&X-Amz-Date={amz_date}&X-Amz-Expires={int(expires)}"
+        )
         if credentials.token:
-            params["X-Amz-Security-Token"] = credentials.token
-        query = "&".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(params.items()))
+            query += f"&X-Amz-Security-Token={self._quoted_token(credentials.token)}"
+        query += "&X-Amz-SignedHeaders=host"
         canonical = f"GET\n{path}\n{query}\nhost:{host}\n\nhost\nUNSIGNED-PAYLOAD"
-        to_sign = "\n".join(
-            (
-                _ALGORITHM,
-                amz_date,
-                f"{day}/{region}/s3/aws4_request",
-                hashlib.sha256(canonical.encode()).hexdigest(),
-            )
+        to_sign = (
+            f"{_ALGORITHM}\n{amz_date}\n{day}/{region}/s3/aws4_request\n"
+            f"{hashlib.sha256(canonical.encode()).hexdigest()}"
         )
         signing_key = self._signing_key(credentials.secret_key, day, region)
-        signature = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+        signature = hmac.digest(signing_key, to_sign.encode(), "sha256").hex()
         return f"{origin}{path}?{query}&X-Amz-Signature={signature}"
+
+    def _quoted_token(self, token: str) -> str:
+        if self._token[0] != token:
+            self._token = (token, _quote(token))
+        return self._token[1]
 
 
 def _create_signer(endpoint_url: str, region: str) -> S3Signer | None:

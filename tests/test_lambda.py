@@ -32,6 +32,7 @@ from tests.support.fake_lambda import (
     js_stringify,
 )
 from tests.support.lambda_env import WEBHOOK_SECRET, lambda_settings
+from tests.support.links import download, expires_in, wait_until_expired
 from tests.support.scenes import scene
 from tests.support.stack import Stack, close_all, start_stack
 
@@ -132,6 +133,40 @@ async def test_render_succeeds_with_lambda_details_cost_and_events(
     progress = [float(e.get("progress", 0) or 0) for e in events if e["state"] == "running"]
     assert progress == sorted(progress) and max(progress) > 0.05
     assert any(e.get("stage") == "rendering" for e in events)
+
+
+async def test_private_output_is_signed_each_read_public_keeps_its_url(
+    lambda_stack: StartStack, fake_lambda: FakeRemotionLambda
+) -> None:
+    """privacy private: the object refuses anonymous reads; GetRender signs a GET of the
+    Lambda bucket's object, which expires, and the next read signs a working one. privacy
+    public: the function's URL, unchanged from read to read, readable by anyone."""
+    stack = await lambda_stack(lambda_privacy="private", download_url_ttl_seconds=4)
+    render = await start_lambda(stack)
+    done = await stack.wait(render.render_id, timeout=60)
+    assert done.state == SUCCEEDED, done.error
+    (lambda_id,) = fake_lambda.renders
+    ran = fake_lambda.renders[lambda_id]
+    assert ran.params["privacy"] == "private"
+    object_url = f"{fake_lambda.s3.endpoint}/{ran.bucket}/{ran.out_key}"
+    assert done.output_url.startswith(object_url + "?") and expires_in(done.output_url) == 4
+    assert (await download(object_url)).status_code == 403
+    first = await download(done.output_url)
+    assert first.status_code == 200 and first.content[4:8] == b"ftyp"
+    await wait_until_expired(done.output_url)
+    assert (await download(done.output_url)).status_code == 403
+    again = await stack.get(render.render_id)
+    assert (await download(again.output_url)).content == first.content
+
+    public_stack = await lambda_stack(webhook=False)
+    public = await start_lambda(public_stack)
+    public_done = await public_stack.wait(public.render_id, timeout=60)
+    assert public_done.state == SUCCEEDED, public_done.error
+    ran = fake_lambda.renders[public_done.lambda_details.render_id]
+    assert ran.params["privacy"] == "public"
+    assert public_done.output_url == f"{fake_lambda.s3.endpoint}/{ran.bucket}/{ran.out_key}"
+    assert (await public_stack.get(public.render_id)).output_url == public_done.output_url
+    assert (await download(public_done.output_url)).content[4:8] == b"ftyp"
 
 
 async def test_start_sends_the_seed_settings(
