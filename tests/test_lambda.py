@@ -135,12 +135,11 @@ async def test_render_succeeds_with_lambda_details_cost_and_events(
     assert any(e.get("stage") == "rendering" for e in events)
 
 
-async def test_private_output_is_signed_each_read_public_keeps_its_url(
+async def test_private_output_is_signed_at_each_read(
     lambda_stack: StartStack, fake_lambda: FakeRemotionLambda
 ) -> None:
     """privacy private: the object refuses anonymous reads; GetRender signs a GET of the
-    Lambda bucket's object, which expires, and the next read signs a working one. privacy
-    public: the function's URL, unchanged from read to read, readable by anyone."""
+    Lambda bucket's object, which expires, and the next read signs a working one."""
     stack = await lambda_stack(lambda_privacy="private", download_url_ttl_seconds=4)
     render = await start_lambda(stack)
     done = await stack.wait(render.render_id, timeout=60)
@@ -158,6 +157,11 @@ async def test_private_output_is_signed_each_read_public_keeps_its_url(
     again = await stack.get(render.render_id)
     assert (await download(again.output_url)).content == first.content
 
+
+async def test_public_output_keeps_its_url(
+    lambda_stack: StartStack, fake_lambda: FakeRemotionLambda
+) -> None:
+    """privacy public: the function's URL, unchanged from read to read, readable by anyone."""
     public_stack = await lambda_stack(webhook=False)
     public = await start_lambda(public_stack)
     public_done = await public_stack.wait(public.render_id, timeout=60)
