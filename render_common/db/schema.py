@@ -71,16 +71,12 @@ video_renders = Table(
     Column("lambda_render_id", String(255), nullable=True),
     Column("lambda_function_name", String(255), nullable=True),
     Column("lambda_bucket_name", String(255), nullable=True),
-    # Output: where the objects are (render_common/downloads.py makes the links when a render
-    # is read). `storage` is local | s3 | lambda, `storage_location` the local root directory
-    # or the bucket, and the keys are relative to it. A URL is stored only when it never
-    # expires (a public Lambda output) or for rows from before migration 0002.
+    # Output: the keys, and (below, `storage`) where they are. A URL is stored only when it
+    # never expires (a public Lambda output) or for rows from before migration 0002.
     Column("output_url", Text, nullable=True),
     Column("output_key", Text, nullable=True),
     Column("thumbnail_url", Text, nullable=True),
     Column("thumbnail_key", Text, nullable=True),
-    Column("storage", String(16), nullable=True),
-    Column("storage_location", Text, nullable=True),
     Column("metadata", JSON, nullable=True),
     # Errors.
     Column("error_reason", String(64), nullable=True),
@@ -96,6 +92,12 @@ video_renders = Table(
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Where the output and thumbnail keys are (render_common/downloads.py makes the links
+    # when a render is read): `storage` local | s3 | lambda, `storage_location` the local
+    # root directory or the bucket. Last, where migration 0002 adds them, so that the model's
+    # column order is the table's.
+    Column("storage", String(16), nullable=True),
+    Column("storage_location", Text, nullable=True),
     # Seed indexes.
     Index("status_created_at_idx", "status", "created_at"),
     Index("user_id_idx", "user_id"),

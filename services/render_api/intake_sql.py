@@ -49,9 +49,11 @@ USAGE_MANY = text(
 # `= ANY(array)` rather than a join with unnest(): a generic plan of the join hashes a
 # scan of the whole table, ANY keeps the index scan under any plan. The pairs come back
 # as a superset, matched in Python.
+# Columns named, not `*`: `.columns()` maps the result by position.
 EXISTING_MANY = (
     text(
-        "SELECT * FROM video_renders WHERE user_id = ANY(:users) AND request_id = ANY(:request_ids)"
+        f"SELECT {', '.join(c.name for c in video_renders.columns)} FROM video_renders"
+        " WHERE user_id = ANY(:users) AND request_id = ANY(:request_ids)"
     )
     .bindparams(bindparam("users", type_=_TEXT_ARRAY), bindparam("request_ids", type_=_TEXT_ARRAY))
     .columns(*video_renders.columns)
