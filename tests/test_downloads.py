@@ -142,7 +142,7 @@ async def test_get_and_list_sign_fresh_links_old_rows_keep_theirs(
     """S3 rows get a new link per read (an expired one is refused, the next works); a
     local row gets its file URL from the key; a row from before migration 0002 that has
     only a URL keeps returning it."""
-    stack = await stack_factory(  # migrates the database
+    stack = await stack_factory(
         storage_url=f"s3://{bucket}/videos",
         s3_endpoint_url=s3_server.endpoint,
         download_url_ttl_seconds=TTL,

@@ -21,7 +21,7 @@ from render_common.db.migrate import alembic_config
 from render_common.db.schema import video_renders
 from render_common.downloads import DownloadLinks
 from tests.support.links import OUTPUT_COLUMNS, row_values
-from tests.support.processes import ThrowawayDatabase, sqlite_url
+from tests.support.processes import ThrowawayDatabase
 
 NEW_COLUMNS = ("storage", "storage_location")
 
@@ -30,10 +30,10 @@ NEW_COLUMNS = ("storage", "storage_location")
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with no tables yet."""
     if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
+        yield f"sqlite+aiosqlite:///{tmp_path / 'render.db'}"
         return
     database = ThrowawayDatabase()
-    asyncio.run(database.create())
+    asyncio.run(database.create(migrated=False))
     try:
         yield database.url
     finally:
