@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from render_common.outbound import parse_networks
+
 ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "dev-insecure-change-me-render-export-jwt-secret"
 
@@ -167,6 +169,25 @@ class Settings:
     edge_session_max_ttl_seconds: int = 3600  # EDGE_SESSION_MAX_TTL_SECONDS: cookie/query tokens
     edge_cookie_secure: bool = False  # EDGE_COOKIE_SECURE: session cookie only over HTTPS
 
+    # Webhooks to callers (StartRender's `webhook`), delivered by render_api.
+    caller_webhook_allow_http: bool = False  # CALLER_WEBHOOK_ALLOW_HTTP: dev/tests only
+    caller_webhook_allowed_networks: tuple[str, ...] = ()  # CALLER_WEBHOOK_ALLOWED_NETWORKS
+    caller_webhook_timeout_seconds: float = 10.0  # CALLER_WEBHOOK_TIMEOUT_SECONDS per attempt
+    caller_webhook_poll_interval_seconds: float = 1.0  # CALLER_WEBHOOK_POLL_INTERVAL_SECONDS
+    caller_webhook_concurrency: int = 16  # CALLER_WEBHOOK_CONCURRENCY: sends in flight
+    # CALLER_WEBHOOK_RETRY_SCHEDULE: seconds before each retry (Svix's: 5 s, 5 min, 30 min,
+    # 2 h, 5 h, 10 h, 10 h: eight attempts over 27.6 hours), each +-20% jitter.
+    caller_webhook_retry_schedule: tuple[str, ...] = (
+        "5",
+        "300",
+        "1800",
+        "7200",
+        "18000",
+        "36000",
+        "36000",
+    )
+    caller_webhook_secret_grace_seconds: float = 24 * 3600.0  # default rotation grace
+
     @property
     def effective_database_url(self) -> str:
         """DATABASE_URL, or the embedded SQLite file under the data directory."""
@@ -183,6 +204,11 @@ class Settings:
     def effective_progress_addr(self) -> str:
         """PROGRESS_ADDR, or progress on this host."""
         return self.progress_addr or f"127.0.0.1:{self.progress_port}"
+
+    @property
+    def caller_webhook_delays(self) -> tuple[float, ...]:
+        """CALLER_WEBHOOK_RETRY_SCHEDULE as seconds."""
+        return tuple(float(delay) for delay in self.caller_webhook_retry_schedule)
 
     @property
     def lambda_configured(self) -> bool:
@@ -239,6 +265,7 @@ class Settings:
             "progress_read_block_ms",
             "progress_redis_pool_size",
             "progress_readers",
+            "caller_webhook_concurrency",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_ENV_NAMES.get(name, name.upper())} must be at least 1")
@@ -282,9 +309,25 @@ class Settings:
                 f"DOWNLOAD_URL_TTL_SECONDS must be between 1 and {MAX_DOWNLOAD_URL_TTL_SECONDS} "
                 "(7 days, the longest a SigV4 presigned URL may live)"
             )
+        self._validate_caller_webhooks()
         url = self.effective_storage_url
         if not (url.startswith("file://") or url.startswith("s3://")):
             raise ConfigError("STORAGE_URL must start with file:// or s3://")
+
+    def _validate_caller_webhooks(self) -> None:
+        try:
+            delays = self.caller_webhook_delays
+        except ValueError as exc:
+            raise ConfigError("CALLER_WEBHOOK_RETRY_SCHEDULE must be numbers of seconds") from exc
+        if any(delay <= 0 for delay in delays):
+            raise ConfigError("CALLER_WEBHOOK_RETRY_SCHEDULE must hold positive seconds")
+        for name in ("caller_webhook_timeout_seconds", "caller_webhook_poll_interval_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name.upper()} must be positive")
+        try:
+            parse_networks(self.caller_webhook_allowed_networks)
+        except ValueError as exc:
+            raise ConfigError(f"CALLER_WEBHOOK_ALLOWED_NETWORKS: {exc}") from exc
 
 
 _ENV_NAMES = {

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
-from render.v1 import render_pb2
+from render.v1 import render_pb2, render_service_pb2
 
 from render_common.downloads import DownloadLinks
 from render_common.pricing import FPS
+
+if TYPE_CHECKING:
+    from render_common.db.webhooks import SigningSecret
 
 STATE_TO_PROTO: dict[str, int] = {
     "queued": render_pb2.Render.STATE_QUEUED,
@@ -138,18 +141,78 @@ def render_message(row: Mapping[str, Any], links: DownloadLinks) -> render_pb2.R
                 bucket_name=row["lambda_bucket_name"] or "",
             )
         )
-    for field, column in (
-        ("create_time", "created_at"),
-        ("start_time", "started_at"),
-        ("complete_time", "completed_at"),
-        ("update_time", "updated_at"),
-    ):
+    _set_times(
+        render,
+        row,
+        create_time="created_at",
+        start_time="started_at",
+        complete_time="completed_at",
+        update_time="updated_at",
+    )
+    # .get: rows built before these columns existed (tests, hand-made rows) lack them.
+    if row.get("client_metadata"):
+        render.client_metadata.update(row["client_metadata"])
+    if row.get("webhook_url"):
+        render.webhook.url = row["webhook_url"]
+    if row.get("webhook_state"):
+        render.webhook_delivery.CopyFrom(webhook_delivery(row))
+    return render
+
+
+def _set_times(message: Any, row: Mapping[str, Any], **columns: str) -> None:
+    """Set Timestamp fields of `message` from the row's datetime columns, when set."""
+    for field, column in columns.items():
         stamp = timestamp(row[column])
         if stamp is not None:
-            getattr(render, field).CopyFrom(stamp)
-    return render
+            getattr(message, field).CopyFrom(stamp)
+
+
+WEBHOOK_STATE_TO_PROTO: dict[str, int] = {
+    "pending": render_pb2.WebhookDelivery.STATE_PENDING,
+    "delivered": render_pb2.WebhookDelivery.STATE_DELIVERED,
+    "failed": render_pb2.WebhookDelivery.STATE_FAILED,
+}
+
+
+def webhook_id(render_id: str) -> str:
+    """The `webhook-id` of a render's terminal event: one per render, on every attempt."""
+    return "msg_" + render_id.replace("-", "")
+
+
+def webhook_delivery(row: Mapping[str, Any]) -> render_pb2.WebhookDelivery:
+    """The delivery record of a render's webhook."""
+    delivery = render_pb2.WebhookDelivery(
+        webhook_id=webhook_id(row["id"]),
+        state=WEBHOOK_STATE_TO_PROTO.get(  # type: ignore[arg-type]
+            row["webhook_state"], render_pb2.WebhookDelivery.STATE_UNSPECIFIED
+        ),
+        attempts=int(row["webhook_attempts"] or 0),
+        last_status_code=int(row["webhook_last_status"] or 0),
+        last_error=row["webhook_last_error"] or "",
+    )
+    _set_times(
+        delivery,
+        row,
+        last_attempt_time="webhook_last_attempt_at",
+        next_attempt_time="webhook_next_at",
+        deliver_time="webhook_delivered_at",
+    )
+    return delivery
 
 
 def frames_duration(frames: int) -> duration_pb2.Duration:
     """Playing time of `frames` at 30 fps."""
     return seconds_duration(frames / FPS)
+
+
+def secret_message(found: SigningSecret, now: datetime) -> render_service_pb2.WebhookSecret:
+    """A user's signing secret as a render.v1.WebhookSecret (the previous one while it signs)."""
+    message = render_service_pb2.WebhookSecret(secret=found.secret)
+    times: dict[str, datetime | None] = {"created_at": found.created_at}
+    if len(found.in_force(now)) > 1:
+        message.previous_secret = found.previous_secret or ""
+        times["previous_expires_at"] = found.previous_expires_at
+    else:
+        times["previous_expires_at"] = None
+    _set_times(message, times, create_time="created_at", previous_expire_time="previous_expires_at")
+    return message

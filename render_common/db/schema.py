@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -37,6 +38,11 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
 TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
+# Delivery of a caller's webhook (`webhook_state`): pending until the render has ended and
+# a 2xx answer came, delivered, or failed for good.
+WEBHOOK_PENDING = "pending"
+WEBHOOK_DELIVERED = "delivered"
+WEBHOOK_FAILED = "failed"
 # Where the Lambda render behind an attempt is: a later worker follows it from these, and a
 # retry (a new attempt) clears them.
 LAMBDA_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
@@ -98,6 +104,19 @@ video_renders = Table(
     # column order is the table's.
     Column("storage", String(16), nullable=True),
     Column("storage_location", Text, nullable=True),
+    # The caller's metadata (StartRender `metadata`, echoed back) and webhook.
+    Column("client_metadata", JSON, nullable=True),
+    Column("webhook_url", Text, nullable=True),
+    # Webhook delivery (render_common/db/webhooks.py; null state: no webhook).
+    Column("webhook_state", String(16), nullable=True),
+    Column("webhook_attempts", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("webhook_next_at", DateTime(timezone=True), nullable=True),
+    Column("webhook_lease_until", DateTime(timezone=True), nullable=True),
+    Column("webhook_claim", String(36), nullable=True),
+    Column("webhook_last_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("webhook_last_status", Integer, nullable=True),
+    Column("webhook_last_error", Text, nullable=True),
+    Column("webhook_delivered_at", DateTime(timezone=True), nullable=True),
     # Seed indexes.
     Index("status_created_at_idx", "status", "created_at"),
     Index("user_id_idx", "user_id"),
@@ -107,4 +126,23 @@ video_renders = Table(
     Index("user_status_idx", "user_id", "status"),
     # Idempotency key (AIP-155): unique per user.
     UniqueConstraint("user_id", "request_id", name="uq_video_renders_user_request"),
+    # Deliveries still to make: only pending rows are indexed (a handful at any time).
+    Index(
+        "webhook_pending_idx",
+        "webhook_next_at",
+        postgresql_where=text("webhook_state = 'pending'"),
+        sqlite_where=text("webhook_state = 'pending'"),
+    ),
+)
+
+# Per-user webhook signing secrets (Standard Webhooks `whsec_...`), created on first use.
+# During a rotation's grace period the previous secret signs too.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -28,6 +28,7 @@ from services.render_api.catalogue import SceneCatalogue
 from services.render_api.servicer import RenderService
 from services.render_api.sweeper import Sweeper
 from services.render_api.validation import RequestValidator
+from services.render_api.webhook_delivery import WebhookDelivery
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = render_service_pb2.DESCRIPTOR.services_by_name["RenderService"].full_name
@@ -42,6 +43,7 @@ class RenderApi:
     redis: Redis
     servicer: RenderService
     sweeper_task: asyncio.Task[None] | None
+    webhook_task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -52,20 +54,29 @@ class RenderApi:
         """Stop serving, the sweeper, and close connections."""
         await self.server.stop(grace)
         await self.servicer.close()
-        if self.sweeper_task is not None:
-            self.sweeper_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.sweeper_task
+        for task in (self.sweeper_task, self.webhook_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.redis.aclose()
         await self.engine.dispose()
 
 
 async def start(
-    settings: Settings, *, port: int | None = None, run_sweeper: bool = True
+    settings: Settings,
+    *,
+    port: int | None = None,
+    run_sweeper: bool = True,
+    run_webhooks: bool = True,
 ) -> RenderApi:
     """Start render_api on `port` (default RENDER_API_PORT) once the schema is current.
 
     Raises SchemaNotCurrent when the database has not been migrated (`migrate` command).
+    Its background tasks: the sweeper and the caller webhook delivery loop. Webhooks go
+    out from render_api rather than the worker: render_api always runs (the worker
+    scales to zero on an empty queue and is busy rendering), and sending is light I/O
+    that must never take a render's slot.
     """
     engine = await open_engine(settings)
     redis = redis_for(settings)
@@ -92,8 +103,16 @@ async def start(
             silent_after_seconds=2 * settings.visibility_timeout_seconds,
         )
         task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
+    webhook_task = None
+    if run_webhooks:
+        webhook_task = asyncio.create_task(WebhookDelivery(settings, engine, links).run())
     return RenderApi(
-        server=server, engine=engine, redis=redis, servicer=servicer, sweeper_task=task
+        server=server,
+        engine=engine,
+        redis=redis,
+        servicer=servicer,
+        sweeper_task=task,
+        webhook_task=webhook_task,
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from render_common.batching import Batch, Batcher, drop_outcome
-from render_common.db.schema import QUEUED, video_renders
+from render_common.db.schema import QUEUED, WEBHOOK_PENDING, video_renders
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
 from render_common.queue import current_traceparent
 from services.render_api import intake_sql as sql
@@ -323,6 +323,9 @@ def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> 
         "cost_estimate_usd": request.cost_estimate["total_usd"],
         "created_at": now,
         "updated_at": now,
+        "client_metadata": spec.metadata or None,
+        "webhook_url": spec.webhook_url or None,
+        "webhook_state": WEBHOOK_PENDING if spec.webhook_url else None,
     }
 
 

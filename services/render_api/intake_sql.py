@@ -112,6 +112,9 @@ NEW_ROW_COLUMNS = (
     "cost_estimate_usd",
     "created_at",
     "updated_at",
+    "client_metadata",
+    "webhook_url",
+    "webhook_state",
 )
 _JSON_COLUMNS = frozenset(
     name for name in NEW_ROW_COLUMNS if isinstance(video_renders.c[name].type, JSON)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common import metrics, streams
 from render_common.auth import current_user
 from render_common.config import Settings
-from render_common.db import renders
+from render_common.db import renders, webhooks
 from render_common.db.schema import CANCELLED, QUEUED, RUNNING, TERMINAL_STATES, video_renders
 from render_common.downloads import DownloadLinks
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -31,6 +31,7 @@ from render_common.resources import (
     cost_message,
     frames_duration,
     render_message,
+    secret_message,
 )
 from services.render_api.enqueuer import Enqueuer
 from services.render_api.intake import Intake, next_reset, usage
@@ -44,6 +45,7 @@ tracer = trace.get_tracer(__name__)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 CANCEL_WAIT_SECONDS = 3.0
+MAX_SECRET_GRACE = timedelta(days=7)
 
 
 class RenderService(render_service_pb2_grpc.RenderServiceServicer):
@@ -279,6 +281,31 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         )
         response.reset_time.FromDatetime(next_reset(now))
         return response
+
+    async def GetWebhookSecret(
+        self,
+        request: render_service_pb2.GetWebhookSecretRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.GetWebhookSecretResponse:
+        """The caller's webhook signing secret (created on first use)."""
+        now = datetime.now(UTC)
+        found = await webhooks.signing_secret(self._engine, current_user.get(), now)
+        return render_service_pb2.GetWebhookSecretResponse(secret=secret_message(found, now))
+
+    async def RotateWebhookSecret(
+        self,
+        request: render_service_pb2.RotateWebhookSecretRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> render_service_pb2.RotateWebhookSecretResponse:
+        """A new signing secret; the previous one keeps signing for the grace period."""
+        grace = request.grace_period.ToTimedelta()
+        if grace < timedelta(0) or grace > MAX_SECRET_GRACE:
+            raise InvalidArgument([("grace_period", "must be between 0 and 7 days")])
+        if not grace:
+            grace = timedelta(seconds=self._settings.caller_webhook_secret_grace_seconds)
+        now = datetime.now(UTC)
+        rotated = await webhooks.rotate_secret(self._engine, current_user.get(), grace, now)
+        return render_service_pb2.RotateWebhookSecretResponse(secret=secret_message(rotated, now))
 
     async def _owned(self, render_id: str) -> dict[str, Any]:
         check_render_id(render_id)

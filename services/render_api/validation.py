@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
@@ -21,6 +21,7 @@ from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
 from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
 from render_common.scene_assets import asset_url_problem
+from services.render_api import caller_fields
 from services.render_api.catalogue import SceneCatalogue
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -38,16 +39,23 @@ class RenderSpec:
     frames_total: int
     project_id: str = ""
     request_id: str = ""
+    webhook_url: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
         """A stable digest of what was asked, to tell a retry from a reuse of request_id."""
         import hashlib
 
-        body = json.dumps(
-            [self.project_id, self.scenes, self.format, self.quality, self.requested_engine],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        asked: list[Any] = [
+            self.project_id,
+            self.scenes,
+            self.format,
+            self.quality,
+            self.requested_engine,
+        ]
+        if self.webhook_url or self.metadata:  # digests of earlier requests stay the same
+            asked += [self.webhook_url, self.metadata]
+        body = json.dumps(asked, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -94,6 +102,8 @@ class RequestValidator:
             violations.append(
                 ("request_id", "must be 1-128 characters of letters, digits, '.', '_', ':', '-'")
             )
+        url = caller_fields.webhook_url(request, self._settings, violations)
+        metadata = caller_fields.metadata(request.metadata, violations)
         spec = self._spec(
             request.scenes, request.format, request.quality, request.engine, violations
         )
@@ -105,6 +115,8 @@ class RequestValidator:
             frames_total=spec.frames_total,
             project_id=request.project_id,
             request_id=request.request_id,
+            webhook_url=url,
+            metadata=metadata,
         )
 
     def estimate_request(self, request: render_service_pb2.EstimateRenderRequest) -> RenderSpec:

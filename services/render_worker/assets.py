@@ -1,38 +1,43 @@
 """Asset prefetch: download the scenes' asset URLs before rendering, safely.
 
 Which props are assets is the catalogue's word (`x-asset`, render_common/scene_assets.py);
-text props are never fetched. Only http(s). The host name is resolved first and every
-address must be public (private, loopback, link-local, multicast, reserved and unspecified
-ranges are refused, IPv4-mapped IPv6 included) unless ASSET_ALLOWED_NETWORKS lists it; the
-connection then goes to the checked address (no second lookup for DNS rebinding), with SNI
-and certificate checks against the original name. Redirects are followed by hand, each hop
-checked again. Size is bounded, and ASSET_TIMEOUT_SECONDS bounds each of connect and read
-and the whole download (DNS, redirects and a server that trickles bytes included);
-downloads are cached by URL. A missing asset fails the render at once with its URL;
-Chromium only ever loads the local copies, served by the render host.
+text props are never fetched. Only http(s). Addresses follow the policy of
+render_common/outbound.py (public only, unless ASSET_ALLOWED_NETWORKS lists them; the
+connection goes to the checked address, with SNI and certificate checks against the
+original name). Redirects are followed by hand, each hop checked again. Size is
+bounded, and ASSET_TIMEOUT_SECONDS bounds each of connect and read and the whole
+download (DNS, redirects and a server that trickles bytes included); downloads are
+cached by URL. A missing asset fails the render at once with its URL; Chromium only
+ever loads the local copies, served by the render host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import os
 import re
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from render_common.outbound import (
+    ForbiddenAddress,
+    IPAddress,
+    Network,
+    Unresolvable,
+    parse_networks,
+    permitted,
+    pinned,
+    resolve_permitted,
+)
 from render_common.scene_assets import asset_url_problem
 from services.render_worker.failures import RenderFailure
 
 MAX_REDIRECTS = 3
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +51,11 @@ class AssetPolicy:
     @classmethod
     def create(cls, max_bytes: int, timeout: float, allowed: Iterable[str]) -> AssetPolicy:
         """Parse the CIDRs of ASSET_ALLOWED_NETWORKS."""
-        return cls(
-            max_bytes, timeout, tuple(ipaddress.ip_network(n, strict=False) for n in allowed)
-        )
+        return cls(max_bytes, timeout, parse_networks(allowed))
 
     def permits(self, address: IPAddress) -> bool:
         """Whether an address may be fetched from."""
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        if any(address in network for network in self.allowed_networks):
-            return True
-        return address.is_global and not (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        )
+        return permitted(address, self.allowed_networks)
 
 
 class AssetFetcher:
@@ -119,13 +111,10 @@ class AssetFetcher:
     async def _download(self, url: str, target: Path) -> None:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            address, host = await self._checked_address(current, url)
-            parts = urlsplit(current)
-            literal = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
-            netloc = literal + (f":{parts.port}" if parts.port else "")
-            pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+            address = await self._checked_address(current, url)
+            target_request = pinned(current, address)
             headers = {
-                "Host": parts.netloc.rsplit("@", 1)[-1],
+                "Host": target_request.host_header,
                 "User-Agent": "render-export/asset-prefetch",
             }
             async with httpx.AsyncClient(
@@ -135,7 +124,10 @@ class AssetFetcher:
             ) as client:
                 try:
                     async with client.stream(
-                        "GET", pinned, headers=headers, extensions={"sni_hostname": host}
+                        "GET",
+                        target_request.url,
+                        headers=headers,
+                        extensions=target_request.extensions,
                     ) as response:
                         if response.is_redirect and "location" in response.headers:
                             current = urljoin(current, response.headers["location"])
@@ -153,32 +145,22 @@ class AssetFetcher:
                     ) from exc
         raise RenderFailure("ASSET_FORBIDDEN", f"too many redirects: {url}", retryable=False)
 
-    async def _checked_address(self, current: str, original: str) -> tuple[IPAddress, str]:
+    async def _checked_address(self, current: str, original: str) -> IPAddress:
         problem = asset_url_problem(current)
         if problem is not None:
             raise RenderFailure("ASSET_FORBIDDEN", f"{problem}: {original}", retryable=False)
-        parts = urlsplit(current)
-        host = parts.hostname or ""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host,
-                parts.port or (443 if parts.scheme == "https" else 80),
-                type=socket.SOCK_STREAM,
-            )
-        except socket.gaierror as exc:
+            return await resolve_permitted(current, self.policy.allowed_networks)
+        except Unresolvable as exc:
             raise RenderFailure(
                 "ASSET_NOT_FOUND", f"asset host does not resolve: {original}", retryable=False
             ) from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-        refused = [a for a in addresses if not self.policy.permits(a)]
-        if not addresses or refused:
+        except ForbiddenAddress as exc:
             raise RenderFailure(
                 "ASSET_FORBIDDEN",
-                "asset URL points at a private or reserved address "
-                f"({refused[0] if refused else host}): {original}",
+                f"asset URL points at a private or reserved address ({exc.address}): {original}",
                 retryable=False,
-            )
-        return addresses[0], host
+            ) from exc
 
     @staticmethod
     def _check_status(status: int, url: str) -> None:

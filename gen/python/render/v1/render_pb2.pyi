@@ -3,11 +3,13 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -347,6 +349,123 @@ class LambdaDetails(_message.Message):
 Global___LambdaDetails: _TypeAlias = LambdaDetails  # noqa: Y015
 
 @_typing.final
+class Webhook(_message.Message):
+    """Webhook is where the caller wants to be told that a render ended.
+
+    When the render reaches a terminal state (succeeded, failed or cancelled) the server
+    POSTs a WebhookEvent to `url`, signed per the Standard Webhooks specification
+    (https://www.standardwebhooks.com: `webhook-id`, `webhook-timestamp` and
+    `webhook-signature` headers, HMAC-SHA256 with the caller's secret from
+    GetWebhookSecret). Delivery is at least once, retried with backoff over more than 24
+    hours; `webhook-id` is the same on every attempt, so receivers can de-duplicate.
+    Any 2xx answer is success; redirects are not followed (a 3xx is a failed attempt).
+    Room is left for later additions (for example which events to send).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """Endpoint to POST to: an https URL (at most 2048 characters, no credentials, no
+    fragment) whose host resolves to public addresses only.
+    """
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Webhook: _TypeAlias = Webhook  # noqa: Y015
+
+@_typing.final
+class WebhookDelivery(_message.Message):
+    """WebhookDelivery is how the delivery of a render's webhook is going. Output only."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[WebhookDelivery._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        STATE_UNSPECIFIED: WebhookDelivery._State.ValueType  # 0
+        """Not known."""
+        STATE_PENDING: WebhookDelivery._State.ValueType  # 1
+        """Waiting for the render to end, or for the next attempt."""
+        STATE_DELIVERED: WebhookDelivery._State.ValueType  # 2
+        """The receiver answered 2xx."""
+        STATE_FAILED: WebhookDelivery._State.ValueType  # 3
+        """Given up: every attempt failed, or the URL may not be reached (private address)."""
+
+    class State(_State, metaclass=_StateEnumTypeWrapper):
+        """State of the delivery."""
+
+    STATE_UNSPECIFIED: WebhookDelivery.State.ValueType  # 0
+    """Not known."""
+    STATE_PENDING: WebhookDelivery.State.ValueType  # 1
+    """Waiting for the render to end, or for the next attempt."""
+    STATE_DELIVERED: WebhookDelivery.State.ValueType  # 2
+    """The receiver answered 2xx."""
+    STATE_FAILED: WebhookDelivery.State.ValueType  # 3
+    """Given up: every attempt failed, or the URL may not be reached (private address)."""
+
+    WEBHOOK_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_STATUS_CODE_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_TIME_FIELD_NUMBER: _builtins.int
+    DELIVER_TIME_FIELD_NUMBER: _builtins.int
+    webhook_id: _builtins.str
+    """The `webhook-id` header sent on every attempt (stable per render)."""
+    state: Global___WebhookDelivery.State.ValueType
+    """State of the delivery."""
+    attempts: _builtins.int
+    """Attempts made so far (an attempt cut short by a restart counts)."""
+    last_status_code: _builtins.int
+    """HTTP status of the last answer; 0 when there was none (network error, refused)."""
+    last_error: _builtins.str
+    """Why the last attempt failed, for people; empty after success."""
+    @_builtins.property
+    def last_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last attempt started."""
+
+    @_builtins.property
+    def next_attempt_time(self) -> _timestamp_pb2.Timestamp:
+        """When the next attempt is due, while pending after a failed attempt."""
+
+    @_builtins.property
+    def deliver_time(self) -> _timestamp_pb2.Timestamp:
+        """When the receiver accepted it."""
+
+    def __init__(
+        self,
+        *,
+        webhook_id: _builtins.str = ...,
+        state: Global___WebhookDelivery.State.ValueType = ...,
+        attempts: _builtins.int = ...,
+        last_status_code: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        last_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        next_attempt_time: _timestamp_pb2.Timestamp | None = ...,
+        deliver_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deliver_time", b"deliver_time", "last_attempt_time", b"last_attempt_time", "next_attempt_time", b"next_attempt_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "deliver_time", b"deliver_time", "last_attempt_time", b"last_attempt_time", "last_error", b"last_error", "last_status_code", b"last_status_code", "next_attempt_time", b"next_attempt_time", "state", b"state", "webhook_id", b"webhook_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookDelivery: _TypeAlias = WebhookDelivery  # noqa: Y015
+
+@_typing.final
 class Render(_message.Message):
     """Render is one export of a project into a video file."""
 
@@ -387,6 +506,26 @@ class Render(_message.Message):
     STATE_CANCELLED: Render.State.ValueType  # 5
     """Cancelled by its owner (terminal)."""
 
+    @_typing.final
+    class ClientMetadataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     RENDER_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     PROJECT_ID_FIELD_NUMBER: _builtins.int
@@ -412,6 +551,9 @@ class Render(_message.Message):
     START_TIME_FIELD_NUMBER: _builtins.int
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    CLIENT_METADATA_FIELD_NUMBER: _builtins.int
+    WEBHOOK_FIELD_NUMBER: _builtins.int
+    WEBHOOK_DELIVERY_FIELD_NUMBER: _builtins.int
     render_id: _builtins.str
     """Server-assigned id (UUID). Output only."""
     user_id: _builtins.str
@@ -480,6 +622,18 @@ class Render(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the row last changed. Output only."""
 
+    @_builtins.property
+    def client_metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """The caller's `metadata` from StartRender, echoed back unchanged (also in webhooks)."""
+
+    @_builtins.property
+    def webhook(self) -> Global___Webhook:
+        """The webhook given on StartRender, if any."""
+
+    @_builtins.property
+    def webhook_delivery(self) -> Global___WebhookDelivery:
+        """How the webhook's delivery is going, when a webhook was given. Output only."""
+
     def __init__(
         self,
         *,
@@ -508,11 +662,50 @@ class Render(_message.Message):
         start_time: _timestamp_pb2.Timestamp | None = ...,
         complete_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        client_metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        webhook: Global___Webhook | None = ...,
+        webhook_delivery: Global___WebhookDelivery | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "error", b"error", "lambda_details", b"lambda_details", "metadata", b"metadata", "start_time", b"start_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "error", b"error", "lambda_details", b"lambda_details", "metadata", b"metadata", "start_time", b"start_time", "update_time", b"update_time", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "engine", b"engine", "error", b"error", "format", b"format", "frames_total", b"frames_total", "lambda_details", b"lambda_details", "metadata", b"metadata", "output_url", b"output_url", "progress", b"progress", "project_id", b"project_id", "quality", b"quality", "queue_job_id", b"queue_job_id", "render_id", b"render_id", "request_id", b"request_id", "retry_count", b"retry_count", "scene_count", b"scene_count", "stage", b"stage", "start_time", b"start_time", "state", b"state", "thumbnail_url", b"thumbnail_url", "update_time", b"update_time", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_metadata", b"client_metadata", "complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "engine", b"engine", "error", b"error", "format", b"format", "frames_total", b"frames_total", "lambda_details", b"lambda_details", "metadata", b"metadata", "output_url", b"output_url", "progress", b"progress", "project_id", b"project_id", "quality", b"quality", "queue_job_id", b"queue_job_id", "render_id", b"render_id", "request_id", b"request_id", "retry_count", b"retry_count", "scene_count", b"scene_count", "stage", b"stage", "start_time", b"start_time", "state", b"state", "thumbnail_url", b"thumbnail_url", "update_time", b"update_time", "user_id", b"user_id", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Render: _TypeAlias = Render  # noqa: Y015
+
+@_typing.final
+class WebhookEvent(_message.Message):
+    """WebhookEvent is the JSON body POSTed to a render's webhook (the proto JSON mapping of
+    this message), in the shape Standard Webhooks recommends.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    type: _builtins.str
+    """"render.succeeded", "render.failed" or "render.cancelled"."""
+    @_builtins.property
+    def timestamp(self) -> _timestamp_pb2.Timestamp:
+        """When the render ended (its complete_time)."""
+
+    @_builtins.property
+    def data(self) -> Global___Render:
+        """The render in its final state, with client_metadata (webhook_delivery left out)."""
+
+    def __init__(
+        self,
+        *,
+        type: _builtins.str = ...,
+        timestamp: _timestamp_pb2.Timestamp | None = ...,
+        data: Global___Render | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "timestamp", b"timestamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "timestamp", b"timestamp", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookEvent: _TypeAlias = WebhookEvent  # noqa: Y015

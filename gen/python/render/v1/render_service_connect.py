@@ -21,7 +21,7 @@ from connectrpc.protocol import ProtocolType
 from connectrpc.server import ConnectASGIApplication, ConnectWSGIApplication, DEFAULT_READ_MAX_BYTES, Endpoint, EndpointSync
 from pyqwest import Client, SyncClient
 
-from .render_service_pb2 import CancelRenderRequest, CancelRenderResponse, EstimateRenderRequest, EstimateRenderResponse, GetQuotaRequest, GetQuotaResponse, GetRenderRequest, GetRenderResponse, ListRendersRequest, ListRendersResponse, StartRenderRequest, StartRenderResponse
+from .render_service_pb2 import CancelRenderRequest, CancelRenderResponse, EstimateRenderRequest, EstimateRenderResponse, GetQuotaRequest, GetQuotaResponse, GetRenderRequest, GetRenderResponse, GetWebhookSecretRequest, GetWebhookSecretResponse, ListRendersRequest, ListRendersResponse, RotateWebhookSecretRequest, RotateWebhookSecretResponse, StartRenderRequest, StartRenderResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -80,6 +80,21 @@ class RenderService(Protocol):
     async def get_quota(self, request: GetQuotaRequest, ctx: RequestContext[GetQuotaRequest, GetQuotaResponse], /) -> GetQuotaResponse:
         """
         GetQuota reports the caller's limits and current usage.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def get_webhook_secret(self, request: GetWebhookSecretRequest, ctx: RequestContext[GetWebhookSecretRequest, GetWebhookSecretResponse], /) -> GetWebhookSecretResponse:
+        """
+        GetWebhookSecret returns the caller's webhook signing secret, creating it on first use.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    async def rotate_webhook_secret(self, request: RotateWebhookSecretRequest, ctx: RequestContext[RotateWebhookSecretRequest, RotateWebhookSecretResponse], /) -> RotateWebhookSecretResponse:
+        """
+        RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -162,6 +177,28 @@ class RenderServiceASGIApplication(ConnectASGIApplication[RenderService]):
                         stream_type=StreamType.UNARY,
                     ),
                     function=svc.get_quota,
+                ),
+                "/render.v1.RenderService/GetWebhookSecret": Endpoint.unary(
+                    method=MethodInfo(
+                        name="GetWebhookSecret",
+                        service_name="render.v1.RenderService",
+                        input=GetWebhookSecretRequest,
+                        output=GetWebhookSecretResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.get_webhook_secret,
+                ),
+                "/render.v1.RenderService/RotateWebhookSecret": Endpoint.unary(
+                    method=MethodInfo(
+                        name="RotateWebhookSecret",
+                        service_name="render.v1.RenderService",
+                        input=RotateWebhookSecretRequest,
+                        output=RotateWebhookSecretResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=svc.rotate_webhook_secret,
                 ),
             },
             interceptors=interceptors,
@@ -356,6 +393,55 @@ class RenderServiceClient(ConnectClient):
             timeout_ms=timeout_ms,
             use_get=use_get,
         )
+    async def get_webhook_secret(
+        self,
+        request: GetWebhookSecretRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetWebhookSecretResponse:
+        """
+        GetWebhookSecret returns the caller's webhook signing secret, creating it on first use.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWebhookSecret",
+                service_name="render.v1.RenderService",
+                input=GetWebhookSecretRequest,
+                output=GetWebhookSecretResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    async def rotate_webhook_secret(
+        self,
+        request: RotateWebhookSecretRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RotateWebhookSecretResponse:
+        """
+        RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
+        """
+        return await self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RotateWebhookSecret",
+                service_name="render.v1.RenderService",
+                input=RotateWebhookSecretRequest,
+                output=RotateWebhookSecretResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
 
 class RenderServiceSync(Protocol):
     """
@@ -400,6 +486,21 @@ class RenderServiceSync(Protocol):
     def get_quota(self, request: GetQuotaRequest, ctx: RequestContext[GetQuotaRequest, GetQuotaResponse], /) -> GetQuotaResponse:
         """
         GetQuota reports the caller's limits and current usage.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def get_webhook_secret(self, request: GetWebhookSecretRequest, ctx: RequestContext[GetWebhookSecretRequest, GetWebhookSecretResponse], /) -> GetWebhookSecretResponse:
+        """
+        GetWebhookSecret returns the caller's webhook signing secret, creating it on first use.
+        """
+        raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
+
+    def rotate_webhook_secret(self, request: RotateWebhookSecretRequest, ctx: RequestContext[RotateWebhookSecretRequest, RotateWebhookSecretResponse], /) -> RotateWebhookSecretResponse:
+        """
+        RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
         """
         raise ConnectError(Code.UNIMPLEMENTED, 'Not implemented')
 
@@ -480,6 +581,28 @@ class RenderServiceWSGIApplication(ConnectWSGIApplication):
                         stream_type=StreamType.UNARY,
                     ),
                     function=service.get_quota,
+                ),
+                "/render.v1.RenderService/GetWebhookSecret": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="GetWebhookSecret",
+                        service_name="render.v1.RenderService",
+                        input=GetWebhookSecretRequest,
+                        output=GetWebhookSecretResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.get_webhook_secret,
+                ),
+                "/render.v1.RenderService/RotateWebhookSecret": EndpointSync.unary(
+                    method=MethodInfo(
+                        name="RotateWebhookSecret",
+                        service_name="render.v1.RenderService",
+                        input=RotateWebhookSecretRequest,
+                        output=RotateWebhookSecretResponse,
+                        idempotency_level=IdempotencyLevel.UNKNOWN,
+                        stream_type=StreamType.UNARY,
+                    ),
+                    function=service.rotate_webhook_secret,
                 ),
             },
             interceptors=interceptors,
@@ -673,4 +796,53 @@ class RenderServiceClientSync(ConnectClientSync):
             headers=headers,
             timeout_ms=timeout_ms,
             use_get=use_get,
+        )
+    def get_webhook_secret(
+        self,
+        request: GetWebhookSecretRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> GetWebhookSecretResponse:
+        """
+        GetWebhookSecret returns the caller's webhook signing secret, creating it on first use.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="GetWebhookSecret",
+                service_name="render.v1.RenderService",
+                input=GetWebhookSecretRequest,
+                output=GetWebhookSecretResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
+        )
+    def rotate_webhook_secret(
+        self,
+        request: RotateWebhookSecretRequest,
+        *,
+        headers: Headers | Mapping[str, str] | None = None, 
+        timeout_ms: int | None = None,
+    ) -> RotateWebhookSecretResponse:
+        """
+        RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
+        """
+        return self.execute_unary(
+            request=request,
+            method=MethodInfo(
+                name="RotateWebhookSecret",
+                service_name="render.v1.RenderService",
+                input=RotateWebhookSecretRequest,
+                output=RotateWebhookSecretResponse,
+                idempotency_level=IdempotencyLevel.UNKNOWN,
+                stream_type=StreamType.UNARY,
+            ),
+            headers=headers,
+            timeout_ms=timeout_ms,
         )

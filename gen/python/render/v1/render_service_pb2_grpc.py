@@ -69,6 +69,16 @@ class RenderServiceStub:
                 request_serializer=render_dot_v1_dot_render__service__pb2.GetQuotaRequest.SerializeToString,
                 response_deserializer=render_dot_v1_dot_render__service__pb2.GetQuotaResponse.FromString,
                 _registered_method=True)
+        self.GetWebhookSecret = channel.unary_unary(
+                '/render.v1.RenderService/GetWebhookSecret',
+                request_serializer=render_dot_v1_dot_render__service__pb2.GetWebhookSecretRequest.SerializeToString,
+                response_deserializer=render_dot_v1_dot_render__service__pb2.GetWebhookSecretResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/render.v1.RenderService/RotateWebhookSecret',
+                request_serializer=render_dot_v1_dot_render__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=render_dot_v1_dot_render__service__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
 
 
 class RenderServiceServicer:
@@ -123,6 +133,23 @@ class RenderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWebhookSecret(self, request, context):
+        """GetWebhookSecret returns the caller's webhook signing secret, creating it on first use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RenderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +182,16 @@ def add_RenderServiceServicer_to_server(servicer, server):
                     servicer.GetQuota,
                     request_deserializer=render_dot_v1_dot_render__service__pb2.GetQuotaRequest.FromString,
                     response_serializer=render_dot_v1_dot_render__service__pb2.GetQuotaResponse.SerializeToString,
+            ),
+            'GetWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookSecret,
+                    request_deserializer=render_dot_v1_dot_render__service__pb2.GetWebhookSecretRequest.FromString,
+                    response_serializer=render_dot_v1_dot_render__service__pb2.GetWebhookSecretResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=render_dot_v1_dot_render__service__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=render_dot_v1_dot_render__service__pb2.RotateWebhookSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +361,60 @@ class RenderService:
             '/render.v1.RenderService/GetQuota',
             render_dot_v1_dot_render__service__pb2.GetQuotaRequest.SerializeToString,
             render_dot_v1_dot_render__service__pb2.GetQuotaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/render.v1.RenderService/GetWebhookSecret',
+            render_dot_v1_dot_render__service__pb2.GetWebhookSecretRequest.SerializeToString,
+            render_dot_v1_dot_render__service__pb2.GetWebhookSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/render.v1.RenderService/RotateWebhookSecret',
+            render_dot_v1_dot_render__service__pb2.RotateWebhookSecretRequest.SerializeToString,
+            render_dot_v1_dot_render__service__pb2.RotateWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,14 @@ class RenderServiceStub:
     """EstimateRender prices a render without starting it."""
     GetQuota: _grpc.UnaryUnaryMultiCallable[_render_service_pb2.GetQuotaRequest, _render_service_pb2.GetQuotaResponse]
     """GetQuota reports the caller's limits and current usage."""
+    GetWebhookSecret: _grpc.UnaryUnaryMultiCallable[_render_service_pb2.GetWebhookSecretRequest, _render_service_pb2.GetWebhookSecretResponse]
+    """GetWebhookSecret returns the caller's webhook signing secret, creating it on first use."""
+    RotateWebhookSecret: _grpc.UnaryUnaryMultiCallable[_render_service_pb2.RotateWebhookSecretRequest, _render_service_pb2.RotateWebhookSecretResponse]
+    """RotateWebhookSecret replaces the caller's webhook signing secret.
+
+    During the grace period webhooks carry two signatures, one with each secret, so
+    receivers can switch over without losing any.
+    """
 
 @_typing.type_check_only
 class RenderServiceAsyncStub(RenderServiceStub):
@@ -79,6 +87,14 @@ class RenderServiceAsyncStub(RenderServiceStub):
     """EstimateRender prices a render without starting it."""
     GetQuota: _aio.UnaryUnaryMultiCallable[_render_service_pb2.GetQuotaRequest, _render_service_pb2.GetQuotaResponse]  # type: ignore[assignment]
     """GetQuota reports the caller's limits and current usage."""
+    GetWebhookSecret: _aio.UnaryUnaryMultiCallable[_render_service_pb2.GetWebhookSecretRequest, _render_service_pb2.GetWebhookSecretResponse]  # type: ignore[assignment]
+    """GetWebhookSecret returns the caller's webhook signing secret, creating it on first use."""
+    RotateWebhookSecret: _aio.UnaryUnaryMultiCallable[_render_service_pb2.RotateWebhookSecretRequest, _render_service_pb2.RotateWebhookSecretResponse]  # type: ignore[assignment]
+    """RotateWebhookSecret replaces the caller's webhook signing secret.
+
+    During the grace period webhooks carry two signatures, one with each secret, so
+    receivers can switch over without losing any.
+    """
 
 class RenderServiceServicer(metaclass=_abc_1.ABCMeta):
     """RenderService accepts, lists, cancels and prices renders for the calling user.
@@ -138,5 +154,25 @@ class RenderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_render_service_pb2.GetQuotaResponse, _abc.Awaitable[_render_service_pb2.GetQuotaResponse]]:
         """GetQuota reports the caller's limits and current usage."""
+
+    @_abc_1.abstractmethod
+    def GetWebhookSecret(
+        self,
+        request: _render_service_pb2.GetWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_render_service_pb2.GetWebhookSecretResponse, _abc.Awaitable[_render_service_pb2.GetWebhookSecretResponse]]:
+        """GetWebhookSecret returns the caller's webhook signing secret, creating it on first use."""
+
+    @_abc_1.abstractmethod
+    def RotateWebhookSecret(
+        self,
+        request: _render_service_pb2.RotateWebhookSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_render_service_pb2.RotateWebhookSecretResponse, _abc.Awaitable[_render_service_pb2.RotateWebhookSecretResponse]]:
+        """RotateWebhookSecret replaces the caller's webhook signing secret.
+
+        During the grace period webhooks carry two signatures, one with each secret, so
+        receivers can switch over without losing any.
+        """
 
 def add_RenderServiceServicer_to_server(servicer: RenderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
