@@ -1,0 +1,452 @@
+"""Caller webhooks end to end: StartRender's webhook and metadata, signed Standard Webhooks
+deliveries to a real receiver on 127.0.0.1, retries, restarts, SSRF refusal, secrets.
+
+Renders end by CancelRender (queued renders end at once, no worker needed), by a worker
+failing them (missing asset) or, in the slow test, by rendering. Signatures are checked
+with the `standardwebhooks` reference library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from google.protobuf import duration_pb2
+from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+from standardwebhooks import WebhookVerificationError
+
+from render_common.config import Settings
+from render_common.db.engine import create_engine
+from render_common.status_details import error_details
+from services.render_api.webhook_delivery import WebhookDelivery
+from tests.support.asset_server import AssetServer
+from tests.support.processes import free_port, sqlite_url
+from tests.support.scenes import sample_scenes, scene, simple_scenes
+from tests.support.stack import Stack, close_all, start_stack
+from tests.support.webhook_receiver import STALL, Receiver
+
+Delivery = render_pb2.WebhookDelivery
+StartStack = Callable[..., Awaitable[Stack]]
+FAST = {
+    "caller_webhook_allow_http": True,
+    "caller_webhook_allowed_networks": ("127.0.0.1/32",),
+    "caller_webhook_poll_interval_seconds": 0.2,
+    "caller_webhook_timeout_seconds": 5.0,  # the shared machine is slow at times
+    "caller_webhook_retry_schedule": ("0.4", "0.4", "0.4", "0.4"),
+}
+
+
+@pytest_asyncio.fixture
+async def stacks(
+    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str
+) -> AsyncIterator[StartStack]:
+    started: list[Stack] = []
+
+    async def _start(**overrides: Any) -> Stack:
+        worker = overrides.pop("worker", False)
+        settings = base_settings.with_overrides(
+            **{
+                "database_url": postgres_url,
+                "data_dir": str(tmp_path / "data"),
+                **FAST,
+                **overrides,
+            }
+        )
+        stack = await start_stack(settings, user, worker=worker, warm=False)
+        started.append(stack)
+        return stack
+
+    yield _start
+    await close_all(started)
+
+
+@pytest_asyncio.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def secret_of(stack: Stack) -> str:
+    request = render_service_pb2.GetWebhookSecretRequest()
+    return (await stack.stub.GetWebhookSecret(request, metadata=stack.auth)).secret.secret
+
+
+async def start_and_cancel(stack: Stack, url: str, **metadata: str) -> render_pb2.Render:
+    """A render with a webhook that ends (CANCELLED) at once."""
+    render = await stack.start(
+        simple_scenes(), webhook=render_pb2.Webhook(url=url), metadata=metadata
+    )
+    request = render_service_pb2.CancelRenderRequest(render_id=render.render_id)
+    cancelled = (await stack.stub.CancelRender(request, metadata=stack.auth)).render
+    assert cancelled.state == render_pb2.Render.STATE_CANCELLED
+    return cancelled
+
+
+async def delivery_of(
+    stack: Stack, render_id: str, *, until: int = 0, timeout: float = 60
+) -> Delivery:
+    """The render's delivery record, once in state `until` (any non-pending by default)."""
+    render = await stack.wait(
+        render_id,
+        until=lambda r: (
+            r.webhook_delivery.state == until
+            if until
+            else r.webhook_delivery.state != Delivery.STATE_PENDING
+        ),
+        timeout=timeout,
+    )
+    return render.webhook_delivery
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_ended_render_is_posted_signed_with_metadata_and_recorded(
+    stacks: StartStack, receiver: Receiver, backend: str, tmp_path: Path
+) -> None:
+    url = None if backend == "postgresql" else sqlite_url(tmp_path)
+    stack = await (stacks(database_url=url) if url else stacks())
+    render = await start_and_cancel(stack, receiver.url(), order="A-17", customer="ACME")
+    assert dict(render.client_metadata) == {"order": "A-17", "customer": "ACME"}
+    assert render.webhook.url == receiver.url()
+    ended = time.monotonic()
+    [received] = await receiver.wait_for(1)
+    print(f"webhook received {received.at - ended:.3f}s after CancelRender returned")
+    payload = received.verify(await secret_of(stack))  # the reference library
+    webhook_id = received.webhook_id
+    assert payload["type"] == "render.cancelled"
+    assert payload["data"]["renderId"] == render.render_id
+    assert payload["data"]["state"] == "STATE_CANCELLED"
+    assert payload["data"]["clientMetadata"] == {"order": "A-17", "customer": "ACME"}
+    assert "webhookDelivery" not in payload["data"]
+    assert payload["timestamp"] == payload["data"]["completeTime"]
+    assert received.headers["content-type"] == "application/json"
+    delivery = await delivery_of(stack, render.render_id)
+    assert delivery.state == Delivery.STATE_DELIVERED
+    assert delivery.webhook_id == webhook_id and delivery.attempts == 1
+    assert delivery.last_status_code == 200 and not delivery.last_error
+    assert delivery.deliver_time.seconds and delivery.last_attempt_time.seconds
+    await asyncio.sleep(1.0)  # several polls later: nothing sent twice
+    assert len(receiver.received) == 1
+    listed = await stack.stub.ListRenders(
+        render_service_pb2.ListRendersRequest(), metadata=stack.auth
+    )
+    assert listed.renders[0].webhook_delivery.state == Delivery.STATE_DELIVERED
+
+
+async def test_render_without_webhook_has_no_delivery(stacks: StartStack, tmp_path: Path) -> None:
+    stack = await stacks(database_url=sqlite_url(tmp_path))  # its queued render stays there
+    render = await stack.start(simple_scenes(), metadata={"k": "v"})
+    assert dict(render.client_metadata) == {"k": "v"}
+    assert not render.HasField("webhook") and not render.HasField("webhook_delivery")
+
+
+async def test_receiver_down_then_up_gets_it_once_per_webhook_id(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    stack = await stacks(caller_webhook_retry_schedule=("0.5",) * 8)
+    await receiver.stop()  # down: connections refused
+    render = await start_and_cancel(stack, receiver.url())
+    pending = await stack.wait(
+        render.render_id, until=lambda r: r.webhook_delivery.attempts >= 2, timeout=30
+    )
+    record = pending.webhook_delivery
+    assert record.state == Delivery.STATE_PENDING and record.last_status_code == 0
+    # Connection refused (or, on a loaded machine, no answer within the timeout).
+    assert record.last_error and record.next_attempt_time.seconds
+    receiver.answers = [503, 503]  # up, but failing twice more
+    await receiver.start()
+    delivery = await delivery_of(stack, render.render_id)
+    assert delivery.state == Delivery.STATE_DELIVERED and delivery.last_status_code == 200
+    assert delivery.attempts >= 5 and not delivery.last_error
+    statuses = [r.answered for r in receiver.received]
+    assert statuses == [503, 503, 200]
+    assert {r.webhook_id for r in receiver.received} == {delivery.webhook_id}
+    assert list(receiver.processed) == [delivery.webhook_id]  # de-duplicated: once
+    secret = await secret_of(stack)
+    for attempt in receiver.received:
+        attempt.verify(secret)
+
+
+async def test_gives_up_after_the_schedule_and_says_why(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    stack = await stacks(caller_webhook_retry_schedule=("0.2", "0.2"))
+    receiver.answers = [500, 302, 404]
+    render = await start_and_cancel(stack, receiver.url())
+    delivery = await delivery_of(stack, render.render_id)
+    assert delivery.state == Delivery.STATE_FAILED and delivery.attempts == 3
+    assert delivery.last_status_code == 404 and delivery.last_error == "HTTP 404"
+    assert not delivery.HasField("next_attempt_time")
+    assert [r.answered for r in receiver.received] == [500, 302, 404]  # 302 not followed
+
+
+async def test_private_address_is_refused_and_recorded(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    stack = await stacks(caller_webhook_allowed_networks=())  # loopback is private again
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.start(simple_scenes(), webhook=render_pb2.Webhook(url=receiver.url()))
+    details = error_details(refused.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "private or reserved address" in details.field_violations["webhook.url"]
+    # A host name is checked when sending: localhost resolves to loopback.
+    render = await start_and_cancel(stack, receiver.url(host="localhost"))
+    delivery = await delivery_of(stack, render.render_id)
+    assert delivery.state == Delivery.STATE_FAILED and delivery.attempts == 1
+    assert "private or reserved address" in delivery.last_error
+    assert delivery.last_status_code == 0
+    await asyncio.sleep(1.0)
+    assert receiver.received == []
+
+
+async def test_start_render_validates_webhook_and_metadata(
+    stacks: StartStack, tmp_path: Path
+) -> None:
+    # Its own database: the render it leaves queued is no other test's business.
+    stack = await stacks(caller_webhook_allow_http=False, database_url=sqlite_url(tmp_path))
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"webhook": render_pb2.Webhook(url="http://example.com/h")}, "webhook.url", "https"),
+        ({"webhook": render_pb2.Webhook()}, "webhook.url", "required"),
+        ({"webhook": render_pb2.Webhook(url="https://u:p@example.com/")}, "webhook.url", "cred"),
+        ({"webhook": render_pb2.Webhook(url="https://example.com/#f")}, "webhook.url", "fragm"),
+        ({"webhook": render_pb2.Webhook(url="https://[::1]/h")}, "webhook.url", "private"),
+        ({"webhook": render_pb2.Webhook(url="https://10.1.2.3/h")}, "webhook.url", "private"),
+        (
+            {"webhook": render_pb2.Webhook(url="https://example.com/" + "a" * 2048)},
+            "webhook.url",
+            "2048",
+        ),
+        ({"metadata": {f"k{i}": "v" for i in range(33)}}, "metadata", "at most 32"),
+        ({"metadata": {"k" * 65: "v"}}, f"metadata[{'k' * 64!r}]", "1-64"),
+        ({"metadata": {"": "v"}}, "metadata['']", "1-64"),
+        ({"metadata": {"k": "v" * 513}}, "metadata['k']", "512"),
+    ]
+    for fields, path, words in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stack.start(simple_scenes(), **fields)
+        details = error_details(refused.value)
+        assert details.code == grpc.StatusCode.INVALID_ARGUMENT, fields
+        assert words in details.field_violations.get(path, ""), (path, details.field_violations)
+    ok = await stack.start(
+        simple_scenes(),
+        webhook=render_pb2.Webhook(url="https://hooks.example.com/render"),
+        metadata={"k" * 64: "v" * 512},
+    )
+    assert ok.webhook_delivery.state == Delivery.STATE_PENDING
+    assert ok.webhook_delivery.attempts == 0
+
+
+async def test_request_id_retry_with_other_webhook_is_a_conflict(
+    stacks: StartStack, tmp_path: Path
+) -> None:
+    stack = await stacks(database_url=sqlite_url(tmp_path))
+    first = await stack.start(
+        simple_scenes(), request_id="same", webhook=render_pb2.Webhook(url="https://a.example/")
+    )
+    again = await stack.start(
+        simple_scenes(), request_id="same", webhook=render_pb2.Webhook(url="https://a.example/")
+    )
+    assert again.render_id == first.render_id
+    with pytest.raises(grpc.aio.AioRpcError) as reused:
+        await stack.start(
+            simple_scenes(),
+            request_id="same",
+            webhook=render_pb2.Webhook(url="https://b.example/"),
+        )
+    assert error_details(reused.value).reason == "REQUEST_ID_REUSED"
+
+
+def _api_process(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "RENDER_DATA_DIR": settings.data_dir,
+        "RENDER_API_PORT": str(port),
+        "BIND_HOST": "127.0.0.1",
+        "JWT_SECRET": settings.jwt_secret,
+        "LOG_FORMAT": "text",
+        "CALLER_WEBHOOK_ALLOW_HTTP": "true",
+        "CALLER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "CALLER_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "CALLER_WEBHOOK_POLL_INTERVAL_SECONDS": "0.2",
+        "CALLER_WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,0.5",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.render_api"], env=env, start_new_session=True
+    )
+
+
+async def test_delivering_process_killed_mid_send_is_delivered_after_restart(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    # This in-process render_api only takes requests; the process under test delivers.
+    stack = await stacks(caller_webhook_poll_interval_seconds=3600.0)
+    port = free_port()
+    victim = _api_process(stack.settings, port)
+    rescuer = None
+    try:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        await asyncio.wait_for(channel.channel_ready(), 120)  # slow when the machine is busy
+        await channel.close()
+        receiver.answers = [STALL]  # the first attempt hangs until the sender is dead
+        render = await start_and_cancel(stack, receiver.url())
+        [first] = await receiver.wait_for(1)
+        record = (await stack.get(render.render_id)).webhook_delivery
+        assert record.state == Delivery.STATE_PENDING and record.attempts == 1
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
+        receiver.release()  # the receiver processes it; the sender never hears back
+        rescuer = _api_process(stack.settings, free_port())
+        # After the restart and the lease (11 s).
+        delivery = await delivery_of(stack, render.render_id, timeout=180)
+        assert delivery.state == Delivery.STATE_DELIVERED and delivery.attempts == 2
+        assert len(receiver.received) == 2
+        assert {r.webhook_id for r in receiver.received} == {first.webhook_id}
+        assert list(receiver.processed) == [first.webhook_id]  # de-duplicated: once
+        secret = await secret_of(stack)
+        for attempt in receiver.received:
+            attempt.verify(secret)
+    finally:
+        for process in (victim, rescuer):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(30)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+async def test_several_delivery_loops_never_send_one_twice(
+    stacks: StartStack, receiver: Receiver, backend: str, tmp_path: Path
+) -> None:
+    url = None if backend == "postgresql" else sqlite_url(tmp_path)
+    stack = await (stacks(database_url=url) if url else stacks())
+    engines = [create_engine(stack.settings.effective_database_url) for _ in range(2)]
+    loops = [
+        asyncio.create_task(WebhookDelivery(stack.settings, engine).run()) for engine in engines
+    ]
+    try:
+        renders = [await start_and_cancel(stack, receiver.url(), n=str(i)) for i in range(12)]
+        await receiver.wait_for(len(renders))
+        await asyncio.sleep(1.5)  # time for any double send to show
+        ids = [r.webhook_id for r in receiver.received]
+        assert len(ids) == len(set(ids)) == len(renders)
+        for render in renders:
+            delivery = await delivery_of(stack, render.render_id)
+            assert delivery.state == Delivery.STATE_DELIVERED and delivery.attempts == 1
+    finally:
+        for task in loops:
+            task.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for engine in engines:
+            await engine.dispose()
+
+
+async def test_secret_rotation_signs_with_both_during_grace(
+    stacks: StartStack, receiver: Receiver, token_for: Callable[[str], str]
+) -> None:
+    stack = await stacks()
+    old = await secret_of(stack)
+    assert old.startswith("whsec_") and old == await secret_of(stack)
+    other = render_service_pb2_grpc.RenderServiceStub(stack.channel)
+    stranger = (("authorization", f"Bearer {token_for('someone-else-' + uuid.uuid4().hex)}"),)
+    theirs = await other.GetWebhookSecret(
+        render_service_pb2.GetWebhookSecretRequest(), metadata=stranger
+    )
+    assert theirs.secret.secret != old  # per user
+    rotated = (
+        await stack.stub.RotateWebhookSecret(
+            render_service_pb2.RotateWebhookSecretRequest(
+                grace_period=duration_pb2.Duration(seconds=3600)
+            ),
+            metadata=stack.auth,
+        )
+    ).secret
+    new = rotated.secret
+    assert new != old and rotated.previous_secret == old
+    expires = rotated.previous_expire_time.ToDatetime(UTC)
+    assert abs(expires - (datetime.now(UTC) + timedelta(hours=1))) < timedelta(minutes=1)
+    assert (await secret_of(stack)) == new
+    await start_and_cancel(stack, receiver.url())
+    [during] = await receiver.wait_for(1)
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    during.verify(old)  # receivers still on the old secret keep working
+    during.verify(new)
+    # A short grace runs out: only the newest secret signs afterwards.
+    short = await stack.stub.RotateWebhookSecret(
+        render_service_pb2.RotateWebhookSecretRequest(
+            grace_period=duration_pb2.Duration(seconds=1)
+        ),
+        metadata=stack.auth,
+    )
+    newest = short.secret.secret
+    assert short.secret.previous_secret == new
+    await asyncio.sleep(1.5)
+    await start_and_cancel(stack, receiver.url())
+    [_, after] = await receiver.wait_for(2)
+    after.verify(newest)
+    for stale in (new, old):
+        with pytest.raises(WebhookVerificationError):
+            after.verify(stale)
+    with pytest.raises(grpc.aio.AioRpcError) as too_long:
+        await stack.stub.RotateWebhookSecret(
+            render_service_pb2.RotateWebhookSecretRequest(
+                grace_period=duration_pb2.Duration(seconds=8 * 86400)
+            ),
+            metadata=stack.auth,
+        )
+    assert "grace_period" in error_details(too_long.value).field_violations
+
+
+async def test_failed_render_is_delivered(stacks: StartStack, receiver: Receiver) -> None:
+    assets = AssetServer()
+    try:
+        stack = await stacks(worker=True, asset_allowed_networks=("127.0.0.1/32",))
+        render = await stack.start(
+            [scene("image", 10, src=assets.url("/missing.png"))],
+            webhook=render_pb2.Webhook(url=receiver.url()),
+            metadata={"job": "42"},
+        )
+        failed = await stack.wait(render.render_id, timeout=240)
+        assert failed.state == render_pb2.Render.STATE_FAILED, failed
+        [received] = await receiver.wait_for(1)
+        payload = received.verify(await secret_of(stack))
+        assert payload["type"] == "render.failed"
+        assert payload["data"]["renderId"] == render.render_id
+        assert payload["data"]["error"]["reason"] == "ASSET_NOT_FOUND"
+        assert payload["data"]["clientMetadata"] == {"job": "42"}
+        delivery = await delivery_of(stack, render.render_id)
+        assert delivery.state == Delivery.STATE_DELIVERED
+    finally:
+        assets.close()
+
+
+@pytest.mark.slow
+async def test_succeeded_render_is_delivered_with_its_output(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    stack = await stacks(worker=True)
+    project, scenes = sample_scenes("tiny")
+    render = await stack.start(
+        scenes, project=project, webhook=render_pb2.Webhook(url=receiver.url())
+    )
+    [received] = await receiver.wait_for(1, timeout=240)
+    payload = received.verify(await secret_of(stack))
+    done = await stack.get(render.render_id)
+    assert done.state == render_pb2.Render.STATE_SUCCEEDED
+    assert payload["type"] == "render.succeeded"
+    assert payload["data"]["outputUrl"] and payload["data"]["metadata"]["codec"] == "h264"
+    assert payload["data"]["state"] == "STATE_SUCCEEDED"
+    assert (await delivery_of(stack, render.render_id)).state == Delivery.STATE_DELIVERED
