@@ -19,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf import duration_pb2
 from google.protobuf import message as protobuf_message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from render.v1 import (
@@ -120,6 +121,20 @@ RPCS = [
     ),
     Rpc("render_api", RS + "EstimateRender", False, _estimate, True),
     Rpc("render_api", RS + "GetQuota", False, lambda _: render_service_pb2.GetQuotaRequest()),
+    Rpc(
+        "render_api",
+        RS + "GetWebhookSecret",
+        False,
+        lambda _: render_service_pb2.GetWebhookSecretRequest(),
+    ),
+    Rpc(
+        "render_api",
+        RS + "RotateWebhookSecret",
+        False,
+        lambda _: render_service_pb2.RotateWebhookSecretRequest(
+            grace_period=duration_pb2.Duration(seconds=60)
+        ),
+    ),
     Rpc(
         "progress",
         PS + "WatchRender",
@@ -259,3 +274,14 @@ async def test_authentication_still_guards_well_formed_requests(stack: Stack) ->
             answer = await stack.call(rpc, rpc.template("r").SerializeToString(), metadata)
             assert isinstance(answer, ErrorDetails), rpc.method
             assert answer.code == grpc.StatusCode.UNAUTHENTICATED, f"{rpc.method}: {answer}"
+
+
+def test_every_rpc_of_the_contract_is_listed() -> None:
+    """A new RPC must join RPCS, so that it is checked here too."""
+    declared = {
+        f"/{service.full_name}/{method.name}"
+        for module in (render_service_pb2, progress_service_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    }
+    assert declared == {rpc.method for rpc in RPCS}
