@@ -583,3 +583,19 @@ def test_cli_mints_session_tokens(base_settings: Settings) -> None:
     claims = jwt.decode(out, base_settings.jwt_secret, algorithms=["HS256"])
     assert claims["sub"] == "bob" and claims["typ"] == "edge-session"
     assert claims["exp"] - claims["iat"] == 120
+
+
+async def test_connect_client_reads_and_rotates_the_webhook_secret(
+    stack: EdgeStack, user: str
+) -> None:
+    headers = stack.headers(user)
+    async with RenderServiceClient(stack.url) as renders:
+        first = await renders.get_webhook_secret(
+            render_service_pb2.GetWebhookSecretRequest(), headers=headers
+        )
+        assert first.secret.secret.startswith("whsec_")
+        rotated = await renders.rotate_webhook_secret(
+            render_service_pb2.RotateWebhookSecretRequest(), headers=headers
+        )
+        assert rotated.secret.previous_secret == first.secret.secret
+        assert rotated.secret.secret != first.secret.secret
