@@ -23,16 +23,19 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
+from alembic import command
 from google.protobuf import duration_pb2
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+from sqlalchemy import inspect
 from standardwebhooks import WebhookVerificationError
 
 from render_common.config import Settings
 from render_common.db.engine import create_engine
+from render_common.db.migrate import alembic_config
 from render_common.status_details import error_details
 from services.render_api.webhook_delivery import WebhookDelivery
 from tests.support.asset_server import AssetServer
-from tests.support.processes import free_port, sqlite_url
+from tests.support.processes import ThrowawayDatabase, free_port, sqlite_url
 from tests.support.scenes import sample_scenes, scene, simple_scenes
 from tests.support.stack import Stack, close_all, start_stack
 from tests.support.webhook_receiver import STALL, Receiver
@@ -450,3 +453,35 @@ async def test_succeeded_render_is_delivered_with_its_output(
     assert payload["data"]["outputUrl"] and payload["data"]["metadata"]["codec"] == "h264"
     assert payload["data"]["state"] == "STATE_SUCCEEDED"
     assert (await delivery_of(stack, render.render_id)).state == Delivery.STATE_DELIVERED
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_migration_0002_goes_down_and_up_again(backend: str, tmp_path: Path) -> None:
+    database = ThrowawayDatabase() if backend == "postgresql" else None
+    url = database.url if database else sqlite_url(tmp_path)
+    if database:
+        asyncio.run(database.create())
+    try:
+        config = alembic_config(url)
+        command.upgrade(config, "head")
+        command.downgrade(config, "0001")
+        assert "webhook_url" not in _columns(url) and "client_metadata" not in _columns(url)
+        command.upgrade(config, "head")
+        assert {"webhook_url", "client_metadata", "webhook_state"} <= _columns(url)
+    finally:
+        if database:
+            asyncio.run(database.drop())
+
+
+def _columns(url: str) -> set[str]:
+    async def read() -> set[str]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: {c["name"] for c in inspect(sync).get_columns("video_renders")}
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
