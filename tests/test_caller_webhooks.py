@@ -32,6 +32,7 @@ from standardwebhooks import WebhookVerificationError
 from render_common.config import Settings
 from render_common.db.engine import create_engine
 from render_common.db.migrate import alembic_config
+from render_common.downloads import DownloadLinks
 from render_common.status_details import error_details
 from services.render_api.webhook_delivery import WebhookDelivery
 from tests.support.asset_server import AssetServer
@@ -338,7 +339,10 @@ async def test_several_delivery_loops_never_send_one_twice(
     stack = await (stacks(database_url=url) if url else stacks())
     engines = [create_engine(stack.settings.effective_database_url) for _ in range(2)]
     loops = [
-        asyncio.create_task(WebhookDelivery(stack.settings, engine).run()) for engine in engines
+        asyncio.create_task(
+            WebhookDelivery(stack.settings, engine, DownloadLinks(stack.settings)).run()
+        )
+        for engine in engines
     ]
     try:
         renders = [await start_and_cancel(stack, receiver.url(), n=str(i)) for i in range(12)]
@@ -456,7 +460,7 @@ async def test_succeeded_render_is_delivered_with_its_output(
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_migration_0002_goes_down_and_up_again(backend: str, tmp_path: Path) -> None:
+def test_migration_0003_goes_down_and_up_again(backend: str, tmp_path: Path) -> None:
     database = ThrowawayDatabase() if backend == "postgresql" else None
     url = database.url if database else sqlite_url(tmp_path)
     if database:
@@ -464,7 +468,7 @@ def test_migration_0002_goes_down_and_up_again(backend: str, tmp_path: Path) -> 
     try:
         config = alembic_config(url)
         command.upgrade(config, "head")
-        command.downgrade(config, "0001")
+        command.downgrade(config, "0002")
         assert "webhook_url" not in _columns(url) and "client_metadata" not in _columns(url)
         command.upgrade(config, "head")
         assert {"webhook_url", "client_metadata", "webhook_state"} <= _columns(url)

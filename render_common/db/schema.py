@@ -104,7 +104,7 @@ video_renders = Table(
     # column order is the table's.
     Column("storage", String(16), nullable=True),
     Column("storage_location", Text, nullable=True),
-    # The caller's metadata (StartRender `metadata`, echoed back) and webhook.
+    # Migration 0003: the caller's metadata (StartRender `metadata`, echoed back), webhook.
     Column("client_metadata", JSON, nullable=True),
     Column("webhook_url", Text, nullable=True),
     # Webhook delivery (render_common/db/webhooks.py; null state: no webhook).
