@@ -44,6 +44,7 @@ from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common import streams
 from render_common.config import ROOT, Settings, env_name
+from render_common.db.migrate import migrate
 from render_common.redis_client import create_redis
 from render_common.tokens import mint_token
 from services.local_stack.supervisor import free_port
@@ -252,6 +253,8 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
         same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
         stack = LocalStack(data / "stack")
         stack.up()
+        await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True)
+        await migrate(settings.effective_database_url)  # what `make up` runs before the services
         api = await api_app.start(settings, port=0)
         worker = await worker_app.start(settings, health_port=0)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
