@@ -37,8 +37,8 @@ proto-check: proto ## Fail if buf lint fails, the stubs are stale, or the contra
 	@bash scripts/buf-breaking.sh
 
 .PHONY: schema-check
-schema-check: remotion/node_modules/.installed ## Fail if the scene catalogue is stale or the compositions do not type-check
-	cd remotion && npm run --silent typecheck && npm run --silent schema:check
+schema-check: remotion/node_modules/.installed ## Fail if the scene catalogue is stale, the compositions do not type-check or the host protocol schema does not compile
+	cd remotion && npm run --silent typecheck && npm run --silent schema:check && node --test test/protocol.test.mjs >/dev/null
 
 .PHONY: lint
 lint: $(VENV)/.installed node_modules/.installed ## ruff, buf lint, stale stubs

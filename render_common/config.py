@@ -12,24 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from render_common.host_protocol import X264_PRESETS
 from render_common.outbound import parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_JWT_SECRET = "dev-insecure-change-me-render-export-jwt-secret"
-
-
-X264_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
 
 
 # SigV4 presigned URLs live at most 7 days (S3 refuses longer X-Amz-Expires).

@@ -11,6 +11,7 @@ COPY gen ./gen
 COPY render_common ./render_common
 COPY services ./services
 COPY remotion/catalogue ./remotion/catalogue
+COPY remotion/protocol ./remotion/protocol
 COPY remotion/samples ./remotion/samples
 RUN pip install --no-deps . && python -c "import render.v1.render_service_pb2"
 USER 10001

@@ -7,6 +7,7 @@ import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {RenderInternals} from '@remotion/renderer';
+import {isHostMessage} from '../lib/protocol.mjs';
 import {REMOTION_DIR, startHost} from './host-client.mjs';
 
 const sample = (name) => JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples', `${name}.json`), 'utf8'));
@@ -301,10 +302,12 @@ test('without parallel encoding every frame is captured and the thumbnail render
 	}
 });
 
-test('stdout carries only protocol JSON lines', () => {
+test('stdout carries only protocol JSON lines, each a message of protocol/host-protocol.schema.json', () => {
+	assert.ok(host.rawLines.length > 10);
 	for (const line of host.rawLines) {
 		const msg = JSON.parse(line);
 		assert.equal(typeof msg.type, 'string');
+		assert.ok(isHostMessage(msg), line);
 	}
 });
 

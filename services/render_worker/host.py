@@ -9,20 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from services.render_worker.failures import RenderCancelled, RenderFailure
+from services.render_worker.host_messages import (
+    DoneMessage,
+    ErrorMessage,
+    HostMessage,
+    ProgressMessage,
+    ReadyMessage,
+    RenderOptions,
+    RenderRequest,
+    Request,
+    decode,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 300.0
 LINE_LIMIT = 16 << 20
 
-ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+ProgressCallback = Callable[[ProgressMessage], Awaitable[None]]
 
 
 class RenderHost:
@@ -50,22 +60,22 @@ class RenderHost:
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stderr: asyncio.Task[None] | None = None
-        self._jobs: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._jobs: dict[str, asyncio.Queue[HostMessage]] = {}
         self._start_lock = asyncio.Lock()
-        self._starting: asyncio.Task[dict[str, Any]] | None = None
-        self.ready: dict[str, Any] = {}
+        self._starting: asyncio.Task[ReadyMessage] | None = None
+        self.ready: ReadyMessage | None = None
 
     @property
     def asset_base_url(self) -> str:
         """Base URL under which the host serves prefetched assets."""
-        return str(self.ready.get("assetBaseUrl", ""))
+        return self.ready["assetBaseUrl"] if self.ready else ""
 
     @property
     def pid(self) -> int | None:
         """Process id of the running host, if any."""
         return self._process.pid if self._process and self._process.returncode is None else None
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> ReadyMessage:
         """Start the host if it is not running; returns its ready message.
 
         The start (launching Node, bundling when the sources changed, opening Chromium)
@@ -80,9 +90,9 @@ class RenderHost:
             self._starting.add_done_callback(_retrieve)
         return await asyncio.shield(self._starting)
 
-    async def _launch(self) -> dict[str, Any]:
+    async def _launch(self) -> ReadyMessage:
         async with self._start_lock:
-            if self._process is not None and self._process.returncode is None:
+            if self._process is not None and self._process.returncode is None and self.ready:
                 return self.ready
             process = await asyncio.create_subprocess_exec(
                 self._node,
@@ -106,11 +116,11 @@ class RenderHost:
             self._reader = asyncio.create_task(self._read(process))
             log.info(
                 "render host ready",
-                extra={k: ready.get(k) for k in ("bundleHash", "bundleMs", "cached")},
+                extra={k: ready[k] for k in ("bundleHash", "bundleMs", "cached")},
             )
             return ready
 
-    async def _read_until_ready(self, process: asyncio.subprocess.Process) -> dict[str, Any]:
+    async def _read_until_ready(self, process: asyncio.subprocess.Process) -> ReadyMessage:
         assert process.stdout is not None
         while True:
             line = await process.stdout.readline()
@@ -118,13 +128,13 @@ class RenderHost:
                 raise RenderFailure(
                     "RENDER_HOST_CRASHED", "render host exited while starting", retryable=True
                 )
-            message = _parse(line)
+            message = decode(line)
             if message is None:
                 continue
-            if message.get("type") == "ready":
+            if message["type"] == "ready":
                 return message
-            if message.get("type") == "fatal":
-                error = message.get("error") or {}
+            if message["type"] == "fatal":
+                error = message["error"]
                 raise RenderFailure(
                     str(error.get("reason") or "RENDER_HOST_FAILED"),
                     f"render host failed to start: {error.get('message', '')}",
@@ -139,22 +149,24 @@ class RenderHost:
                 line = await process.stdout.readline()
                 if not line:
                     break
-                message = _parse(line)
+                message = decode(line)
                 if message is None:
                     continue
                 queue = self._jobs.get(str(message.get("id", "")))
                 if queue is not None:
                     queue.put_nowait(message)
-                elif message.get("type") == "fatal":
-                    log.error("render host fatal error", extra={"error": message.get("error")})
+                elif message["type"] == "fatal":
+                    log.error("render host fatal error", extra={"error": message["error"]})
         finally:
             code = await process.wait()
             log.warning("render host exited", extra={"returncode": code})
-            crash = {
+            crash: ErrorMessage = {
                 "type": "error",
+                "id": None,
                 "error": {
                     "reason": "RENDER_HOST_CRASHED",
                     "message": f"render host exited with code {code}",
+                    "stack": "",
                     "retryable": True,
                 },
             }
@@ -166,11 +178,11 @@ class RenderHost:
         while line := await process.stderr.readline():
             log.debug("render host: %s", line.decode(errors="replace").rstrip())
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: Request) -> None:
         process = self._process
         if process is None or process.stdin is None or process.returncode is not None:
             raise RenderFailure("RENDER_HOST_CRASHED", "render host is not running", retryable=True)
-        process.stdin.write(json.dumps(message).encode() + b"\n")
+        process.stdin.write(encode(message))
         try:
             await process.stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
@@ -179,36 +191,37 @@ class RenderHost:
             ) from exc
 
     async def render(
-        self, job_id: str, request: dict[str, Any], on_progress: ProgressCallback
-    ) -> dict[str, Any]:
+        self, job_id: str, request: RenderOptions, on_progress: ProgressCallback
+    ) -> DoneMessage:
         """Run one render; returns the host's `done` message.
 
         Raises RenderCancelled when cancelled, RenderFailure otherwise. Cancelling the
         calling task cancels the render in the host too.
         """
         await self.start()
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[HostMessage] = asyncio.Queue()
         self._jobs[job_id] = queue
         try:
-            await self._send({**request, "type": "render", "id": job_id})
+            render: RenderRequest = {**request, "type": "render", "id": job_id}
+            await self._send(render)
             while True:
                 message = await queue.get()
-                kind = message.get("type")
-                if kind == "progress":
+                if message["type"] == "progress":
                     await on_progress(message)
-                elif kind == "done":
+                elif message["type"] == "done":
+                    frames = message.get("frames") or {}
                     log.info(
                         "render host finished",
                         extra={
                             "job": job_id,
                             "render_ms": message.get("renderMs"),
-                            "frames_captured": (message.get("frames") or {}).get("captured"),
-                            "frames_total": (message.get("frames") or {}).get("total"),
+                            "frames_captured": frames.get("captured"),
+                            "frames_total": frames.get("total"),
                             **(message.get("timings") or {}),
                         },
                     )
                     return message
-                elif kind == "error":
+                elif message["type"] == "error":
                     error = message.get("error") or {}
                     if error.get("reason") == "CANCELLED":
                         raise RenderCancelled()
@@ -226,7 +239,7 @@ class RenderHost:
             self._jobs.pop(job_id, None)
 
     async def cancel_and_wait(
-        self, job_id: str, queue: asyncio.Queue[dict[str, Any]] | None = None
+        self, job_id: str, queue: asyncio.Queue[HostMessage] | None = None
     ) -> None:
         """Ask the host to cancel a job and wait (bounded) until it confirms."""
         await self._send({"type": "cancel", "id": job_id})
@@ -235,7 +248,7 @@ class RenderHost:
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
-                while (await queue.get()).get("type") not in ("error", "done"):
+                while (await queue.get())["type"] not in ("error", "done"):
                     pass
 
     async def cancel(self, job_id: str) -> None:
@@ -271,16 +284,7 @@ class RenderHost:
             await process.wait()
 
 
-def _retrieve(task: asyncio.Task[dict[str, Any]]) -> None:
+def _retrieve(task: asyncio.Task[ReadyMessage]) -> None:
     """Mark a start's failure as seen (its callers, if any, got it already)."""
     if not task.cancelled():
         task.exception()
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        message = json.loads(line)
-    except json.JSONDecodeError:
-        log.debug("render host printed a non-JSON line: %r", line[:200])
-        return None
-    return message if isinstance(message, dict) else None

@@ -23,6 +23,7 @@ from services.render_worker.engines.base import (
 )
 from services.render_worker.failures import RenderFailure
 from services.render_worker.host import RenderHost
+from services.render_worker.host_messages import ProgressMessage, RenderOptions
 
 
 def client_urls(failure: RenderFailure, local: dict[str, str]) -> RenderFailure:
@@ -46,7 +47,7 @@ def host_request(
     timeout_ms: int,
     x264_preset: str,
     skip_static_frames: bool = True,
-) -> dict[str, Any]:
+) -> RenderOptions:
     """The render host's render request for a job (seed's quality presets)."""
     preset = QUALITY_PRESETS[job.quality]
     codec = FORMAT_CODECS[job.format]
@@ -110,7 +111,7 @@ class SsrEngine:
             scenes = self._assets.replace(job.scenes, local)
         await report("bundling", PREPARED_PROGRESS, 0)
 
-        async def on_progress(message: dict[str, Any]) -> None:
+        async def on_progress(message: ProgressMessage) -> None:
             stage = "encoding" if message.get("stage") == "encoding" else "rendering"
             share = float(message.get("progress", 0.0))
             await report(stage, engine_progress(share), int(message.get("renderedFrames", 0)))

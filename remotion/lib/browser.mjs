@@ -1,0 +1,97 @@
+// The render host's one Chromium: where it is, launching it, checking it is alive before
+// a job, and noticing when it dies (Remotion does not fail in-flight renders then).
+import {accessSync, constants as fsConstants, existsSync, readFileSync, statSync} from 'node:fs';
+import {openBrowser} from '@remotion/renderer';
+
+// Chromium runs as root here; Remotion adds --no-sandbox itself. Software GL is
+// enough for these compositions (no WebGL), so keep Remotion's default.
+export const CHROMIUM_OPTIONS = {};
+const HEALTH_TIMEOUT_MS = 10000;
+
+/**
+ * Debian's /usr/bin/chromium-headless-shell is a `#!/bin/sh` wrapper that runs
+ * the real binary as a child (no exec). Remotion's `setpriv --pdeathsig` then
+ * only guards the shell, so a SIGKILLed host would leave Chromium running.
+ * Launch the wrapped binary directly when the wrapper is that trivial.
+ */
+export const resolveBrowserExecutable = (configured) => {
+	try {
+		const st = statSync(configured);
+		if (!st.isFile() || st.size > 4096) return configured;
+		const text = readFileSync(configured, 'utf8');
+		if (!text.startsWith('#!')) return configured;
+		const lines = text.split('\n').slice(1).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+		const m = lines.length === 1 ? /^(?:exec\s+)?(\/[^\s"']+)\s+"\$@"$/.exec(lines[0]) : null;
+		if (m && existsSync(m[1])) {
+			accessSync(m[1], fsConstants.X_OK);
+			return m[1];
+		}
+	} catch {
+		// fall through: use what was configured
+	}
+	return configured;
+};
+
+const closeQuietly = (which) => which.then((b) => b.close({silent: true})).catch(() => {});
+
+const healthy = async (browser) => {
+	await Promise.race([
+		browser.connection.send('Browser.getVersion'),
+		new Promise((_, reject) => setTimeout(() => reject(new Error('browser health check timed out')), HEALTH_TIMEOUT_MS)),
+	]);
+	return browser;
+};
+
+/**
+ * The shared browser, as a promise (`current`), reopened on demand when it died or
+ * failed to launch. `onGone(which)` is called when a browser's DevTools connection
+ * closes (unless `isShuttingDown()`); it fails the jobs on that browser and returns
+ * how many there were.
+ */
+export const createBrowser = ({executable, logLevel, log, isShuttingDown, onGone}) => {
+	const self = {
+		/** @type {Promise<any> | null} */
+		current: null,
+		executable,
+		launch() {
+			const p = openBrowser('chrome', {browserExecutable: executable, chromiumOptions: CHROMIUM_OPTIONS, logLevel});
+			p.then(
+				(browser) => browser.connection?.transport?.websocket?.addEventListener?.('close', () => gone(p)),
+				(err) => log('could not open browser:', err?.message ?? err),
+			);
+			self.current = p;
+			return p;
+		},
+		/** The browser, health-checked; relaunched if unusable. */
+		async get() {
+			if (self.current) {
+				try {
+					return await healthy(await self.current);
+				} catch (err) {
+					log('browser unusable, relaunching:', err?.message ?? err);
+					self.drop();
+				}
+			}
+			return self.launch();
+		},
+		/** Forget a browser (the current one by default) and close it. */
+		drop(which = self.current) {
+			if (!which) return;
+			if (which === self.current) self.current = null;
+			closeQuietly(which);
+		},
+		/** Close the current browser, waiting at most `waitMs`. */
+		async close(waitMs) {
+			if (!self.current) return;
+			await Promise.race([closeQuietly(self.current), new Promise((r) => setTimeout(r, waitMs))]);
+		},
+	};
+	const gone = (which) => {
+		if (which === self.current) self.current = null;
+		if (isShuttingDown()) return;
+		const affected = onGone(which);
+		log(`browser connection closed; ${affected} job(s) affected`);
+		closeQuietly(which);
+	};
+	return self;
+};
