@@ -252,7 +252,6 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
         )
         same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
         stack = LocalStack(data / "stack")
-        stack.up()
         await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True)
         await migrate(settings.effective_database_url)  # what `make up` runs before the services
         api = await api_app.start(settings, port=0)
@@ -262,6 +261,7 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
         auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
         events = create_redis(redis.url, block_seconds=60.0)  # XREAD BLOCK 60 s below
         try:
+            stack.up()  # inside try: a stack that fails to serve is still stopped
             # Warm-ups: browsers open, bundles cached, npx cache.
             await asyncio.to_thread(stack.user_render)
             await service_render(stub, auth, events)
