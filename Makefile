@@ -43,7 +43,7 @@ schema-check: remotion/node_modules/.installed ## Fail if the scene catalogue is
 .PHONY: lint
 lint: $(VENV)/.installed node_modules/.installed ## ruff, buf lint, stale stubs
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 	$(MAKE) --no-print-directory proto-check
 
 .PHONY: typecheck

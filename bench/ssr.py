@@ -43,7 +43,7 @@ from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common import streams
-from render_common.config import ROOT, Settings, env_name
+from render_common.config import ROOT, Settings
 from render_common.db.migrate import migrate
 from render_common.redis_client import create_redis
 from render_common.tokens import mint_token
@@ -174,14 +174,14 @@ class LocalStack:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
         env.update(
             {
-                env_name("data_dir"): str(data_dir),
-                env_name("render_api_port"): str(free_port()),
-                env_name("progress_port"): str(free_port()),
-                env_name("worker_health_port"): str(free_port()),
-                env_name("edge_port"): str(free_port()),
-                env_name("render_concurrency"): str(CONCURRENCY),
-                env_name("daily_render_limit"): "1000",
-                env_name("concurrent_render_limit"): "100",
+                "RENDER_DATA_DIR": str(data_dir),
+                "RENDER_API_PORT": str(free_port()),
+                "PROGRESS_PORT": str(free_port()),
+                "WORKER_HEALTH_PORT": str(free_port()),
+                "EDGE_PORT": str(free_port()),
+                "RENDER_CONCURRENCY": str(CONCURRENCY),
+                "USER_DAILY_EXPORT_LIMIT": "1000",
+                "CONCURRENT_RENDER_LIMIT": "100",
                 # This checkout's code and stubs, whatever the venv's editable install maps.
                 "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
             }

@@ -334,11 +334,6 @@ _ENV_NAMES = {
 }
 
 
-def env_name(field_name: str) -> str:
-    """The environment variable that sets a Settings field."""
-    return _ENV_NAMES.get(field_name, field_name.upper())
-
-
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 

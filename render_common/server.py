@@ -12,7 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -133,20 +133,3 @@ async def wait_for_shutdown_signal() -> None:
     await stop.wait()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
-
-
-async def serve(
-    services: Sequence[ServiceRegistration],
-    *,
-    settings: Settings,
-    port: int,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run until SIGTERM/SIGINT, then shut down gracefully."""
-    running = await start_server(services, settings=settings, port=port)
-    log.info("serving", extra={"port": running.port, "services": list(running.names)})
-    await wait_for_shutdown_signal()
-    log.info("shutting down", extra={"grace_seconds": settings.shutdown_grace_seconds})
-    await running.stop(settings.shutdown_grace_seconds)
-    if on_stop is not None:
-        await on_stop()

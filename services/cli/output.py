@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any, TextIO
@@ -158,8 +157,3 @@ class ProgressBar:
 def print_json(message: Message) -> None:
     """Print a message as JSON on stdout."""
     print(as_json(message))
-
-
-def print_json_lines(messages: list[Message]) -> None:
-    """Print messages as a JSON array."""
-    print(json.dumps([json.loads(as_json(m)) for m in messages], indent=2))

@@ -25,8 +25,7 @@ from starlette.staticfiles import StaticFiles
 from render_common.config import Settings
 from render_common.errors import NotFound, RenderExportError
 from render_common.listen import bound_socket
-from render_common.logs import configure_logging
-from render_common.telemetry import configure_telemetry
+from render_common.runner import service_settings
 from services.edge.auth import SESSION_COOKIE, Authenticator, Caller
 from services.edge.connect import connect_apps
 from services.edge.errors import status_of, status_of_rpc_error
@@ -267,9 +266,7 @@ def server(settings: Settings, *, port: int | None = None) -> tuple[uvicorn.Serv
 
 def main() -> None:
     """Run the edge until SIGTERM/SIGINT."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-    configure_telemetry("edge")
+    settings = service_settings("edge")  # uvicorn below handles the signals and the stop
     srv, sock = server(settings)
     log.info("edge serving", extra={"port": sock.getsockname()[1]})
     srv.run(sockets=[sock])

@@ -19,7 +19,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from protobuf.wkt import Any as WireAny
 
 from render_common.errors import RenderExportError, to_rpc_status
-from render_common.status_details import STATUS_DETAILS_KEY
+from render_common.status_details import rich_status
 
 # The Connect protocol's codes are gRPC's, lower-cased; its HTTP statuses per code.
 HTTP_STATUS: dict[int, int] = {
@@ -54,10 +54,9 @@ def status_of_rpc_error(error: grpc.RpcError) -> status_pb2.Status:
     """The google.rpc.Status of a failed upstream call (details from its trailer)."""
     code: grpc.StatusCode = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     message = error.details() if hasattr(error, "details") else str(error)
-    trailing = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    for key, value in trailing or ():
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            return status_pb2.Status.FromString(value)
+    status = rich_status(error)
+    if status is not None:
+        return status
     return status_pb2.Status(code=code.value[0], message=message or "")
 
 

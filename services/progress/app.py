@@ -14,15 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
 from render_common.downloads import DownloadLinks
-from render_common.logs import configure_logging
-from render_common.server import (
-    RunningServer,
-    ServiceRegistration,
-    settle_garbage_collector,
-    start_server,
-    wait_for_shutdown_signal,
-)
-from render_common.telemetry import configure_telemetry
+from render_common.runner import run_service
+from render_common.server import RunningServer, ServiceRegistration, start_server
 from services.progress.hub import Hub
 from services.progress.servicer import ProgressService
 
@@ -120,14 +113,6 @@ async def start(settings: Settings, *, port: int | None = None) -> Progress:
     return Progress(server=server, engine=engine, reader=reader, pool=pool, hub=hub)
 
 
-async def main() -> None:
+def main() -> None:
     """Run progress until SIGTERM/SIGINT."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-    configure_telemetry("progress")
-    progress = await start(settings)
-    # With thousands of open streams, collections otherwise show up as p99.
-    settle_garbage_collector()
-    log.info("progress serving", extra={"port": progress.port})
-    await wait_for_shutdown_signal()
-    await progress.stop(settings.shutdown_grace_seconds)
+    run_service("progress", start)

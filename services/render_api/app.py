@@ -14,16 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
 from render_common.downloads import DownloadLinks
-from render_common.logs import configure_logging
 from render_common.redis_client import redis_for
-from render_common.server import (
-    RunningServer,
-    ServiceRegistration,
-    settle_garbage_collector,
-    start_server,
-    wait_for_shutdown_signal,
-)
-from render_common.telemetry import configure_telemetry
+from render_common.runner import run_service
+from render_common.server import RunningServer, ServiceRegistration, start_server
 from services.render_api.catalogue import SceneCatalogue
 from services.render_api.servicer import RenderService
 from services.render_api.sweeper import Sweeper
@@ -116,13 +109,6 @@ async def start(
     )
 
 
-async def main() -> None:
+def main() -> None:
     """Run render_api until SIGTERM/SIGINT."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-    configure_telemetry("render_api")
-    api = await start(settings)
-    settle_garbage_collector()
-    log.info("render_api serving", extra={"port": api.port})
-    await wait_for_shutdown_signal()
-    await api.stop(settings.shutdown_grace_seconds)
+    run_service("render_api", start)

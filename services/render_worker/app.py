@@ -13,11 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
-from render_common.logs import configure_logging
 from render_common.redis_client import redis_for
+from render_common.runner import run_service
 from render_common.scene_assets import AssetCatalogue
-from render_common.server import RunningServer, start_server, wait_for_shutdown_signal
-from render_common.telemetry import configure_telemetry
+from render_common.server import RunningServer, start_server
 from services.render_worker.assets import AssetFetcher, AssetPolicy
 from services.render_worker.bookkeeping import Bookkeeping
 from services.render_worker.consumer import Consumer
@@ -126,10 +125,9 @@ async def start(
     # XREADGROUP blocks at most a second (consumer.py); pub/sub listens without a timeout.
     blocking = redis_for(settings, block_seconds=1.0)
     engines = engines if engines is not None else build_engines(settings, data_dir)
-    if warm and "ssr" in engines:
-        ssr = engines["ssr"]
-        if isinstance(ssr, SsrEngine):
-            await ssr._host.start()
+    ssr = engines.get("ssr")
+    if warm and isinstance(ssr, SsrEngine):
+        await ssr.warm()
     name = worker_name(settings)
     work_dirs = WorkDirs(
         data_dir / "work", name, legacy_max_age_seconds=settings.render_timeout_seconds
@@ -175,12 +173,6 @@ async def start(
     )
 
 
-async def main() -> None:
-    """Run a worker until SIGTERM/SIGINT."""
-    settings = Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
-    configure_telemetry("render_worker")
-    worker = await start(settings)
-    await wait_for_shutdown_signal()
-    log.info("worker stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})
-    await worker.stop(settings.shutdown_grace_seconds)
+def main() -> None:
+    """Run a worker until SIGTERM/SIGINT (finishing or handing back its renders)."""
+    run_service("render_worker", start, settle_gc=False)

@@ -251,10 +251,6 @@ class RenderHost:
                 while (await queue.get())["type"] not in ("error", "done"):
                     pass
 
-    async def cancel(self, job_id: str) -> None:
-        """Ask the host to cancel a job (its render() then raises RenderCancelled)."""
-        await self._send({"type": "cancel", "id": job_id})
-
     async def close(self) -> None:
         """Shut the host down (graceful, then killed after 10 s)."""
         if self._starting is not None and not self._starting.done():

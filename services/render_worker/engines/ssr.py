@@ -97,6 +97,10 @@ class SsrEngine:
         self._concurrency = concurrency or default_render_concurrency()
         self._timeout_ms = int(timeout_seconds * 1000)
 
+    async def warm(self) -> None:
+        """Start the render host now (Node, the bundle, Chromium), not at the first render."""
+        await self._host.start()
+
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Prefetch, render, thumbnail and probe; the output stays in the job's work dir."""
         await report("bundling", 0.0, 0)
