@@ -47,8 +47,8 @@ lint: $(VENV)/.installed node_modules/.installed ## ruff, buf lint, stale stubs
 	$(MAKE) --no-print-directory proto-check
 
 .PHONY: typecheck
-typecheck: $(VENV)/.installed ## mypy (strict) on the services and shared package
-	$(VENV)/bin/mypy render_common services
+typecheck: $(VENV)/.installed ## mypy (strict) on the services, shared package, tests and benchmarks
+	$(VENV)/bin/mypy render_common services tests bench
 
 .PHONY: test
 test: setup ## Install what is missing, start what is needed, run all tests

@@ -98,6 +98,10 @@ async def _serve_bare(port: int) -> None:
                 if not watchers[request.render_id]:
                     del watchers[request.render_id]
 
+        async def WatchRenders(self, request: Any, context: Any) -> Any:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this bench")
+            yield  # an async generator, like WatchRender
+
     server = grpc.aio.server(options=server_options(Settings()))
     progress_service_pb2_grpc.add_ProgressServiceServicer_to_server(Bare(), server)
     server.add_insecure_port(f"127.0.0.1:{port}")

@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from redis.asyncio import Redis
@@ -150,7 +150,8 @@ async def service_render(
     render_id = response.render.render_id
     key, last = streams.events_stream(render_id), "0-0"
     while True:
-        for _, entries in await redis.xread({key: last}, block=60_000) or []:
+        replies = await redis.xread({key: last}, block=60_000)
+        for _, entries in cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], replies or []):
             for entry_id, fields in entries:
                 last = entry_id
                 if fields.get("state") == "succeeded":

@@ -13,6 +13,7 @@ from render_common import streams
 from render_common.config import Settings
 from services.progress import app
 from tests.support.processes import free_port, sqlite_url
+from tests.support.redis_streams import entries as stream_entries
 from tests.test_progress import finish_row, insert_render, publish
 
 
@@ -60,7 +61,7 @@ async def test_watch_shows_a_gap_when_resuming_after_trimmed_events(
         await progress.stop(0)  # the stream drops (UNAVAILABLE); the CLI keeps resuming
         for index in range(250):  # meanwhile the capped history trims what it saw
             await publish(redis, render_id, "running", "rendering", 0.2 + index / 1000, maxlen=10)
-        oldest = (await redis.xrange(streams.events_stream(render_id), count=1))[0][0]
+        oldest = (await stream_entries(redis, streams.events_stream(render_id), count=1))[0][0]
         assert oldest != seen
         newest = await publish(redis, render_id, "running", "encoding", 0.9, maxlen=10)
         progress = await app.start(settings, port=settings.progress_port)

@@ -101,4 +101,4 @@ def test_overrides_are_checked_like_the_environment() -> None:
     with pytest.raises(ValidationError):
         Settings().with_overrides(no_such_setting=1)
     with pytest.raises(ValidationError):
-        settings.max_scenes = 6  # type: ignore[misc]  # frozen
+        settings.max_scenes = 6  # frozen

@@ -30,6 +30,7 @@ from render_common.db.schema import video_renders
 from services.render_api import app
 from tests.conftest import bearer
 from tests.support.processes import RedisServer
+from tests.support.redis_streams import fields as stream_fields
 from tests.support.rpc import rich_error
 from tests.support.scenes import start_request
 from tests.support.tcp_proxy import TcpProxy
@@ -201,8 +202,7 @@ async def check_nothing_half_written(
         # Queue entries: the sweeper enqueues a committed render whose XADD never happened.
         deadline = time.monotonic() + 30
         while True:
-            entries = await redis.xrange(streams.JOBS_STREAM)
-            queued = {fields["render_id"] for _, fields in entries}
+            queued = {f["render_id"] for f in await stream_fields(redis, streams.JOBS_STREAM)}
             ids = {rid for rid, _ in (await rows()).values()}
             if ids <= queued or time.monotonic() > deadline:
                 break

@@ -17,7 +17,7 @@ CRD_KINDS = {"ScaledObject", "TriggerAuthentication", "Kustomization"}
 
 
 def manifests() -> list[dict[str, Any]]:
-    documents = []
+    documents: list[dict[str, Any]] = []
     for path in sorted(K8S.glob("*.yaml")):
         documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
     return documents

@@ -33,6 +33,7 @@ from tests.support.fake_lambda import (
 )
 from tests.support.lambda_env import WEBHOOK_SECRET, lambda_settings
 from tests.support.links import download, expires_in, wait_until_expired
+from tests.support.redis_streams import fields as stream_fields
 from tests.support.scenes import scene
 from tests.support.stack import Stack, close_all, start_stack
 
@@ -78,7 +79,7 @@ async def start_lambda(stack: Stack, **fields: Any) -> render_pb2.Render:
 
 
 async def events_of(redis: Redis, render_id: str) -> list[dict[str, str]]:
-    return [fields for _, fields in await redis.xrange(streams.events_stream(render_id))]
+    return await stream_fields(redis, streams.events_stream(render_id))
 
 
 async def wait_for_lambda_id(stack: Stack, render_id: str) -> render_pb2.Render:

@@ -29,6 +29,7 @@ from render_common.redis_client import create_redis
 from services.progress import app
 from tests.conftest import bearer
 from tests.support.processes import RedisServer, sqlite_url
+from tests.support.redis_streams import entries as stream_entries
 from tests.support.rpc import rich_error
 
 Stub = progress_service_pb2_grpc.ProgressServiceStub
@@ -349,7 +350,7 @@ async def test_failed_and_cancelled_end_the_stream(
     await call.read()  # snapshot: subscribed
     await publish(redis, render_id, "running", "rendering", 0.5)
     await finish_row(progress.engine, render_id, status)
-    extra = (
+    extra: dict[str, Any] = (
         {"error_reason": "ASSET_NOT_FOUND", "error_message": "asset 404"}
         if status == "failed"
         else {"message": "cancelled by its owner"}
@@ -433,7 +434,9 @@ async def test_resume_after_the_cap_reports_a_gap_never_a_silent_skip(
         )
         for i in range(350)
     ]
-    retained = [entry_id for entry_id, _ in await redis.xrange(streams.events_stream(render_id))]
+    retained = [
+        entry_id for entry_id, _ in await stream_entries(redis, streams.events_stream(render_id))
+    ]
     first = ids.index(retained[0])
     assert first >= 2 and retained == ids[first:]  # the cap trimmed the oldest
     for after in (ids[0], ids[first - 2], "0-0"):
@@ -874,7 +877,7 @@ async def test_watch_renders_reports_a_gap_then_snapshots_of_what_changed(
     await publish(redis, finished, "running", "bundling", user_id=user)
     await finish_row(progress.engine, finished)
     newest = await publish(redis, finished, "succeeded", "done", 1.0, user_id=user)
-    oldest_kept = (await redis.xrange(streams.user_events_stream(user), count=1))[0][0]
+    oldest_kept = (await stream_entries(redis, streams.user_events_stream(user), count=1))[0][0]
     assert parse_event_id(oldest_kept) > parse_event_id(first)  # the user stream's cap trimmed it
     call = watch_all(stub, token, after=first)
     gap = (await call.read()).event
@@ -909,11 +912,11 @@ async def test_publish_event_copies_to_the_user_stream(redis: Redis, user: str) 
     copied = await publish(redis, render_id, "running", "bundling", user_id=user)
     elsewhere = await publish(redis, other, "running", "bundling", user_id=user)
     done = await publish(redis, render_id, "succeeded", "done", 1.0, user_id=user)
-    entries = await redis.xrange(streams.events_stream(render_id))
+    entries = await stream_entries(redis, streams.events_stream(render_id))
     assert [entry_id for entry_id, _ in entries] == [plain, copied, done]
     # Each entry knows the one before it in its stream (how a trimmed cursor is judged).
     assert [f["prev"] for _, f in entries] == ["0-0", plain, copied]
-    user_entries = await redis.xrange(streams.user_events_stream(user))
+    user_entries = await stream_entries(redis, streams.user_events_stream(user))
     # One id per event, the same in both streams: unique among all of the user's renders.
     assert [entry_id for entry_id, _ in user_entries] == [copied, elsewhere, done]
     assert [(f["render_id"], f["event_id"], f["state"], f["prev"]) for _, f in user_entries] == [

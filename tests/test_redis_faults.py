@@ -25,6 +25,7 @@ from render.v1 import render_pb2
 from render_common import streams
 from render_common.config import Settings
 from tests.support.fault_rig import FaultRig, start_rig, stop_process
+from tests.support.redis_streams import fields as stream_fields
 
 log = logging.getLogger(__name__)
 State = render_pb2.Render
@@ -34,7 +35,7 @@ RigFactory = Callable[..., Awaitable[FaultRig]]
 async def events_of(rig: FaultRig, render_id: str) -> list[dict[str, str]]:
     client = rig.redis()
     try:
-        return [f for _, f in await client.xrange(streams.events_stream(render_id))]
+        return await stream_fields(client, streams.events_stream(render_id))
     finally:
         await client.aclose()
 
@@ -167,7 +168,7 @@ async def test_render_that_kills_its_worker_is_dead_lettered(rig_factory: RigFac
     await assert_settled(rig, [crashing.render_id, healthy.render_id], {healthy.render_id})
     client = rig.redis()
     try:
-        dead = [f for _, f in await client.xrange(streams.DEAD_STREAM)]
+        dead = await stream_fields(client, streams.DEAD_STREAM)
         pending = await client.xpending(streams.JOBS_STREAM, streams.JOBS_GROUP)
     finally:
         await client.aclose()

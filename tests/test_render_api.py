@@ -28,6 +28,8 @@ from services.render_api.catalogue import SceneCatalogue
 from services.render_api.validation import RequestValidator
 from tests.conftest import TEST_SECRET, bearer
 from tests.support.processes import RedisServer
+from tests.support.redis_streams import entries as stream_entries
+from tests.support.redis_streams import fields as stream_fields
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene, start_request
 
@@ -75,8 +77,8 @@ async def count_rows(api: app.RenderApi, user: str) -> int:
 
 
 async def jobs_for(redis: Redis, render_id: str) -> list[dict[str, str]]:
-    entries = await redis.xrange(streams.JOBS_STREAM)
-    return [fields for _, fields in entries if fields.get("render_id") == render_id]
+    jobs = await stream_fields(redis, streams.JOBS_STREAM)
+    return [fields for fields in jobs if fields.get("render_id") == render_id]
 
 
 # --- success paths -------------------------------------------------------------------
@@ -171,8 +173,8 @@ async def test_cancel_queued_render(
     ).render
     assert cancelled.state == render_pb2.Render.STATE_CANCELLED
     assert cancelled.complete_time.seconds > 0
-    events = await redis.xrange(streams.events_stream(render.render_id))
-    assert [fields["state"] for _, fields in events] == ["cancelled"]
+    events = await stream_fields(redis, streams.events_stream(render.render_id))
+    assert [fields["state"] for fields in events] == ["cancelled"]
     assert await redis.ttl(streams.events_stream(render.render_id)) > 0
     assert await redis.get(streams.cancel_flag(render.render_id)) == "1"
     again = await stub.CancelRender(
@@ -200,7 +202,7 @@ async def test_cancel_running_render_signals_workers(
         render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
     )
     message = await pubsub.get_message(timeout=2)
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     assert message is not None and message["data"] == render.render_id
     assert response.render.state == render_pb2.Render.STATE_RUNNING  # no worker here to stop it
     async with api.engine.connect() as connection:
@@ -438,9 +440,7 @@ def _token(secret: str, **claims: Any) -> str:
         (bearer(_token("another-secret-another-secret-another-secret")), "TOKEN_INVALID"),
         (
             bearer(
-                jwt.encode(
-                    {"sub": "someone", "exp": int(time.time()) + 600}, None, algorithm="none"
-                )
+                jwt.encode({"sub": "someone", "exp": int(time.time()) + 600}, "", algorithm="none")
             ),
             "TOKEN_INVALID",
         ),
@@ -557,6 +557,7 @@ async def test_batched_intakes_of_many_users_keep_each_users_limits(
         while not ((row := await renders.get(api.engine, render_id)) or {}).get("queue_job_id"):
             assert time.monotonic() < deadline, f"{render_id}: entry id never recorded"
             await asyncio.sleep(0.02)
+        assert row is not None
         # Leave no work behind for the workers of later tests (same database and stream).
         await stub.CancelRender(
             render_service_pb2.CancelRenderRequest(render_id=render_id),
@@ -614,7 +615,7 @@ async def test_redis_down_start_render_is_unavailable_and_writes_nothing(
         async def entries() -> list[tuple[str, dict[str, str]]]:
             return [
                 (entry_id, f)
-                for entry_id, f in await check.xrange(streams.JOBS_STREAM)
+                for entry_id, f in await stream_entries(check, streams.JOBS_STREAM)
                 if f["render_id"] == render.render_id
             ]
 

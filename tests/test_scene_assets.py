@@ -87,7 +87,7 @@ def test_text_props_are_never_assets(text: str) -> None:
 def test_found_replaced_and_deduplicated_in_order() -> None:
     catalogue = AssetCatalogue.load()
     shared = "https://cdn.example/a.png"
-    scenes = [
+    scenes: list[dict[str, Any]] = [
         {"type": "image", "props": {"src": shared, "fit": "cover"}},
         {"type": "title", "props": {"text": shared}},  # the same string, as text
         {"type": "video", "props": {"src": "https://cdn.example/v.mp4", "muted": True}},
@@ -131,7 +131,7 @@ def test_a_new_asset_prop_is_picked_up_from_the_schema() -> None:
         AssetProp(("props", "soundtrack", "src"), "audio"),
         AssetProp(("props", "gallery", "*"), "image"),
     )
-    scene = {
+    scene: dict[str, Any] = {
         "type": "title",
         "durationInFrames": 30,
         "props": {

@@ -43,7 +43,7 @@ async def test_single_trace_across_services(
     attempt = next(
         s
         for s in spans
-        if s.name == "render.attempt" and s.attributes.get("render.id") == render.render_id
+        if s.name == "render.attempt" and (s.attributes or {}).get("render.id") == render.render_id
     )
     assert attempt.context.trace_id == start.context.trace_id
     # The worker's span descends from the StartRender server span through the stream entry.

@@ -23,6 +23,7 @@ from render_common import streams
 from render_common.config import Settings
 from tests.support.asset_server import AssetServer
 from tests.support.processes import free_port, sqlite_url
+from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes, scene, simple_scenes
 from tests.support.stack import Stack, close_all, ffprobe, start_stack
@@ -60,15 +61,18 @@ def local_path(url: str) -> Path:
     return Path(url[len("file://") :])
 
 
+GRADIENT: dict[str, Any] = {"from": "red", "to": "blue"}  # "from" is a keyword
+
+
 def long_scenes(frames: int = 900) -> list[render_pb2.Scene]:
     return [
         scene("title", frames // 2, text="Long"),
-        scene("gradient", frames // 2, **{"from": "red", "to": "blue"}),
+        scene("gradient", frames // 2, **GRADIENT),
     ]
 
 
 async def events_of(redis: Redis, render_id: str) -> list[dict[str, str]]:
-    return [fields for _, fields in await redis.xrange(streams.events_stream(render_id))]
+    return await stream_fields(redis, streams.events_stream(render_id))
 
 
 def attempt_dirs(stack: Stack) -> list[Path]:
@@ -157,7 +161,7 @@ async def test_missing_asset_fails_at_once_with_its_url(
         assert done.error.retryable is False and done.retry_count == 0
         dead = [
             f
-            for _, f in await redis.xrange(streams.DEAD_STREAM)
+            for f in await stream_fields(redis, streams.DEAD_STREAM)
             if f["render_id"] == render.render_id
         ]
         assert len(dead) == 1 and dead[0]["reason"] == "ASSET_NOT_FOUND"

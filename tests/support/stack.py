@@ -56,12 +56,18 @@ class Stack:
             quality=fields.pop("quality", render_pb2.QUALITY_LOW),
             **fields,
         )
-        return (await self.stub.StartRender(request, metadata=self.auth)).render
+        started: render_service_pb2.StartRenderResponse = await self.stub.StartRender(
+            request, metadata=self.auth
+        )
+        return started.render
 
     async def get(self, render_id: str) -> render_pb2.Render:
         """GetRender."""
         request = render_service_pb2.GetRenderRequest(render_id=render_id)
-        return (await self.stub.GetRender(request, metadata=self.auth)).render
+        response: render_service_pb2.GetRenderResponse = await self.stub.GetRender(
+            request, metadata=self.auth
+        )
+        return response.render
 
     async def wait(
         self, render_id: str, *, until: Any = None, timeout: float = 180.0
