@@ -8,17 +8,15 @@ the bound passes, and the caller then decides what is left for the sweeper to re
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from render_common.retry import retry_call
+
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 # What a dropped, refused or silent connection raises (redis-py's own errors, including
 # BusyLoadingError while Redis replays its AOF, and the OS's). Not ResponseError: Redis
@@ -36,22 +34,11 @@ async def ride_out(call: Callable[[], Awaitable[T]], *, within: float, what: str
     The delay doubles from 50 ms up to 1 s. Raises the last error once `within` has
     passed (`within=0`: one try). Cancellation is never swallowed.
     """
-    deadline = time.monotonic() + within
-    delay = FIRST_DELAY_SECONDS
-    failures = 0
-    while True:
-        try:
-            result = await call()
-        except REDIS_DOWN as exc:
-            failures += 1
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise
-            if failures == 1:
-                log.warning("redis unavailable; retrying", extra={"what": what, "error": str(exc)})
-            await asyncio.sleep(min(delay, left))
-            delay = min(delay * 2, MAX_DELAY_SECONDS)
-            continue
-        if failures:
-            log.info("redis answered again", extra={"what": what, "failures": failures})
-        return result
+    return await retry_call(
+        call,
+        on=REDIS_DOWN,
+        within=within,
+        first=FIRST_DELAY_SECONDS,
+        most=MAX_DELAY_SECONDS,
+        what=what,
+    )
