@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 from render_common import metrics
 from render_common.ids import parse_event_id
 from render_common.tasks import raise_if_cancelling
+from services.progress.xread import PackedXRead, bulk
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,6 @@ class Subscription:
             waiter.set_result(None)
 
 
-def _bulk(value: str) -> bytes:
-    """One RESP bulk string."""
-    raw = value.encode()
-    return b"$%d\r\n%s\r\n" % (len(raw), raw)
-
-
 @dataclass(slots=True)
 class _Topic:
     position: str
@@ -138,7 +133,7 @@ class _Topic:
 
     def move_to(self, position: str, order: tuple[int, int]) -> None:
         self.position, self.order = position, order
-        self.packed_position = _bulk(position)
+        self.packed_position = bulk(position)
 
 
 class HubClosed(Exception):
@@ -158,16 +153,12 @@ class _Shard:
         outage_seconds: float = 5.0,
     ) -> None:
         """`reader`'s pool gives the shard its one connection (blocking reads); `pool` is small."""
-        self._reader = reader
         self._pool = pool
         self._buffer = buffer
         self._block_ms = block_ms
         self._outage_seconds = outage_seconds
         self._count = max(1, min(READ_COUNT, buffer // 2))
-        self._head = b"".join(
-            _bulk(part) for part in ("XREAD", "COUNT", str(self._count), "BLOCK", str(block_ms))
-        ) + _bulk("STREAMS")
-        self._connection: Any = None
+        self._xread = PackedXRead(reader, count=self._count, block_ms=block_ms)
         self._topics: dict[str, _Topic] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -198,10 +189,7 @@ class _Shard:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._connection is not None:
-            await self._connection.disconnect()
-            await self._reader.connection_pool.release(self._connection)
-            self._connection = None
+        await self._xread.close()
 
     async def subscribe(self, key: str) -> Subscription:
         """Watch a stream from now on; `Subscription.position` is where delivery starts.
@@ -220,7 +208,7 @@ class _Shard:
             if topic is None:
                 position = str(newest[0][0]) if newest else "0-0"
                 topic = _Topic(
-                    position=position, order=parse_event_id(position), packed_key=_bulk(key)
+                    position=position, order=parse_event_id(position), packed_key=bulk(key)
                 )
                 topic.move_to(position, topic.order)
                 self._topics[key] = topic
@@ -295,32 +283,12 @@ class _Shard:
                 self._dispatch(response)
 
     def _pack(self) -> bytes:
-        """`XREAD COUNT n BLOCK ms STREAMS keys... ids...` encoded (RESP) from cached parts.
-
-        Packing thousands of arguments anew for every read would cost milliseconds; the
-        keys and positions are kept encoded and only joined here.
-        """
+        """This shard's XREAD, from each topic's cached key and position (see xread.py)."""
         topics = list(self._topics.values())
-        return b"".join(
-            (
-                b"*%d\r\n" % (6 + 2 * len(topics)),
-                self._head,
-                *(t.packed_key for t in topics),
-                *(t.packed_position for t in topics),
-            )
-        )
+        return self._xread.pack([t.packed_key for t in topics], [t.packed_position for t in topics])
 
     async def _read(self, command: bytes) -> Any:
-        """Send one packed XREAD on the reader's own connection and return its reply."""
-        if self._connection is None:
-            self._connection = await self._reader.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        connection = self._connection
-        try:
-            await connection.send_packed_command(command, check_health=False)
-            return await connection.read_response()
-        except BaseException:
-            await connection.disconnect()  # reconnects on the next send
-            raise
+        return await self._xread.read(command)
 
     def _dispatch(self, response: Any) -> None:
         streams = response.items() if isinstance(response, dict) else response
