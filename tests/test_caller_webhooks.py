@@ -86,7 +86,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def secret_of(stack: Stack) -> str:
     request = render_service_pb2.GetWebhookSecretRequest()
-    return (await stack.stub.GetWebhookSecret(request, metadata=stack.auth)).secret.secret
+    response: render_service_pb2.GetWebhookSecretResponse = await stack.stub.GetWebhookSecret(
+        request, metadata=stack.auth
+    )
+    return response.secret.secret
 
 
 async def start_and_cancel(stack: Stack, url: str, **metadata: str) -> render_pb2.Render:
@@ -95,7 +98,10 @@ async def start_and_cancel(stack: Stack, url: str, **metadata: str) -> render_pb
         simple_scenes(), webhook=render_pb2.Webhook(url=url), metadata=metadata
     )
     request = render_service_pb2.CancelRenderRequest(render_id=render.render_id)
-    cancelled = (await stack.stub.CancelRender(request, metadata=stack.auth)).render
+    response: render_service_pb2.CancelRenderResponse = await stack.stub.CancelRender(
+        request, metadata=stack.auth
+    )
+    cancelled = response.render
     assert cancelled.state == render_pb2.Render.STATE_CANCELLED
     return cancelled
 

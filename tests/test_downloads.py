@@ -250,7 +250,9 @@ async def test_terminal_event_carries_a_fresh_link(
 
     async def terminal_event() -> progress_service_pb2.RenderEvent:
         request = progress_service_pb2.WatchRenderRequest(render_id=render_id)
-        events = [r.event async for r in stub.WatchRender(request, metadata=stack.auth)]
+        events: list[progress_service_pb2.RenderEvent] = [
+            r.event async for r in stub.WatchRender(request, metadata=stack.auth)
+        ]
         assert events[-1].state == render_pb2.Render.STATE_SUCCEEDED
         return events[-1]
 

@@ -22,6 +22,7 @@ import pytest_asyncio
 
 from render_common.config import ROOT
 from services.render_worker.host import RenderHost
+from services.render_worker.host_messages import ProgressMessage
 from tests.support.images import (
     Image,
     decode,
@@ -102,7 +103,7 @@ def renderer(host: RenderHost, out: Path) -> Render:
         """The frame `frame` of a one-scene render (its thumbnail, JPEG quality 100)."""
         thumbnail = out / f"{name}.jpg"
 
-        async def ignore(_: dict[str, Any]) -> None:
+        async def ignore(_: ProgressMessage) -> None:
             return None
 
         done = await host.render(

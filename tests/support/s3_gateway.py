@@ -73,7 +73,7 @@ def make_handler(upstream: str) -> type[BaseHTTPRequestHandler]:
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks = []
+                chunks: list[bytes] = []
                 while True:
                     size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                     if size == 0:
@@ -112,7 +112,9 @@ def make_handler(upstream: str) -> type[BaseHTTPRequestHandler]:
         def _upstream(
             self, method: str, path: str, body: bytes, headers: dict[str, str]
         ) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            connection = http.client.HTTPConnection(
+                target.hostname or "127.0.0.1", target.port, timeout=60
+            )
             try:
                 connection.request(method, path, body=body or None, headers=headers)
                 response = connection.getresponse()
