@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import logging
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from render_common.config import Settings
+from render_common.renders.record import Render
 
 log = logging.getLogger(__name__)
 
@@ -189,17 +189,16 @@ class DownloadLinks:
             return ""
         return signer.presign(stored.location, stored.key, self._ttl, now)
 
-    def _link(self, row: Mapping[str, Any], key_column: str, url_column: str) -> str:
-        storage = row.get("storage")
-        key = row.get(key_column)
-        if storage in STORAGES and key and row.get("storage_location"):
-            return self.url(StoredObject(storage, row["storage_location"], key))
-        return str(row.get(url_column) or "")  # a permanent URL, or a row from before 0002
+    def _link(self, render: Render, key: str | None, url: str | None) -> str:
+        storage, location = render.storage, render.storage_location
+        if storage in STORAGES and key and location:
+            return self.url(StoredObject(storage, location, key))
+        return url or ""  # a permanent URL, or a row from before 0002
 
-    def output_url(self, row: Mapping[str, Any]) -> str:
+    def output_url(self, render: Render) -> str:
         """The download URL of a render's output."""
-        return self._link(row, "output_key", "output_url")
+        return self._link(render, render.output_key, render.output_url)
 
-    def thumbnail_url(self, row: Mapping[str, Any]) -> str:
+    def thumbnail_url(self, render: Render) -> str:
         """The download URL of a render's thumbnail."""
-        return self._link(row, "thumbnail_key", "thumbnail_url")
+        return self._link(render, render.thumbnail_key, render.thumbnail_url)

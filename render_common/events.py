@@ -15,9 +15,8 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from render_common import streams
-from render_common.db.schema import TERMINAL_STATES
+from render_common.renders.states import TERMINAL
 
-STAGES = ("queued", "bundling", "rendering", "encoding", "uploading", "done")
 PREV_FIELD = "prev"  # id of the entry before this one in its stream ("0-0": the first)
 
 
@@ -26,8 +25,8 @@ class ProgressEvent:
     """One progress event of one render."""
 
     render_id: str
-    state: str  # a status value of the video_renders table
-    stage: str  # one of STAGES
+    state: str  # a State (a plain string when read back from the stream)
+    stage: str  # a Stage, likewise
     progress: float = 0.0
     frames_rendered: int = 0
     frames_total: int = 0
@@ -41,7 +40,7 @@ class ProgressEvent:
     @property
     def terminal(self) -> bool:
         """Whether the render ends with this event."""
-        return self.state in TERMINAL_STATES
+        return self.state in TERMINAL
 
     def to_fields(self) -> dict[str, str]:
         """The stream entry's fields."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -11,51 +11,38 @@ from render.v1 import render_pb2, render_service_pb2
 
 from render_common.downloads import DownloadLinks
 from render_common.pricing import FPS
+from render_common.renders.record import Render, as_utc
+from render_common.renders.states import Stage, State
 
 if TYPE_CHECKING:
     from render_common.db.webhooks import SigningSecret
 
-STATE_TO_PROTO: dict[str, int] = {
-    "queued": render_pb2.Render.STATE_QUEUED,
-    "running": render_pb2.Render.STATE_RUNNING,
-    "succeeded": render_pb2.Render.STATE_SUCCEEDED,
-    "failed": render_pb2.Render.STATE_FAILED,
-    "cancelled": render_pb2.Render.STATE_CANCELLED,
+STATE_TO_PROTO: dict[str, render_pb2.Render.State.ValueType] = {
+    state: render_pb2.Render.State.Value(f"STATE_{state.name}") for state in State
 }
-STATE_FROM_PROTO = {v: k for k, v in STATE_TO_PROTO.items()}
-STAGE_TO_PROTO: dict[str, int] = {
-    "queued": render_pb2.STAGE_QUEUED,
-    "bundling": render_pb2.STAGE_BUNDLING,
-    "rendering": render_pb2.STAGE_RENDERING,
-    "encoding": render_pb2.STAGE_ENCODING,
-    "uploading": render_pb2.STAGE_UPLOADING,
-    "done": render_pb2.STAGE_DONE,
+STATE_FROM_PROTO: dict[int, State] = {v: State(k) for k, v in STATE_TO_PROTO.items()}
+STAGE_TO_PROTO: dict[str, render_pb2.Stage.ValueType] = {
+    stage: render_pb2.Stage.Value(f"STAGE_{stage.name}") for stage in Stage
 }
-FORMAT_TO_PROTO: dict[str, int] = {
+STAGE_FROM_PROTO: dict[int, Stage] = {v: Stage(k) for k, v in STAGE_TO_PROTO.items()}
+FORMAT_TO_PROTO: dict[str, render_pb2.Format.ValueType] = {
     "mp4": render_pb2.FORMAT_MP4,
     "webm": render_pb2.FORMAT_WEBM,
     "gif": render_pb2.FORMAT_GIF,
 }
-FORMAT_FROM_PROTO = {v: k for k, v in FORMAT_TO_PROTO.items()}
-QUALITY_TO_PROTO: dict[str, int] = {
+FORMAT_FROM_PROTO: dict[int, str] = {v: k for k, v in FORMAT_TO_PROTO.items()}
+QUALITY_TO_PROTO: dict[str, render_pb2.Quality.ValueType] = {
     "low": render_pb2.QUALITY_LOW,
     "medium": render_pb2.QUALITY_MEDIUM,
     "high": render_pb2.QUALITY_HIGH,
 }
-QUALITY_FROM_PROTO = {v: k for k, v in QUALITY_TO_PROTO.items()}
-ENGINE_TO_PROTO: dict[str, int] = {
+QUALITY_FROM_PROTO: dict[int, str] = {v: k for k, v in QUALITY_TO_PROTO.items()}
+ENGINE_TO_PROTO: dict[str, render_pb2.Engine.ValueType] = {
     "auto": render_pb2.ENGINE_AUTO,
     "ssr": render_pb2.ENGINE_SSR,
     "lambda": render_pb2.ENGINE_LAMBDA,
 }
-ENGINE_FROM_PROTO = {v: k for k, v in ENGINE_TO_PROTO.items()}
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Stored datetimes as aware UTC (SQLite hands them back naive)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+ENGINE_FROM_PROTO: dict[int, str] = {v: k for k, v in ENGINE_TO_PROTO.items()}
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -86,27 +73,27 @@ def cost_message(cost: Mapping[str, Any] | None) -> render_pb2.Cost | None:
     )
 
 
-def render_message(row: Mapping[str, Any], links: DownloadLinks) -> render_pb2.Render:
-    """A render.v1.Render from a `video_renders` row mapping, with fresh download links."""
+def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
+    """A render.v1.Render from a render record, with fresh download links."""
     render = render_pb2.Render(
-        render_id=row["id"],
-        user_id=row["user_id"],
-        project_id=row["project_id"],
-        state=STATE_TO_PROTO[row["status"]],  # type: ignore[arg-type]
-        format=FORMAT_TO_PROTO[row["format"]],  # type: ignore[arg-type]
-        quality=QUALITY_TO_PROTO[row["quality"]],  # type: ignore[arg-type]
-        engine=ENGINE_TO_PROTO[row["engine"]],  # type: ignore[arg-type]
-        request_id=row["request_id"] or "",
-        stage=STAGE_TO_PROTO.get(row["stage"], render_pb2.STAGE_UNSPECIFIED),  # type: ignore[arg-type]
-        progress=float(row["progress"] or 0.0),
-        frames_total=int(row["frames_total"]),
-        scene_count=int(row["scene_count"]),
-        output_url=links.output_url(row),
-        thumbnail_url=links.thumbnail_url(row),
-        retry_count=int(row["retry_count"] or 0),
-        queue_job_id=row["queue_job_id"] or "",
+        render_id=record.id,
+        user_id=record.user_id,
+        project_id=record.project_id,
+        state=STATE_TO_PROTO[record.status],
+        format=FORMAT_TO_PROTO[record.format],
+        quality=QUALITY_TO_PROTO[record.quality],
+        engine=ENGINE_TO_PROTO[record.engine],
+        request_id=record.request_id or "",
+        stage=STAGE_TO_PROTO[record.stage],
+        progress=record.progress,
+        frames_total=record.frames_total,
+        scene_count=record.scene_count,
+        output_url=links.output_url(record),
+        thumbnail_url=links.thumbnail_url(record),
+        retry_count=record.retry_count,
+        queue_job_id=record.queue_job_id or "",
     )
-    meta = row["metadata"]
+    meta = record.metadata
     if meta:
         render.metadata.CopyFrom(
             render_pb2.OutputMetadata(
@@ -119,55 +106,53 @@ def render_message(row: Mapping[str, Any], links: DownloadLinks) -> render_pb2.R
                 bitrate_bps=int(meta.get("bitrate", 0) or 0),
             )
         )
-    if row["status"] == "failed" or row["error_reason"]:
+    if record.status == State.FAILED or record.error_reason:
         render.error.CopyFrom(
             render_pb2.RenderError(
-                reason=row["error_reason"] or "",
-                message=row["error_message"] or "",
-                retryable=bool(row["error_retryable"]),
+                reason=record.error_reason or "",
+                message=record.error_message or "",
+                retryable=bool(record.error_retryable),
             )
         )
-    estimate = cost_message(row["cost_estimate"])
+    estimate = cost_message(record.cost_estimate)
     if estimate is not None:
         render.cost_estimate.CopyFrom(estimate)
-    actual = cost_message(row["cost_actual"])
+    actual = cost_message(record.cost_actual)
     if actual is not None:
         render.cost_actual.CopyFrom(actual)
-    if row["lambda_render_id"]:
+    if record.lambda_render_id:
         render.lambda_details.CopyFrom(
             render_pb2.LambdaDetails(
-                render_id=row["lambda_render_id"],
-                function_name=row["lambda_function_name"] or "",
-                bucket_name=row["lambda_bucket_name"] or "",
+                render_id=record.lambda_render_id,
+                function_name=record.lambda_function_name or "",
+                bucket_name=record.lambda_bucket_name or "",
             )
         )
     _set_times(
         render,
-        row,
-        create_time="created_at",
-        start_time="started_at",
-        complete_time="completed_at",
-        update_time="updated_at",
+        create_time=record.created_at,
+        start_time=record.started_at,
+        complete_time=record.completed_at,
+        update_time=record.updated_at,
     )
-    # .get: rows built before these columns existed (tests, hand-made rows) lack them.
-    if row.get("client_metadata"):
-        render.client_metadata.update(row["client_metadata"])
-    if row.get("webhook_url"):
-        render.webhook.url = row["webhook_url"]
-    if row.get("webhook_state"):
-        render.webhook_delivery.CopyFrom(webhook_delivery(row))
+    if record.client_metadata:
+        render.client_metadata.update(record.client_metadata)
+    if record.webhook_url:
+        render.webhook.url = record.webhook_url
+    if record.webhook_state:
+        render.webhook_delivery.CopyFrom(webhook_delivery(record))
     return render
 
 
-def _set_times(message: Any, row: Mapping[str, Any], **columns: str) -> None:
-    """Set Timestamp fields of `message` from the row's datetime columns, when set."""
-    for field, column in columns.items():
-        stamp = timestamp(row[column])
+def _set_times(message: Any, **values: datetime | None) -> None:
+    """Set Timestamp fields of `message` from datetimes, when set."""
+    for field, value in values.items():
+        stamp = timestamp(value)
         if stamp is not None:
             getattr(message, field).CopyFrom(stamp)
 
 
-WEBHOOK_STATE_TO_PROTO: dict[str, int] = {
+WEBHOOK_STATE_TO_PROTO: dict[str, render_pb2.WebhookDelivery.State.ValueType] = {
     "pending": render_pb2.WebhookDelivery.STATE_PENDING,
     "delivered": render_pb2.WebhookDelivery.STATE_DELIVERED,
     "failed": render_pb2.WebhookDelivery.STATE_FAILED,
@@ -179,23 +164,22 @@ def webhook_id(render_id: str) -> str:
     return "msg_" + render_id.replace("-", "")
 
 
-def webhook_delivery(row: Mapping[str, Any]) -> render_pb2.WebhookDelivery:
+def webhook_delivery(record: Render) -> render_pb2.WebhookDelivery:
     """The delivery record of a render's webhook."""
     delivery = render_pb2.WebhookDelivery(
-        webhook_id=webhook_id(row["id"]),
-        state=WEBHOOK_STATE_TO_PROTO.get(  # type: ignore[arg-type]
-            row["webhook_state"], render_pb2.WebhookDelivery.STATE_UNSPECIFIED
+        webhook_id=webhook_id(record.id),
+        state=WEBHOOK_STATE_TO_PROTO.get(
+            record.webhook_state or "", render_pb2.WebhookDelivery.STATE_UNSPECIFIED
         ),
-        attempts=int(row["webhook_attempts"] or 0),
-        last_status_code=int(row["webhook_last_status"] or 0),
-        last_error=row["webhook_last_error"] or "",
+        attempts=record.webhook_attempts,
+        last_status_code=record.webhook_last_status or 0,
+        last_error=record.webhook_last_error or "",
     )
     _set_times(
         delivery,
-        row,
-        last_attempt_time="webhook_last_attempt_at",
-        next_attempt_time="webhook_next_at",
-        deliver_time="webhook_delivered_at",
+        last_attempt_time=record.webhook_last_attempt_at,
+        next_attempt_time=record.webhook_next_at,
+        deliver_time=record.webhook_delivered_at,
     )
     return delivery
 
@@ -208,11 +192,9 @@ def frames_duration(frames: int) -> duration_pb2.Duration:
 def secret_message(found: SigningSecret, now: datetime) -> render_service_pb2.WebhookSecret:
     """A user's signing secret as a render.v1.WebhookSecret (the previous one while it signs)."""
     message = render_service_pb2.WebhookSecret(secret=found.secret)
-    times: dict[str, datetime | None] = {"created_at": found.created_at}
+    previous_expires_at = None
     if len(found.in_force(now)) > 1:
         message.previous_secret = found.previous_secret or ""
-        times["previous_expires_at"] = found.previous_expires_at
-    else:
-        times["previous_expires_at"] = None
-    _set_times(message, times, create_time="created_at", previous_expire_time="previous_expires_at")
+        previous_expires_at = found.previous_expires_at
+    _set_times(message, create_time=found.created_at, previous_expire_time=previous_expires_at)
     return message

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from render_common.presets import QUALITY_PRESETS
+from render_common.renders.states import WORKING_STAGES
 from services.render_worker.engines.base import (
     RENDERED_PROGRESS,
     Engine,
@@ -22,7 +23,7 @@ from services.render_worker.engines.base import (
 )
 from services.render_worker.failures import RenderFailure
 
-STAGES = {"bundling", "rendering", "encoding", "uploading"}
+STAGES = WORKING_STAGES
 
 
 def make_job(

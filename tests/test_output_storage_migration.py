@@ -20,6 +20,7 @@ from render_common.db.engine import create_engine
 from render_common.db.migrate import alembic_config
 from render_common.db.schema import video_renders
 from render_common.downloads import DownloadLinks
+from render_common.renders.record import Render
 from tests.support.links import OUTPUT_COLUMNS, row_values
 from tests.support.processes import ThrowawayDatabase
 
@@ -143,11 +144,13 @@ def test_upgrade_matches_old_rows_and_downgrade_restores(
     for name in ("lambda", "other"):
         assert rows[ids[name]]["storage"] is None and rows[ids[name]]["storage_location"] is None
     links = DownloadLinks(Settings(data_dir=str(tmp_path)))
-    local = rows[ids["local"]]
+    local = Render.from_row(rows[ids["local"]])
     assert links.output_url(local) == old["local"]["output_url"]  # same link, from the key
     assert links.thumbnail_url(local) == old["local"]["thumbnail_url"]
-    assert links.output_url(rows[ids["lambda"]]) == lambda_url  # only a URL: kept
-    assert links.output_url(rows[ids["other"]]) == "https://cdn.example/elsewhere.mp4"
+    assert links.output_url(Render.from_row(rows[ids["lambda"]])) == lambda_url  # only a URL: kept
+    assert (
+        links.output_url(Render.from_row(rows[ids["other"]])) == "https://cdn.example/elsewhere.mp4"
+    )
 
     # Rows as the worker writes them now: no URL that expires.
     new_local, new_s3 = str(uuid.uuid4()), str(uuid.uuid4())

@@ -550,18 +550,18 @@ async def test_batched_intakes_of_many_users_keep_each_users_limits(
             entries = await jobs_for(redis, render_id)
             assert len(entries) == 1
             row = await renders.get(api.engine, render_id)
-            assert row is not None and row["user_id"] == user
+            assert row is not None and row.user_id == user
     # Entry ids are recorded on the rows just after the answers (in the background).
     for render_id in admitted_all(results):
         deadline = time.monotonic() + 5
-        while not ((row := await renders.get(api.engine, render_id)) or {}).get("queue_job_id"):
+        while (row := await renders.get(api.engine, render_id)) is None or not row.queue_job_id:
             assert time.monotonic() < deadline, f"{render_id}: entry id never recorded"
             await asyncio.sleep(0.02)
         assert row is not None
         # Leave no work behind for the workers of later tests (same database and stream).
         await stub.CancelRender(
             render_service_pb2.CancelRenderRequest(render_id=render_id),
-            metadata=bearer(token_for(str(row["user_id"]))),
+            metadata=bearer(token_for(row.user_id)),
         )
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Text, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common.db.schema import QUEUED, RUNNING, video_renders
+from render_common.db.schema import video_renders
+from render_common.renders.record import Render
+from render_common.renders.states import State
 
 
-async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> dict[str, Any] | None:
+async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> Render | None:
     """The render if it exists and belongs to `user_id`; None otherwise (no leak either way)."""
     async with engine.connect() as connection:
         row = (
@@ -26,10 +28,10 @@ async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> dic
             .mappings()
             .first()
         )
-    return dict(row) if row is not None else None
+    return Render.from_row(row) if row is not None else None
 
 
-async def get(engine: AsyncEngine, render_id: str) -> dict[str, Any] | None:
+async def get(engine: AsyncEngine, render_id: str) -> Render | None:
     """The render, whoever owns it (workers)."""
     async with engine.connect() as connection:
         row = (
@@ -37,7 +39,7 @@ async def get(engine: AsyncEngine, render_id: str) -> dict[str, Any] | None:
             .mappings()
             .first()
         )
-    return dict(row) if row is not None else None
+    return Render.from_row(row) if row is not None else None
 
 
 async def list_for_user(
@@ -46,9 +48,9 @@ async def list_for_user(
     *,
     limit: int,
     project_id: str = "",
-    states: Sequence[str] = (),
+    states: Collection[str] = (),
     after: tuple[datetime, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Render]:
     """A page of a user's renders, newest first (keyset paging on created_at, id)."""
     query = select(video_renders).where(video_renders.c.user_id == user_id)
     if project_id:
@@ -68,7 +70,7 @@ async def list_for_user(
     )
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
-    return [dict(r) for r in rows]
+    return [Render.from_row(r) for r in rows]
 
 
 async def list_changed_for_user(
@@ -78,8 +80,8 @@ async def list_changed_for_user(
     since: datetime,
     limit: int,
     project_id: str = "",
-    active: Sequence[str] = (),
-) -> list[dict[str, Any]]:
+    active: Collection[str] = (),
+) -> list[Render]:
     """A user's renders updated at or after `since`, or in one of the `active` states.
 
     Oldest update first (at most `limit`, the most recently updated): what a dashboard that
@@ -97,7 +99,7 @@ async def list_changed_for_user(
     )
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
-    return [dict(r) for r in reversed(rows)]
+    return [Render.from_row(r) for r in reversed(rows)]
 
 
 async def mark_enqueued(engine: AsyncEngine, render_id: str, entry_id: str) -> bool:
@@ -162,7 +164,7 @@ async def queued_with_entry(
     query = (
         select(video_renders.c.id, video_renders.c.queue_job_id, video_renders.c.attempt)
         .where(
-            video_renders.c.status == QUEUED,
+            video_renders.c.status == State.QUEUED,
             video_renders.c.queue_job_id.is_not(None),
             video_renders.c.updated_at < older_than,
             video_renders.c.id > after_id,
@@ -182,7 +184,7 @@ async def queued_without_entry(
     query = (
         select(video_renders.c.id, video_renders.c.attempt)
         .where(
-            video_renders.c.status == QUEUED,
+            video_renders.c.status == State.QUEUED,
             video_renders.c.queue_job_id.is_(None),
             video_renders.c.updated_at < older_than,
         )
@@ -206,7 +208,7 @@ async def running_silent(
             video_renders.c.worker_id,
             video_renders.c.attempt,
         )
-        .where(video_renders.c.status == RUNNING, video_renders.c.updated_at < older_than)
+        .where(video_renders.c.status == State.RUNNING, video_renders.c.updated_at < older_than)
         .order_by(video_renders.c.updated_at)
         .limit(limit)
     )
@@ -223,38 +225,10 @@ async def forget_entry(engine: AsyncEngine, render_id: str, entry: str) -> bool:
         update(video_renders)
         .where(
             video_renders.c.id == render_id,
-            video_renders.c.status == QUEUED,
+            video_renders.c.status == State.QUEUED,
             video_renders.c.queue_job_id == entry,
         )
         .values(queue_job_id=None),
-    )
-
-
-async def release_silent(
-    engine: AsyncEngine, render_id: str, worker_id: str | None, attempt: int, older_than: datetime
-) -> bool:
-    """Hand a RUNNING render back to the queue, attempt unspent, when its worker has been
-    silent since `older_than` and Redis holds no pending entry for it (its lease can
-    no longer be reclaimed). A worker that was merely slow finds its lease gone."""
-    return await _changed(
-        engine,
-        update(video_renders)
-        .where(
-            video_renders.c.id == render_id,
-            video_renders.c.status == RUNNING,
-            video_renders.c.attempt == attempt,
-            _same(video_renders.c.worker_id, worker_id),
-            video_renders.c.updated_at < older_than,
-        )
-        .values(
-            status=QUEUED,
-            stage="queued",
-            progress=0.0,
-            attempt=attempt - 1,
-            queue_job_id=None,
-            worker_id=None,
-            updated_at=datetime.now(UTC),
-        ),
     )
 
 
@@ -263,7 +237,3 @@ async def _changed(engine: AsyncEngine, statement: Any) -> bool:
     async with engine.begin() as connection:
         result = await connection.execute(statement)
     return bool(result.rowcount)
-
-
-def _same(column: Any, value: str | None) -> Any:
-    return column.is_(None) if value is None else column == value

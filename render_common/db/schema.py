@@ -22,6 +22,8 @@ from sqlalchemy import (
     text,
 )
 
+from render_common.renders.states import Stage, State
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -30,22 +32,11 @@ metadata = MetaData(
     }
 )
 
-# State values stored in `status` (the names of render.v1.Render.State without prefix).
-QUEUED = "queued"
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
-ACTIVE_STATES = (QUEUED, RUNNING)
-TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 # Delivery of a caller's webhook (`webhook_state`): pending until the render has ended and
 # a 2xx answer came, delivered, or failed for good.
 WEBHOOK_PENDING = "pending"
 WEBHOOK_DELIVERED = "delivered"
 WEBHOOK_FAILED = "failed"
-# Where the Lambda render behind an attempt is: a later worker follows it from these, and a
-# retry (a new attempt) clears them.
-LAMBDA_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
 
 video_renders = Table(
     "video_renders",
@@ -57,8 +48,8 @@ video_renders = Table(
     Column("request_id", String(128), nullable=True),
     Column("request_hash", String(64), nullable=True),
     # Render details.
-    Column("status", String(16), nullable=False, default=QUEUED),
-    Column("stage", String(16), nullable=False, default="queued"),
+    Column("status", String(16), nullable=False, default=State.QUEUED),
+    Column("stage", String(16), nullable=False, default=Stage.QUEUED),
     Column("progress", Float, nullable=False, default=0.0),
     Column("format", String(10), nullable=False),
     Column("quality", String(10), nullable=False),

@@ -21,14 +21,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from render_common.db.schema import (
-    TERMINAL_STATES,
     WEBHOOK_DELIVERED,
     WEBHOOK_FAILED,
     WEBHOOK_PENDING,
     video_renders,
     webhook_secrets,
 )
-from render_common.resources import as_utc
+from render_common.renders.record import Render, as_utc
+from render_common.renders.states import TERMINAL
 from render_common.webhook_signing import new_secret
 
 _R = video_renders.c
@@ -38,7 +38,7 @@ _R = video_renders.c
 class Claim:
     """A delivery this process holds the lease of: the render's row and the claim token."""
 
-    row: dict[str, Any]
+    row: Render
     token: str
 
 
@@ -55,7 +55,7 @@ class Outcome:
 def _due(now: datetime) -> Any:
     return (
         _R.webhook_state == WEBHOOK_PENDING,
-        _R.status.in_(TERMINAL_STATES),
+        _R.status.in_(TERMINAL),
         or_(_R.webhook_next_at.is_(None), _R.webhook_next_at <= now),
         or_(_R.webhook_lease_until.is_(None), _R.webhook_lease_until < now),
     )
@@ -84,7 +84,7 @@ async def claim_due(
     )
     async with engine.begin() as connection:
         rows = (await connection.execute(statement)).mappings().all()
-    return [Claim(dict(row), token) for row in rows]
+    return [Claim(Render.from_row(row), token) for row in rows]
 
 
 async def record_outcome(
@@ -105,7 +105,7 @@ async def record_outcome(
     async with engine.begin() as connection:
         result = await connection.execute(
             update(video_renders)
-            .where(_R.id == claim.row["id"], _R.webhook_claim == claim.token)
+            .where(_R.id == claim.row.id, _R.webhook_claim == claim.token)
             .values(**values)
         )
     return bool(result.rowcount)

@@ -21,6 +21,13 @@ import grpc
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common.config import ConfigError, Settings
+from render_common.renders.states import State
+from render_common.resources import (
+    ENGINE_TO_PROTO,
+    FORMAT_TO_PROTO,
+    QUALITY_TO_PROTO,
+    STATE_TO_PROTO,
+)
 from render_common.tokens import mint_session_token, mint_token
 from services.cli import output
 from services.cli.client import (
@@ -33,23 +40,11 @@ from services.cli.client import (
 from services.cli.scenes import ScenesFileError, load_scenes
 from services.cli.watch import watch_render
 
-FORMATS = {
-    "mp4": render_pb2.FORMAT_MP4,
-    "webm": render_pb2.FORMAT_WEBM,
-    "gif": render_pb2.FORMAT_GIF,
-}
-QUALITIES = {
-    "low": render_pb2.QUALITY_LOW,
-    "medium": render_pb2.QUALITY_MEDIUM,
-    "high": render_pb2.QUALITY_HIGH,
-}
-ENGINES = {
-    "default": render_pb2.ENGINE_UNSPECIFIED,
-    "auto": render_pb2.ENGINE_AUTO,
-    "ssr": render_pb2.ENGINE_SSR,
-    "lambda": render_pb2.ENGINE_LAMBDA,
-}
-STATES = {output.state_name(v): v for v in render_pb2.Render.State.values() if v}
+# The stored names (render_common.resources), plus "default": the service chooses.
+FORMATS = FORMAT_TO_PROTO
+QUALITIES = QUALITY_TO_PROTO
+ENGINES = {"default": render_pb2.ENGINE_UNSPECIFIED, **ENGINE_TO_PROTO}
+STATES = {str(state): STATE_TO_PROTO[state] for state in State}
 
 
 def parser() -> argparse.ArgumentParser:

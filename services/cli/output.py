@@ -9,6 +9,9 @@ from typing import Any, TextIO
 from google.protobuf.message import Message
 from render.v1 import progress_service_pb2, render_pb2, render_service_pb2
 
+from render_common.renders.states import State
+from render_common.resources import STAGE_FROM_PROTO, STATE_FROM_PROTO
+
 
 def as_json(message: Message) -> str:
     """A message as JSON (proto3 JSON mapping)."""
@@ -23,8 +26,13 @@ def enum_name(enum: Any, value: int, prefix: str) -> str:
 
 
 def state_name(state: int) -> str:
-    """'succeeded', 'running', ..."""
-    return enum_name(render_pb2.Render.State, state, "STATE_")
+    """'succeeded', 'running', ... (a `State`; 'unspecified' for none)."""
+    return str(STATE_FROM_PROTO.get(state, "unspecified"))
+
+
+def stage_name(stage: int) -> str:
+    """'bundling', 'rendering', ... (a `Stage`; 'unspecified' for none)."""
+    return str(STAGE_FROM_PROTO.get(stage, "unspecified"))
 
 
 def format_name(value: int) -> str:
@@ -72,8 +80,8 @@ def render_summary(render: render_pb2.Render) -> str:
         f"render   {render.render_id}",
         f"state    {state_name(render.state)}"
         + (
-            f" ({enum_name(render_pb2.Stage, render.stage, 'STAGE_')}, {render.progress:.0%})"
-            if render.state == 2
+            f" ({stage_name(render.stage)}, {render.progress:.0%})"
+            if STATE_FROM_PROTO.get(render.state) == State.RUNNING
             else ""
         ),
         f"project  {render.project_id}   format {format_name(render.format)}"
@@ -121,7 +129,7 @@ class ProgressBar:
         """Draw the bar for an event."""
         progress = max(0.0, min(1.0, event.progress))
         filled = int(progress * self.width)
-        stage = enum_name(render_pb2.Stage, event.stage, "STAGE_")
+        stage = stage_name(event.stage)
         elapsed = time.monotonic() - self.started
         eta = f"ETA {elapsed / progress - elapsed:4.0f}s" if 0.02 < progress < 1 else "         "
         frames = (

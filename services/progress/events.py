@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from render.v1 import progress_service_pb2, render_pb2
 
-from render_common.db.schema import FAILED, TERMINAL_STATES
 from render_common.downloads import DownloadLinks
 from render_common.events import ProgressEvent
+from render_common.renders.record import Render
+from render_common.renders.states import State
 from render_common.resources import STAGE_TO_PROTO, STATE_TO_PROTO, render_message, timestamp
 
 Kind: TypeAlias = progress_service_pb2.RenderEvent.Kind.ValueType
@@ -23,8 +23,8 @@ def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
     message = progress_service_pb2.RenderEvent(
         event_id=event.event_id,
         render_id=event.render_id,
-        state=STATE_TO_PROTO.get(event.state, render_pb2.Render.STATE_UNSPECIFIED),  # type: ignore[arg-type]
-        stage=STAGE_TO_PROTO.get(event.stage, render_pb2.STAGE_UNSPECIFIED),  # type: ignore[arg-type]
+        state=STATE_TO_PROTO.get(event.state, render_pb2.Render.STATE_UNSPECIFIED),
+        stage=STAGE_TO_PROTO.get(event.stage, render_pb2.STAGE_UNSPECIFIED),
         progress=event.progress,
         frames_rendered=event.frames_rendered,
         frames_total=event.frames_total,
@@ -45,7 +45,7 @@ def from_progress(event: ProgressEvent) -> progress_service_pb2.RenderEvent:
 
 
 def from_row(
-    row: Mapping[str, Any], links: DownloadLinks, event_id: str = "", kind: Kind = SNAPSHOT
+    row: Render, links: DownloadLinks, event_id: str = "", kind: Kind = SNAPSHOT
 ) -> progress_service_pb2.RenderEvent:
     """A snapshot (or gap) carrying a render's state as stored, with `render` set (its
     download links signed now)."""
@@ -61,9 +61,9 @@ def from_row(
         frames_total=render.frames_total,
         render=render,
     )
-    if row["status"] == FAILED or render.HasField("error"):
+    if row.status == State.FAILED or render.HasField("error"):
         message.error.CopyFrom(render.error)
-    stamp = timestamp(row["updated_at"])
+    stamp = timestamp(row.updated_at)
     if stamp is not None:
         message.event_time.CopyFrom(stamp)
     return message
@@ -72,7 +72,7 @@ def from_row(
 def with_render(
     event: progress_service_pb2.RenderEvent,
     links: DownloadLinks,
-    row: Mapping[str, Any] | None,
+    row: Render | None,
 ) -> progress_service_pb2.RenderEvent:
     """A copy of an event with the stored render (output, metadata, error) set; its
     download links are signed now."""
@@ -90,7 +90,7 @@ def with_render(
 def snapshot(
     newest: ProgressEvent,
     links: DownloadLinks,
-    row: Mapping[str, Any] | None,
+    row: Render | None,
     kind: Kind = SNAPSHOT,
 ) -> progress_service_pb2.RenderEvent:
     """A snapshot (or gap) standing for every event up to `newest`: its state, `render` set.
@@ -108,6 +108,6 @@ def gap_marker() -> progress_service_pb2.RenderEvent:
     return progress_service_pb2.RenderEvent(kind=GAP)
 
 
-def row_is_terminal(row: Mapping[str, Any]) -> bool:
+def row_is_terminal(row: Render) -> bool:
     """Whether a stored render has reached a terminal state."""
-    return row["status"] in TERMINAL_STATES
+    return row.terminal

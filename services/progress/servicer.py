@@ -38,7 +38,6 @@ from render_common import streams
 from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders
-from render_common.db.schema import ACTIVE_STATES, TERMINAL_STATES
 from render_common.downloads import DownloadLinks
 from render_common.errors import Aborted, NotFound, RenderExportError, Unavailable
 from render_common.events import ProgressEvent
@@ -48,6 +47,8 @@ from render_common.ids import (
     check_render_id,
     parse_event_id,
 )
+from render_common.renders.record import Render
+from render_common.renders.states import ACTIVE
 from services.progress import events
 from services.progress.history import HistoryGap, event_time, lost_before
 from services.progress.hub import (
@@ -111,7 +112,7 @@ class _ProjectFilter:
             if len(self._projects) >= _PROJECT_CACHE_LIMIT:
                 self._projects.clear()
             owned = await renders.get_for_user(self._engine, render_id, self._user_id)
-            self._projects[render_id] = owned["project_id"] if owned else None
+            self._projects[render_id] = owned.project_id if owned else None
         return self._projects[render_id] == self._project_id
 
 
@@ -126,7 +127,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
         self._engine = engine
         self._pool = pool
         self._hub = hub
-        self._row_reads: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._row_reads: dict[str, asyncio.Future[Render | None]] = {}
 
     # --- WatchRender --------------------------------------------------------------------
 
@@ -204,10 +205,10 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
             self._hub.unsubscribe(subscription)
 
     async def _snapshot(
-        self, newest: tuple[str, dict[str, str]], row: dict[str, Any], kind: events.Kind
+        self, newest: tuple[str, dict[str, str]], row: Render, kind: events.Kind
     ) -> tuple[progress_service_pb2.RenderEvent, bool]:
         """A snapshot (or gap) standing for the render's events up to `newest`; terminal?"""
-        render_id = row["id"]
+        render_id = row.id
         progress = ProgressEvent.from_entry(render_id, newest[0], newest[1])
         if progress.terminal:
             return events.snapshot(
@@ -310,7 +311,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                         since=event_time(after) - GAP_SINCE_SLACK,
                         limit=ACTIVE_SNAPSHOT_LIMIT,
                         project_id=project_id,
-                        active=ACTIVE_STATES,
+                        active=ACTIVE,
                     ):
                         yield WatchRendersResponse(event=events.from_row(row, self._links))
             elif request.include_active:
@@ -320,7 +321,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                     user_id,
                     limit=ACTIVE_SNAPSHOT_LIMIT,
                     project_id=project_id,
-                    states=ACTIVE_STATES,
+                    states=ACTIVE,
                 )
                 for row in reversed(rows):  # oldest first
                     yield WatchRendersResponse(event=events.from_row(row, self._links))
@@ -380,7 +381,7 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    async def _owned_row(self, render_id: str, user_id: str) -> dict[str, Any] | None:
+    async def _owned_row(self, render_id: str, user_id: str) -> Render | None:
         """The render if the user owns it; concurrent opens of one render share one read.
 
         A thousand clients opening the same render at once cost one query, not a thousand.
@@ -391,24 +392,24 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
             self._row_reads[render_id] = read
             read.add_done_callback(lambda _: self._row_reads.pop(render_id, None))
         row = await asyncio.shield(read)
-        if row is None or row["user_id"] != user_id:
+        if row is None or row.user_id != user_id:
             return None
         return row
 
-    async def _shared_final_row(self, item: Item, render_id: str) -> dict[str, Any] | None:
+    async def _shared_final_row(self, item: Item, render_id: str) -> Render | None:
         """The final row for a terminal item, read once however many watchers wait for it."""
         task = item.memo.get("final_row")
         if task is None:
             task = asyncio.ensure_future(self._final_row(render_id))
             item.memo["final_row"] = task
-        row: dict[str, Any] | None = await asyncio.shield(task)
+        row: Render | None = await asyncio.shield(task)
         return row
 
-    async def _final_row(self, render_id: str) -> dict[str, Any] | None:
+    async def _final_row(self, render_id: str) -> Render | None:
         """The render's row once terminal (the worker may commit just after publishing)."""
         deadline = time.monotonic() + FINAL_ROW_WAIT_SECONDS
         while True:
             row = await renders.get(self._engine, render_id)
-            if row is None or row["status"] in TERMINAL_STATES or time.monotonic() > deadline:
+            if row is None or row.terminal or time.monotonic() > deadline:
                 return row
             await asyncio.sleep(0.05)

@@ -94,6 +94,7 @@ async def start(
             redis,
             grace_seconds=settings.sweeper_grace_seconds,
             silent_after_seconds=2 * settings.visibility_timeout_seconds,
+            settings=settings,
         )
         task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
     webhook_task = None

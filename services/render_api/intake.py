@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,9 +20,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from render_common.batching import Batch, Batcher, drop_outcome
-from render_common.db.schema import QUEUED, WEBHOOK_PENDING, video_renders
+from render_common.db.schema import WEBHOOK_PENDING
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
 from render_common.queue import current_traceparent
+from render_common.renders.record import Render
+from render_common.renders.states import Stage, State
 from services.render_api import intake_sql as sql
 from services.render_api.enqueuer import Enqueuer, FirstAttempt
 from services.render_api.validation import RenderSpec
@@ -66,9 +68,9 @@ async def usage(connection: AsyncConnection, user_id: str, now: datetime) -> Usa
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The render row (new, or the earlier one for a retried request_id)."""
+    """The render (new, or the earlier one for a retried request_id)."""
 
-    row: dict[str, Any]
+    render: Render
     created: bool
 
 
@@ -139,15 +141,17 @@ class Intake:
         with batch.span(tracer, "render.intake.batch"):
             results = await self._admit_with_retries(batch.items)
             created = [
-                (result, request)
-                for result, request in zip(results, batch.items, strict=True)
+                (index, result, request)
+                for index, (result, request) in enumerate(zip(results, batch.items, strict=True))
                 if isinstance(result, Admission) and result.created
             ]
             entry_ids = await self._enqueuer.enqueue(
-                [FirstAttempt(a.row["id"], request.traceparent) for a, request in created]
+                [FirstAttempt(a.render.id, request.traceparent) for _, a, request in created]
             )
-            for (admission, _), entry_id in zip(created, entry_ids, strict=True):
-                admission.row["queue_job_id"] = entry_id
+            for (index, admission, _), entry_id in zip(created, entry_ids, strict=True):
+                results[index] = replace(
+                    admission, render=replace(admission.render, queue_job_id=entry_id)
+                )
             return results
 
     async def _admit_with_retries(
@@ -223,7 +227,7 @@ class Intake:
                     subject=f"request_id:{spec.request_id}",
                     metadata={"render_id": earlier["id"]},
                 )
-            return Admission(row=_complete(earlier), created=False)
+            return Admission(render=Render.from_row(earlier), created=False)
         used = counts[request.user_id]
         self._check_limits(request.user_id, used)
         row = _new_row(request, fingerprint, now)
@@ -231,7 +235,7 @@ class Intake:
         counts[request.user_id] = Usage(used.daily_used + 1, used.concurrent_active + 1)
         if spec.request_id:
             existing[key] = row
-        return Admission(row=_complete(row), created=True)
+        return Admission(render=Render.from_row(row), created=True)
 
     async def _usage_many(
         self, connection: AsyncConnection, users: list[str], now: datetime
@@ -289,14 +293,6 @@ class Intake:
             )
 
 
-_ALL_COLUMNS = tuple(column.name for column in video_renders.columns)
-
-
-def _complete(row: dict[str, Any]) -> dict[str, Any]:
-    """A freshly inserted row with every column present (None for unset ones)."""
-    return {name: row.get(name) for name in _ALL_COLUMNS}
-
-
 def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> dict[str, Any]:
     """The QUEUED row of an admitted request."""
     spec = request.spec
@@ -306,8 +302,8 @@ def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> 
         "project_id": spec.project_id,
         "request_id": spec.request_id or None,
         "request_hash": fingerprint,
-        "status": QUEUED,
-        "stage": "queued",
+        "status": State.QUEUED,
+        "stage": Stage.QUEUED,
         "progress": 0.0,
         "format": spec.format,
         "quality": spec.quality,

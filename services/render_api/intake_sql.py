@@ -25,10 +25,11 @@ from sqlalchemy import (
 )
 
 from render_common.db.engine import json_text
-from render_common.db.schema import ACTIVE_STATES, video_renders
+from render_common.db.schema import video_renders
+from render_common.renders.states import ACTIVE
 
 _TEXT_ARRAY = ARRAY(Text)
-_ACTIVE = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
+_ACTIVE = ", ".join(f"'{state}'" for state in sorted(ACTIVE))
 
 LOCK_USERS = text(
     "SELECT pg_advisory_xact_lock(hashtextextended(u, 7)) FROM unnest(:users) AS u"
@@ -75,7 +76,7 @@ _CONCURRENT_ACTIVE = (
     .where(
         video_renders.c.user_id == bindparam("user_id"),
         # Constants inline: no expanding parameter to process on every execution.
-        video_renders.c.status.in_([literal_column(f"'{state}'") for state in ACTIVE_STATES]),
+        video_renders.c.status.in_([literal_column(f"'{state}'") for state in sorted(ACTIVE)]),
     )
     .scalar_subquery()
 )

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from render_common.errors import InvalidArgument
-from render_common.resources import as_utc
+from render_common.renders.record import as_utc
 
 
 def _filter_digest(project_id: str, states: Sequence[str]) -> str:

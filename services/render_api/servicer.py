@@ -5,26 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import grpc
 from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from render.v1 import render_service_pb2, render_service_pb2_grpc
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import metrics, streams
 from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders, webhooks
-from render_common.db.schema import CANCELLED, QUEUED, RUNNING, TERMINAL_STATES, video_renders
 from render_common.downloads import DownloadLinks
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
-from render_common.events import ProgressEvent, publish_event
 from render_common.ids import check_render_id
 from render_common.pricing import estimate_cost
+from render_common.renders.record import Render
+from render_common.renders.states import State
+from render_common.renders.transitions import Transitions
 from render_common.resources import (
     ENGINE_TO_PROTO,
     STATE_FROM_PROTO,
@@ -64,6 +63,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         self._engine = engine
         self._redis = redis
         self._validator = validator
+        self._transitions = Transitions(settings, engine, redis)
         self._intake = Intake(
             engine,
             Enqueuer(redis, engine),
@@ -90,7 +90,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
             user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
         )
         return render_service_pb2.StartRenderResponse(
-            render=render_message(admission.row, self._links)
+            render=render_message(admission.render, self._links)
         )
 
     async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
@@ -166,7 +166,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         if len(rows) > size:
             rows = rows[:size]
             last = rows[-1]
-            token = encode_token(last["created_at"], last["id"], request.project_id, states)
+            token = encode_token(last.created_at, last.id, request.project_id, states)
         return render_service_pb2.ListRendersResponse(
             renders=[render_message(r, self._links) for r in rows], next_page_token=token
         )
@@ -178,65 +178,25 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
     ) -> render_service_pb2.CancelRenderResponse:
         """Cancel a queued render now, or signal the worker running it and wait briefly."""
         row = await self._owned(request.render_id)
-        if row["status"] == CANCELLED:
+        if row.status == State.CANCELLED:
             return render_service_pb2.CancelRenderResponse(render=render_message(row, self._links))
-        if row["status"] in TERMINAL_STATES:
+        if row.terminal:
             raise FailedPrecondition(
-                f"render is {row['status']} and can no longer be cancelled",
+                f"render is {row.status} and can no longer be cancelled",
                 reason="RENDER_NOT_CANCELLABLE",
-                subject=f"render:{row['id']}",
+                subject=f"render:{row.id}",
             )
-        now = datetime.now(UTC)
-        async with self._engine.begin() as connection:
-            cancelled_queued = await connection.execute(
-                update(video_renders)
-                .where(video_renders.c.id == row["id"], video_renders.c.status == QUEUED)
-                .values(
-                    status=CANCELLED,
-                    stage="done",
-                    cancel_requested=True,
-                    completed_at=now,
-                    updated_at=now,
-                )
-            )
-            if not cancelled_queued.rowcount:
-                await connection.execute(
-                    update(video_renders)
-                    .where(video_renders.c.id == row["id"], video_renders.c.status == RUNNING)
-                    .values(cancel_requested=True, updated_at=now)
-                )
-        await self._signal_cancel(row["id"])
-        if cancelled_queued.rowcount:
-            await publish_event(
-                self._redis,
-                ProgressEvent(
-                    render_id=row["id"],
-                    state=CANCELLED,
-                    stage="done",
-                    progress=float(row["progress"] or 0.0),
-                    frames_total=int(row["frames_total"]),
-                    message="cancelled before it started",
-                ),
-                maxlen=self._settings.events_maxlen,
-                ttl_seconds=self._settings.events_ttl_seconds,
-                user_id=row["user_id"],
-            )
-        row = await self._wait_terminal(row["id"])
+        if await self._transitions.cancel_queued(row.id) is None:
+            await self._transitions.cancel_running(row.id)
+        row = await self._wait_terminal(row.id)
         return render_service_pb2.CancelRenderResponse(render=render_message(row, self._links))
 
-    async def _signal_cancel(self, render_id: str) -> None:
-        """Flag the render and tell every worker, which stops it within a second."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(streams.cancel_flag(render_id), "1", ex=streams.CANCEL_FLAG_TTL_SECONDS)
-            pipe.publish(streams.CANCEL_CHANNEL, render_id)
-            await pipe.execute()
-
-    async def _wait_terminal(self, render_id: str) -> dict[str, Any]:
+    async def _wait_terminal(self, render_id: str) -> Render:
         deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_SECONDS
         while True:
             row = await renders.get(self._engine, render_id)
             assert row is not None
-            if row["status"] in TERMINAL_STATES or asyncio.get_running_loop().time() > deadline:
+            if row.terminal or asyncio.get_running_loop().time() > deadline:
                 return row
             await asyncio.sleep(0.1)
 
@@ -254,7 +214,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
             frames_total=spec.frames_total,
             duration=frames_duration(spec.frames_total),
             cost=cost_message(cost.as_dict()),
-            engine=ENGINE_TO_PROTO[choice.engine],  # type: ignore[arg-type]
+            engine=ENGINE_TO_PROTO[choice.engine],
             within_budget=cost.total_usd <= limit,
             max_cost_usd=limit,
             engine_reason=choice.reason,
@@ -307,7 +267,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         rotated = await webhooks.rotate_secret(self._engine, current_user.get(), grace, now)
         return render_service_pb2.RotateWebhookSecretResponse(secret=secret_message(rotated, now))
 
-    async def _owned(self, render_id: str) -> dict[str, Any]:
+    async def _owned(self, render_id: str) -> Render:
         check_render_id(render_id)
         row = await renders.get_for_user(self._engine, render_id, current_user.get())
         if row is None:

@@ -35,8 +35,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
+from render_common.config import Settings
 from render_common.db import renders
-from render_common.queue import current_traceparent, enqueue_attempts, ensure_group
+from render_common.queue import ensure_group
+from render_common.renders.transitions import Transitions
 from render_common.tasks import raise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -55,9 +57,11 @@ class Sweeper:
         *,
         grace_seconds: float,
         silent_after_seconds: float | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._engine = engine
         self._redis = redis
+        self._transitions = Transitions(settings or Settings(), engine, redis)
         self._grace = timedelta(seconds=grace_seconds)
         self._silent_after = timedelta(seconds=max(silent_after_seconds or 0.0, grace_seconds))
         self._token = uuid.uuid4().hex
@@ -80,18 +84,7 @@ class Sweeper:
 
     async def _enqueue(self, attempts: list[tuple[str, int]]) -> int:
         """XADD (render_id, attempt) pairs and record their entries on the rows."""
-        if not attempts:
-            return 0
-        traceparent = current_traceparent()
-        replies = await enqueue_attempts(
-            self._redis, [(render_id, attempt, traceparent) for render_id, attempt in attempts]
-        )
-        recorded = [
-            (render_id, reply)
-            for (render_id, _), reply in zip(attempts, replies, strict=True)
-            if isinstance(reply, str)
-        ]
-        await renders.mark_enqueued_many(self._engine, recorded)
+        recorded = await self._transitions.reenqueue(attempts)
         for render_id, entry_id in recorded:
             log.info("sweeper enqueued render", extra={"render_id": render_id, "entry": entry_id})
         return len(recorded)
@@ -132,7 +125,7 @@ class Sweeper:
                         continue
                 elif entry in present:
                     continue
-                if await renders.forget_entry(self._engine, render_id, entry):
+                if await self._transitions.forget_lost_entry(render_id, entry):
                     lost.append((render_id, attempt + 1))
             if lost:
                 log.warning("queue entries lost; re-enqueueing", extra={"renders": len(lost)})
@@ -149,7 +142,7 @@ class Sweeper:
         for render_id, entry, worker_id, attempt in rows:
             if entry and await self._pending(entry):
                 continue  # a live group: XAUTOCLAIM takes it over, counting the delivery
-            if await renders.release_silent(self._engine, render_id, worker_id, attempt, cutoff):
+            if await self._transitions.hand_back_silent(render_id, worker_id, attempt, cutoff):
                 released.append((render_id, attempt))
         if released:
             log.warning(

@@ -41,6 +41,7 @@ from render_common.outbound import (
     pinned,
     resolve_permitted,
 )
+from render_common.renders.record import Render
 from render_common.resources import render_message, webhook_id
 from render_common.webhook_signing import signed_headers
 
@@ -50,14 +51,14 @@ JITTER = 0.2
 USER_AGENT = "render-export-webhooks/1"
 
 
-def event_body(row: dict[str, object], links: DownloadLinks) -> bytes:
+def event_body(row: Render, links: DownloadLinks) -> bytes:
     """The JSON body of a render's terminal event (render.v1.WebhookEvent).
 
     Built at each attempt: the download links in it are signed afresh (they expire).
     """
     render = render_message(row, links)
     render.ClearField("webhook_delivery")
-    event = render_pb2.WebhookEvent(type=f"render.{row['status']}", data=render)
+    event = render_pb2.WebhookEvent(type=f"render.{row.status}", data=render)
     if render.HasField("complete_time"):
         event.timestamp.CopyFrom(render.complete_time)
     return orjson.dumps(json_format.MessageToDict(event))
@@ -118,12 +119,12 @@ class WebhookDelivery:
         log.info(
             "webhook %s for render %s (attempt %d)",
             "delivered" if outcome.delivered else "attempt failed",
-            row["id"],
-            row["webhook_attempts"],
+            row.id,
+            row.webhook_attempts,
             extra={
-                "render_id": row["id"],
-                "webhook_id": webhook_id(row["id"]),
-                "attempt": row["webhook_attempts"],
+                "render_id": row.id,
+                "webhook_id": webhook_id(row.id),
+                "attempt": row.webhook_attempts,
                 "status_code": outcome.status_code,
                 "error": outcome.error,
                 "next_attempt_at": outcome.next_at.isoformat() if outcome.next_at else None,
@@ -133,7 +134,7 @@ class WebhookDelivery:
 
     async def _attempt(self, claim: Claim) -> Outcome:
         row = claim.row
-        attempt = int(row["webhook_attempts"])
+        attempt = row.webhook_attempts
         try:
             async with asyncio.timeout(self._timeout):
                 status = await self._post(row)
@@ -164,16 +165,14 @@ class WebhookDelivery:
             next_at=datetime.now(UTC) + timedelta(seconds=delay),
         )
 
-    async def _post(self, row: dict[str, object]) -> int:
+    async def _post(self, row: Render) -> int:
         """One signed POST to the checked address; the answer's status code."""
-        url = str(row["webhook_url"])
+        url = str(row.webhook_url)
         body = event_body(row, self._links)
         now = datetime.now(UTC)
-        secret = await webhooks.signing_secret(self._engine, str(row["user_id"]), now)
+        secret = await webhooks.signing_secret(self._engine, row.user_id, now)
         target = pinned(url, await resolve_permitted(url, self._allowed))
-        signed = signed_headers(
-            secret.in_force(now), webhook_id(str(row["id"])), int(time.time()), body
-        )
+        signed = signed_headers(secret.in_force(now), webhook_id(row.id), int(time.time()), body)
         headers = {
             "Host": target.host_header,
             "Content-Type": "application/json",

@@ -14,18 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.config import Settings
 from render_common.db.migrate import open_engine
 from render_common.redis_client import redis_for
+from render_common.renders.attempts import AttemptTransitions
+from render_common.renders.bookkeeping import Bookkeeping
+from render_common.renders.lease import RenderLifecycle
 from render_common.runner import run_service
 from render_common.scene_assets import AssetCatalogue
 from render_common.server import RunningServer, start_server
 from services.render_worker.assets import AssetFetcher, AssetPolicy
-from services.render_worker.bookkeeping import Bookkeeping
 from services.render_worker.consumer import Consumer
 from services.render_worker.engines.base import Engine
 from services.render_worker.engines.lambda_client import LambdaClient
 from services.render_worker.engines.lambda_engine import LambdaEngine
 from services.render_worker.engines.ssr import SsrEngine
 from services.render_worker.host import RenderHost
-from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import RenderProcessor
 from services.render_worker.storage import create_storage
 from services.render_worker.webhook import WebhookServer, start_webhook_server
@@ -133,16 +134,19 @@ async def start(
         data_dir / "work", name, legacy_max_age_seconds=settings.render_timeout_seconds
     )
     work_dirs.sweep_stale()  # what killed workers (this one's last run too) left behind
-    lifecycle = RenderLifecycle(db, name, visibility_seconds=settings.visibility_timeout_seconds)
+    transitions = AttemptTransitions(
+        settings,
+        RenderLifecycle(db, name, visibility_seconds=settings.visibility_timeout_seconds),
+        Bookkeeping(settings, redis),
+    )
     processor = RenderProcessor(
         settings,
-        Bookkeeping(settings, redis),
-        lifecycle,
+        transitions,
         engines,
         create_storage(settings),
         work_dirs,
     )
-    consumer = Consumer(settings, redis, blocking, processor, lifecycle, name)
+    consumer = Consumer(settings, redis, blocking, processor, transitions, name)
     await consumer.start()
     health = await start_server(
         [],

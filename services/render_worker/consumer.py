@@ -31,8 +31,8 @@ from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.outage import REDIS_DOWN, ride_out
 from render_common.queue import ensure_group, is_missing_group
+from render_common.renders.attempts import AttemptTransitions
 from render_common.tasks import raise_if_cancelling
-from services.render_worker.lifecycle import RenderLifecycle
 from services.render_worker.processor import Delivery, RenderProcessor
 
 log = logging.getLogger(__name__)
@@ -71,14 +71,14 @@ class Consumer:
         redis: Redis,
         blocking_redis: Redis,
         processor: RenderProcessor,
-        lifecycle: RenderLifecycle,
+        transitions: AttemptTransitions,
         name: str,
     ) -> None:
         self._settings = settings
         self._redis = redis
         self._blocking = blocking_redis
         self._processor = processor
-        self._lifecycle = lifecycle
+        self._transitions = transitions
         self.name = name
         self._running: dict[str, _Running] = {}
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
@@ -225,7 +225,7 @@ class Consumer:
                     args=[time.time(), streams.JOBS_MAXLEN],
                 )
                 for render_id, entry_id in zip(moved[::2], moved[1::2], strict=True):
-                    await self._lifecycle.record_retry_entry(render_id, entry_id)
+                    await self._transitions.reenqueue_retry(render_id, entry_id)
             except (RedisError, OSError) as exc:
                 raise_if_cancelling()
                 log.warning("moving due retries failed", extra={"error": str(exc)})

@@ -16,12 +16,14 @@ from opentelemetry import propagate, trace
 
 from render_common import metrics
 from render_common.config import Settings
-from render_common.db.schema import LAMBDA_COLUMNS
 from render_common.downloads import StoredObject
 from render_common.outage import REDIS_LOST
 from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
+from render_common.renders.attempts import AttemptTransitions
+from render_common.renders.lease import HEARTBEAT_SECONDS, Lease
+from render_common.renders.record import Render
+from render_common.renders.states import Stage, State
 from render_common.tasks import cancelling
-from services.render_worker.bookkeeping import Bookkeeping
 from services.render_worker.engines.base import (
     UPLOADING_PROGRESS,
     Engine,
@@ -29,7 +31,6 @@ from services.render_worker.engines.base import (
     RenderOutput,
 )
 from services.render_worker.failures import RenderCancelled, RenderFailure
-from services.render_worker.lifecycle import HEARTBEAT_SECONDS, Lease, RenderLifecycle
 from services.render_worker.storage import Storage, output_key
 from services.render_worker.workdirs import WorkDirs
 
@@ -76,22 +77,16 @@ class RenderProcessor:
     def __init__(
         self,
         settings: Settings,
-        bookkeeping: Bookkeeping,
-        lifecycle: RenderLifecycle,
+        transitions: AttemptTransitions,
         engines: dict[str, Engine],
         storage: Storage,
         work_dirs: WorkDirs,
     ) -> None:
         self._settings = settings
-        self._side = bookkeeping
-        self._lifecycle = lifecycle
+        self._transitions = transitions
         self._engines = engines
         self._storage = storage
         self._work_dirs = work_dirs
-
-    async def publish(self, render_id: str, user_id: str, *, durable: bool, **fields: Any) -> None:
-        """Append a progress event for a render (and to its owner's stream)."""
-        await self._side.event(render_id, user_id, durable=durable, **fields)
 
     async def process(self, delivery: Delivery, cancel: asyncio.Event) -> bool:
         """Run one delivery to its end; True when the caller should acknowledge the entry,
@@ -109,7 +104,7 @@ class RenderProcessor:
         ):
             if delivery.deliveries > self._settings.max_deliveries:
                 return await self._crashed(delivery)
-            row = await self._lifecycle.claim(
+            row = await self._transitions.claim(
                 delivery.render_id,
                 delivery.attempt,
                 reclaimed=delivery.reclaimed,
@@ -119,7 +114,7 @@ class RenderProcessor:
                 return await self._skip(delivery)
             enqueued_ms = int(delivery.entry_id.split("-", 1)[0] or 0)
             metrics.queue_lag.record(
-                max(0.0, time.time() - enqueued_ms / 1000), {"engine": row["engine"]}
+                max(0.0, time.time() - enqueued_ms / 1000), {"engine": row.engine}
             )
             await self._run(delivery, row, cancel)
             return True
@@ -132,7 +127,7 @@ class RenderProcessor:
             f"worker running it stopped (crashed, killed or stalled) before finishing; "
             f"MAX_DELIVERIES is {self._settings.max_deliveries}"
         )
-        row = await self._lifecycle.fail_crashed(
+        row = await self._transitions.fail_crashed(
             delivery.render_id, delivery.attempt, CRASHED_WORKER, message
         )
         log.error(
@@ -142,20 +137,6 @@ class RenderProcessor:
         if row is None:
             return await self._skip(delivery)
         metrics.render_failures.add(1, {"reason": CRASHED_WORKER, "retryable": "false"})
-        await self._side.dead_letter(
-            delivery.render_id, delivery.attempt, CRASHED_WORKER, message, retryable=False
-        )
-        await self.publish(
-            delivery.render_id,
-            row["user_id"],
-            durable=True,
-            state="failed",
-            stage="done",
-            frames_total=int(row["frames_total"]),
-            error_reason=CRASHED_WORKER,
-            error_message=message,
-            error_retryable=False,
-        )
         return True
 
     async def _skip(self, delivery: Delivery) -> bool:
@@ -164,12 +145,12 @@ class RenderProcessor:
         and still renews its lease in the database (its worker lost Redis for a while):
         left pending (False), for its worker's heartbeat to take back, or for a later
         reclaim once the lease is really abandoned."""
-        current = await self._lifecycle.current(delivery.render_id)
+        current = await self._transitions.rows.current(delivery.render_id)
         alive = (
             delivery.reclaimed
             and current is not None
-            and current["status"] == "running"
-            and current["attempt"] == delivery.attempt
+            and current.status == State.RUNNING
+            and current.attempt == delivery.attempt
         )
         log.info(
             "skipping entry",
@@ -177,32 +158,23 @@ class RenderProcessor:
                 "render_id": delivery.render_id,
                 "attempt": delivery.attempt,
                 "reclaimed": delivery.reclaimed,
-                "status": current["status"] if current else None,
-                "worker": current["worker_id"] if current else None,
+                "status": current.status if current else None,
+                "worker": current.worker_id if current else None,
                 "left_pending": alive,
             },
         )
         return not alive
 
-    async def _run(self, delivery: Delivery, row: dict[str, Any], cancel: asyncio.Event) -> None:
-        render_id = row["id"]
-        frames_total = int(row["frames_total"])
-        engine = self._engines.get(row["engine"])
+    async def _run(self, delivery: Delivery, row: Render, cancel: asyncio.Event) -> None:
+        render_id = row.id
+        frames_total = row.frames_total
+        engine = self._engines.get(row.engine)
         work_dir = self._work_dirs.create(render_id)
-        state: dict[str, Any] = {"stage": "bundling", "progress": 0.0, "frames": 0}
-        await self.publish(
-            render_id,
-            row["user_id"],
-            durable=False,
-            state="running",
-            stage="bundling",
-            frames_total=frames_total,
-            message=f"attempt {delivery.attempt} of {self._settings.max_attempts} started",
-        )
+        state: dict[str, Any] = {"stage": Stage.BUNDLING, "progress": 0.0, "frames": 0}
         last_event = 0.0
-        labels = {"engine": row["engine"], "quality": row["quality"]}
+        labels = {"engine": row.engine, "quality": row.quality}
         started = time.monotonic()
-        outcome = "failed"
+        outcome = State.FAILED
         metrics.active_renders.add(1, labels)
 
         async def report(stage: str, progress: float, frames: int) -> None:
@@ -211,51 +183,32 @@ class RenderProcessor:
             now = time.monotonic()
             if now - last_event >= 0.25 or frames >= frames_total:
                 last_event = now
-                await self.publish(
-                    render_id,
-                    row["user_id"],
-                    durable=False,
-                    state="running",
-                    stage=stage,
-                    progress=progress,
-                    frames_rendered=frames,
-                    frames_total=frames_total,
-                )
+                await self._transitions.progress(row, stage, progress, frames)
 
         try:
             if engine is None:
                 raise RenderFailure(
                     "ENGINE_UNAVAILABLE",
-                    f"engine {row['engine']!r} is not enabled on this worker",
+                    f"engine {row.engine!r} is not enabled on this worker",
                     retryable=False,
                 )
             job = RenderJob(
                 render_id=render_id,
-                project_id=row["project_id"],
-                scenes=list(row["spec"]["scenes"]),
-                format=row["format"],
-                quality=row["quality"],
+                project_id=row.project_id,
+                scenes=row.scenes,
+                format=row.format,
+                quality=row.quality,
                 frames_total=frames_total,
                 attempt=delivery.attempt,
                 work_dir=work_dir,
-                resume={k: row[k] for k in LAMBDA_COLUMNS if row.get(k)},
+                resume=row.lambda_details,
                 record=partial(self._record_details, render_id),
             )
             output = await self._render_watched(engine, job, report, cancel, state)
-            await report("uploading", UPLOADING_PROGRESS, frames_total)
+            await report(Stage.UPLOADING, UPLOADING_PROGRESS, frames_total)
             values = await self._store(row, output)
-            outcome = "succeeded"
-            if await self._lifecycle.succeed(render_id, **values):
-                await self.publish(
-                    render_id,
-                    row["user_id"],
-                    durable=True,
-                    state="succeeded",
-                    stage="done",
-                    progress=1.0,
-                    frames_rendered=frames_total,
-                    frames_total=frames_total,
-                )
+            outcome = State.SUCCEEDED
+            if await self._transitions.succeed(row, values):
                 log.info(
                     "render succeeded",
                     extra={
@@ -264,35 +217,24 @@ class RenderProcessor:
                     },
                 )
         except RenderCancelled:
-            outcome = "cancelled"
-            if await self._lifecycle.cancelled(render_id):
-                await self.publish(
-                    render_id,
-                    row["user_id"],
-                    durable=True,
-                    state="cancelled",
-                    stage="done",
-                    progress=float(state["progress"]),
-                    frames_rendered=int(state["frames"]),
-                    frames_total=frames_total,
-                    message="cancelled while running",
-                )
+            outcome = State.CANCELLED
+            await self._transitions.cancelled(row, float(state["progress"]), int(state["frames"]))
         except RenderFailure as exc:
             await self._failed(delivery, row, exc)
         except asyncio.CancelledError:
             # Worker shutdown past its grace period: give the attempt back as it was.
-            await asyncio.shield(self._hand_back(delivery, row["user_id"]))
+            await asyncio.shield(self._hand_back(delivery, row.user_id))
             raise
         except REDIS_LOST as exc:
             # Redis went away under a step that needed it: not the render's fault, so the
             # attempt goes back to the queue as it was and costs no retry.
             log.warning("redis away mid-attempt; handing it back", extra={"error": str(exc)})
-            await self._hand_back(delivery, row["user_id"])
+            await self._hand_back(delivery, row.user_id)
         except Exception as exc:
             if cancelling():
                 # Shutdown's cancellation, turned into its own error by a driver: hand the
                 # attempt back as for a plain cancellation, rather than spend a retry on it.
-                await asyncio.shield(self._hand_back(delivery, row["user_id"]))
+                await asyncio.shield(self._hand_back(delivery, row.user_id))
                 raise asyncio.CancelledError from exc
             log.exception("render crashed", extra={"render_id": render_id})
             failure = RenderFailure(
@@ -336,7 +278,7 @@ class RenderProcessor:
                     return task.result()
                 lease = Lease.CANCEL_REQUESTED
                 if not cancel.is_set():
-                    lease = await self._lifecycle.heartbeat(
+                    lease = await self._transitions.renew_lease(
                         job.render_id, state["stage"], float(state["progress"])
                     )
                 if lease is Lease.CANCEL_REQUESTED:
@@ -368,10 +310,10 @@ class RenderProcessor:
 
     async def _record_details(self, render_id: str, values: Mapping[str, Any]) -> None:
         """Record engine columns while the attempt runs; lost lease: stop the attempt."""
-        if not await self._lifecycle.record_details(render_id, dict(values)):
+        if not await self._transitions.rows.record_details(render_id, dict(values)):
             raise RenderCancelled()
 
-    async def _store(self, row: dict[str, Any], output: RenderOutput) -> dict[str, Any]:
+    async def _store(self, row: Render, output: RenderOutput) -> dict[str, Any]:
         """Upload output and thumbnail; the row's output columns."""
         probe = output.probe
         metadata = {
@@ -393,40 +335,38 @@ class RenderProcessor:
             values["output_url"] = output.output_url
             return values
         assert output.output_path is not None
-        extension = FORMAT_EXTENSIONS[row["format"]]
+        extension = FORMAT_EXTENSIONS[row.format]
         object_metadata = {
-            "format": row["format"],
-            "quality": row["quality"],
+            "format": row.format,
+            "quality": row.quality,
             "fileSize": str(metadata["fileSize"] or output.output_path.stat().st_size),
             "duration": f"{metadata['duration']:.3f}",
-            "render-id": row["id"],
-            "project-id": row["project_id"],
+            "render-id": row.id,
+            "project-id": row.project_id,
         }
         stored = await self._storage.put(
             output.output_path,
-            output_key(row["project_id"], row["id"], extension),
-            content_type=FORMAT_CONTENT_TYPES[row["format"]],
+            output_key(row.project_id, row.id, extension),
+            content_type=FORMAT_CONTENT_TYPES[row.format],
             metadata=object_metadata,
-            download_name=f"{row['project_id']}-{int(time.time())}.{extension}",
+            download_name=f"{row.project_id}-{int(time.time())}.{extension}",
         )
         values.update(location_columns(stored), output_key=stored.key)
         if output.thumbnail_path is not None and output.thumbnail_path.exists():
             thumb = await self._storage.put(
                 output.thumbnail_path,
-                output_key(row["project_id"], row["id"], "jpg"),
+                output_key(row.project_id, row.id, "jpg"),
                 content_type="image/jpeg",
-                metadata={"render-id": row["id"], "project-id": row["project_id"]},
-                download_name=f"{row['project_id']}-thumbnail.jpg",
+                metadata={"render-id": row.id, "project-id": row.project_id},
+                download_name=f"{row.project_id}-thumbnail.jpg",
             )
             values["thumbnail_key"] = thumb.key  # same storage and location as the output
         if not metadata["fileSize"]:
             metadata["fileSize"] = output.output_path.stat().st_size
         return values
 
-    async def _failed(
-        self, delivery: Delivery, row: dict[str, Any], failure: RenderFailure
-    ) -> None:
-        render_id = row["id"]
+    async def _failed(self, delivery: Delivery, row: Render, failure: RenderFailure) -> None:
+        render_id = row.id
         attempt = delivery.attempt
         metrics.render_failures.add(
             1, {"reason": failure.reason, "retryable": str(failure.retryable).lower()}
@@ -441,67 +381,21 @@ class RenderProcessor:
             },
         )
         if failure.retryable and attempt < self._settings.max_attempts:
-            await self._schedule_retry(delivery, row, failure)
-            return
-        if await self._lifecycle.fail(
-            render_id, failure.reason, failure.message, failure.stack, failure.retryable
-        ):
-            await self._side.dead_letter(
-                render_id, attempt, failure.reason, failure.message, retryable=failure.retryable
+            await self._transitions.schedule_retry(
+                row,
+                attempt,
+                failure.reason,
+                failure.message,
+                failure.stack,
+                traceparent=delivery.traceparent,
             )
-            await self.publish(
-                render_id,
-                row["user_id"],
-                durable=True,
-                state="failed",
-                stage="done",
-                frames_total=int(row["frames_total"]),
-                error_reason=failure.reason,
-                error_message=failure.message,
-                error_retryable=failure.retryable,
-            )
-
-    async def _schedule_retry(
-        self, delivery: Delivery, row: dict[str, Any], failure: RenderFailure
-    ) -> None:
-        """QUEUED for the next attempt, whose entry waits out its backoff in render:retry.
-
-        If Redis cannot take the entry, the row stops naming it (queue_job_id NULL) and
-        the sweeper enqueues the next attempt from the database after its grace.
-        """
-        render_id, attempt = row["id"], delivery.attempt
-        delay = self._settings.retry_base_delay_seconds * 2 ** (attempt - 1)
-        if not await self._lifecycle.schedule_retry(
-            render_id, attempt + 1, failure.reason, failure.message, failure.stack
-        ):
             return
-        if not await self._side.retry_entry(render_id, attempt + 1, delivery.traceparent, delay):
-            await self._lifecycle.forget_retry_entry(render_id, attempt + 1)
-        await self.publish(
-            render_id,
-            row["user_id"],
-            durable=True,
-            state="queued",
-            stage="queued",
-            frames_total=int(row["frames_total"]),
-            message=f"attempt {attempt} failed ({failure.reason}); retrying in {delay:g}s "
-            f"(attempt {attempt + 1} of {self._settings.max_attempts})",
+        await self._transitions.fail(
+            row, attempt, failure.reason, failure.message, failure.stack, failure.retryable
         )
 
     async def _hand_back(self, delivery: Delivery, user_id: str) -> None:
         """Give the attempt back as it was (no retry spent); a new entry carries it."""
-        with contextlib.suppress(Exception):
-            if await self._lifecycle.hand_back(delivery.render_id, delivery.attempt):
-                entry_id = await self._side.requeue(
-                    delivery.render_id, delivery.attempt, delivery.traceparent, within=2.0
-                )
-                if entry_id is not None:
-                    await self._lifecycle.record_entry(delivery.render_id, entry_id)
-                await self.publish(
-                    delivery.render_id,
-                    user_id,
-                    durable=False,
-                    state="queued",
-                    stage="queued",
-                    message="attempt handed back to the queue",
-                )
+        await self._transitions.hand_back(
+            delivery.render_id, user_id, delivery.attempt, delivery.traceparent
+        )

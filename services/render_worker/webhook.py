@@ -34,7 +34,6 @@ from render_common import streams
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.engine import engine_for
-from render_common.db.schema import ACTIVE_STATES
 from render_common.listen import IPV4_WILDCARD, dual_stack_socket, is_any_address
 from render_common.logs import configure_logging
 from render_common.redis_client import redis_for
@@ -97,8 +96,8 @@ class WebhookReceiver:
         render_id = str(payload["customData"]["renderId"])
         row = await renders.get(self._db, render_id)
         follows = row is not None and (
-            row["lambda_render_id"] == lambda_render_id
-            or (row["lambda_render_id"] is None and row["status"] in ACTIVE_STATES)
+            row.lambda_render_id == lambda_render_id
+            or (row.lambda_render_id is None and row.active)
         )
         if not follows:
             raise WebhookRejected(404, "no render is following this Lambda render")

@@ -26,6 +26,7 @@ from render_common import streams
 from render_common.downloads import LAMBDA, StoredObject
 from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS
 from render_common.pricing import FPS
+from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import (
@@ -94,7 +95,7 @@ class LambdaEngine:
 
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Start (or resume) the Lambda render and follow it until it ends."""
-        await report("bundling", 0.0, 0)
+        await report(Stage.BUNDLING, 0.0, 0)
         render = self._resumed(job)
         started = render is None
         if render is not None:
@@ -115,7 +116,7 @@ class LambdaEngine:
         try:
             if started and job.record is not None:
                 await job.record(lambda_details(render))
-            await report("rendering", PREPARED_PROGRESS, 0)
+            await report(Stage.RENDERING, PREPARED_PROGRESS, 0)
             return await self._follow(job, render, report)
         finally:
             self._running.pop(job.render_id, None)
@@ -158,7 +159,7 @@ class LambdaEngine:
             reported = overall
             frames = progress.get("framesRendered")
             frames_done = int(frames) if frames is not None else int(overall * job.frames_total)
-            stage = "encoding" if frames_done >= job.frames_total > 0 else "rendering"
+            stage = Stage.ENCODING if frames_done >= job.frames_total > 0 else Stage.RENDERING
             await report(stage, engine_progress(overall), frames_done)
 
     async def _wait_for_webhook(self, render: LambdaRender) -> dict[str, Any] | None:

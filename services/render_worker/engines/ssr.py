@@ -12,6 +12,7 @@ from render_common.presets import (
     PIXEL_FORMAT,
     QUALITY_PRESETS,
 )
+from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import (
@@ -103,7 +104,7 @@ class SsrEngine:
 
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Prefetch, render, thumbnail and probe; the output stays in the job's work dir."""
-        await report("bundling", 0.0, 0)
+        await report(Stage.BUNDLING, 0.0, 0)
         urls = self._assets.urls(job.scenes)  # the catalogue's asset props only, never text
         scenes = job.scenes
         local: dict[str, str] = {}  # client URL -> the host's URL of its prefetched copy
@@ -113,10 +114,10 @@ class SsrEngine:
             base = self._host.asset_base_url
             local = {url: base + name for url, name in cached.items()}
             scenes = self._assets.replace(job.scenes, local)
-        await report("bundling", PREPARED_PROGRESS, 0)
+        await report(Stage.BUNDLING, PREPARED_PROGRESS, 0)
 
         async def on_progress(message: ProgressMessage) -> None:
-            stage = "encoding" if message.get("stage") == "encoding" else "rendering"
+            stage = Stage.ENCODING if message.get("stage") == "encoding" else Stage.RENDERING
             share = float(message.get("progress", 0.0))
             await report(stage, engine_progress(share), int(message.get("renderedFrames", 0)))
 

@@ -1,5 +1,5 @@
-"""The Redis side of a render attempt: events, the retry entry, the dead letter, the cancel
-flag, a handed-back entry. Every call tolerates a Redis outage.
+"""The Redis side of a render's transitions: events, the retry entry, the dead letter, the
+cancel flag, a handed-back entry. Every call tolerates a Redis outage.
 
 The database row is written first and is the truth; what is written here follows it.
 Progress events are best effort (a missed one is superseded by the next). What ends a
@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 
 class Bookkeeping:
-    """Writes a worker's Redis bookkeeping, riding out outages within a bound."""
+    """Writes a render's Redis bookkeeping, riding out outages within a bound."""
 
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self._settings = settings
         self._redis = redis
+        self.redis = redis
         self._within = settings.redis_outage_seconds
 
     async def event(self, render_id: str, user_id: str, *, durable: bool, **fields: Any) -> bool:
@@ -109,6 +110,13 @@ class Bookkeeping:
         except REDIS_DOWN:
             log.warning("redis away; the sweeper will enqueue it", extra={"render_id": render_id})
             return None
+
+    async def signal_cancel(self, render_id: str) -> None:
+        """Flag the render and tell every worker, which stops it within a second."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(streams.cancel_flag(render_id), "1", ex=streams.CANCEL_FLAG_TTL_SECONDS)
+            pipe.publish(streams.CANCEL_CHANNEL, render_id)
+            await pipe.execute()
 
     async def _attempt(self, call: Any, what: str, *, within: float) -> bool:
         try:

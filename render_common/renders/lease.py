@@ -1,4 +1,5 @@
-"""The render row's transitions as a worker drives them, each one conditional.
+"""The worker's side of the render row: its conditional updates (the storage layer of
+render_common.renders.attempts, which adds each transition's event and Redis writes).
 
 A worker holds a render while the row says `status = running` and `worker_id = <it>` for
 the attempt it claimed. Every later write is conditioned on that lease, so a worker that
@@ -16,15 +17,9 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.db import renders
-from render_common.db.schema import (
-    CANCELLED,
-    FAILED,
-    LAMBDA_COLUMNS,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    video_renders,
-)
+from render_common.db.schema import video_renders
+from render_common.renders.record import LAMBDA_COLUMNS, Render
+from render_common.renders.states import Stage, State
 
 c = video_renders.c
 HEARTBEAT_SECONDS = 1.0  # how often a running attempt renews its lease
@@ -51,7 +46,7 @@ class RenderLifecycle:
         # the render over only if the database has not seen one for this long either.
         self._lease = timedelta(seconds=min(visibility_seconds / 2, 3 * HEARTBEAT_SECONDS))
 
-    async def current(self, render_id: str) -> dict[str, Any] | None:
+    async def current(self, render_id: str) -> Render | None:
         """The render row as it is now."""
         return await renders.get(self._engine, render_id)
 
@@ -64,13 +59,13 @@ class RenderLifecycle:
         async with self._engine.begin() as connection:
             await connection.execute(
                 update(video_renders)
-                .where(c.id == render_id, c.status == QUEUED, c.queue_job_id.like("retry:%"))
+                .where(c.id == render_id, c.status == State.QUEUED, c.queue_job_id.like("retry:%"))
                 .values(queue_job_id=entry_id)
             )
 
     async def claim(
         self, render_id: str, attempt: int, *, reclaimed: bool, entry_id: str
-    ) -> dict[str, Any] | None:
+    ) -> Render | None:
         """Take a render for `attempt` carried by `entry_id`; None if it is not ours to run.
 
         A fresh entry takes a QUEUED render whose earlier attempts are done. A reclaimed
@@ -89,8 +84,8 @@ class RenderLifecycle:
                 _takeable(attempt, reclaimed=reclaimed, silent_since=now - self._lease),
             )
             .values(
-                status=RUNNING,
-                stage="bundling",
+                status=State.RUNNING,
+                stage=Stage.BUNDLING,
                 attempt=attempt,
                 retry_count=attempt - 1,
                 worker_id=self.worker_id,
@@ -104,7 +99,7 @@ class RenderLifecycle:
 
     async def fail_crashed(
         self, render_id: str, attempt: int, reason: str, message: str
-    ) -> dict[str, Any] | None:
+    ) -> Render | None:
         """Fail a render whose attempt was delivered too often (each delivery's worker
         died or stalled); None if that attempt is not the render's live one any more.
 
@@ -119,8 +114,8 @@ class RenderLifecycle:
                 _takeable(attempt, reclaimed=True, silent_since=now - self._lease),
             )
             .values(
-                status=FAILED,
-                stage="done",
+                status=State.FAILED,
+                stage=Stage.DONE,
                 attempt=attempt,
                 retry_count=attempt - 1,
                 completed_at=now,
@@ -134,20 +129,20 @@ class RenderLifecycle:
         )
         return await self._update_returning(statement)
 
-    async def _update_returning(self, statement: Any) -> dict[str, Any] | None:
+    async def _update_returning(self, statement: Any) -> Render | None:
         async with self._engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
-        return dict(row) if row is not None else None
+        return Render.from_row(row) if row is not None else None
 
-    async def _update_owned(self, render_id: str, **values: Any) -> bool:
+    async def _update_owned(self, render_id: str, **values: Any) -> Render | None:
+        """Update a render this worker holds; the row as updated, None if the lease is lost."""
         values.setdefault("updated_at", datetime.now(UTC))
-        async with self._engine.begin() as connection:
-            result = await connection.execute(
-                update(video_renders)
-                .where(c.id == render_id, c.status == RUNNING, c.worker_id == self.worker_id)
-                .values(**values)
-            )
-        return bool(result.rowcount)
+        return await self._update_returning(
+            update(video_renders)
+            .where(c.id == render_id, c.status == State.RUNNING, c.worker_id == self.worker_id)
+            .values(**values)
+            .returning(*video_renders.columns)
+        )
 
     async def heartbeat(self, render_id: str, stage: str, progress: float) -> Lease:
         """Record progress and renew the lease; says whether the owner asked to cancel.
@@ -157,7 +152,7 @@ class RenderLifecycle:
         """
         statement = (
             update(video_renders)
-            .where(c.id == render_id, c.status == RUNNING, c.worker_id == self.worker_id)
+            .where(c.id == render_id, c.status == State.RUNNING, c.worker_id == self.worker_id)
             .values(stage=stage, progress=progress, updated_at=datetime.now(UTC))
             .returning(c.cancel_requested)
         )
@@ -169,9 +164,9 @@ class RenderLifecycle:
 
     async def record_details(self, render_id: str, values: dict[str, Any]) -> bool:
         """Record engine columns (e.g. the Lambda render id); False when the lease is lost."""
-        return await self._update_owned(render_id, **values)
+        return await self._update_owned(render_id, **values) is not None
 
-    async def succeed(self, render_id: str, **values: Any) -> bool:
+    async def succeed(self, render_id: str, **values: Any) -> Render | None:
         """Complete the render; False if it was not ours any more (no second completion).
 
         An earlier attempt's error is cleared: the render succeeded.
@@ -179,8 +174,8 @@ class RenderLifecycle:
         now = datetime.now(UTC)
         return await self._update_owned(
             render_id,
-            status=SUCCEEDED,
-            stage="done",
+            status=State.SUCCEEDED,
+            stage=Stage.DONE,
             progress=1.0,
             completed_at=now,
             **{**ERRORS_CLEARED, **values},
@@ -188,12 +183,12 @@ class RenderLifecycle:
 
     async def fail(
         self, render_id: str, reason: str, message: str, stack: str, retryable: bool
-    ) -> bool:
+    ) -> Render | None:
         """Fail the render for good."""
         return await self._update_owned(
             render_id,
-            status=FAILED,
-            stage="done",
+            status=State.FAILED,
+            stage=Stage.DONE,
             completed_at=datetime.now(UTC),
             error_reason=reason,
             error_message=message,
@@ -203,12 +198,12 @@ class RenderLifecycle:
 
     async def schedule_retry(
         self, render_id: str, next_attempt: int, reason: str, message: str, stack: str
-    ) -> bool:
+    ) -> Render | None:
         """Put the render back to QUEUED, waiting for `next_attempt` in the retry set."""
         return await self._update_owned(
             render_id,
-            status=QUEUED,
-            stage="queued",
+            status=State.QUEUED,
+            stage=Stage.QUEUED,
             progress=0.0,
             queue_job_id=f"retry:{next_attempt}",
             # The next attempt starts its own engine work rather than following this one.
@@ -224,18 +219,18 @@ class RenderLifecycle:
         and the sweeper enqueues `next_attempt` once its grace has passed."""
         return await renders.forget_entry(self._engine, render_id, f"retry:{next_attempt}")
 
-    async def cancelled(self, render_id: str) -> bool:
+    async def cancelled(self, render_id: str) -> Render | None:
         """Mark the render CANCELLED after its renderer stopped."""
         return await self._update_owned(
-            render_id, status=CANCELLED, stage="done", completed_at=datetime.now(UTC)
+            render_id, status=State.CANCELLED, stage=Stage.DONE, completed_at=datetime.now(UTC)
         )
 
-    async def hand_back(self, render_id: str, attempt: int) -> bool:
+    async def hand_back(self, render_id: str, attempt: int) -> Render | None:
         """Return an unfinished attempt to the queue (shutdown), to be run again as is."""
         return await self._update_owned(
             render_id,
-            status=QUEUED,
-            stage="queued",
+            status=State.QUEUED,
+            stage=Stage.QUEUED,
             progress=0.0,
             attempt=attempt - 1,
             queue_job_id=None,
@@ -246,8 +241,8 @@ def _takeable(attempt: int, *, reclaimed: bool, silent_since: datetime) -> Any:
     """The rows an entry of `attempt` may take: a QUEUED render whose earlier attempts are
     done, and for a reclaimed entry also the RUNNING render of that attempt whose worker
     has not renewed its lease since `silent_since`."""
-    fresh = and_(c.status == QUEUED, c.attempt < attempt)
+    fresh = and_(c.status == State.QUEUED, c.attempt < attempt)
     if not reclaimed:
         return fresh
-    abandoned = and_(c.status == RUNNING, c.attempt == attempt, c.updated_at < silent_since)
+    abandoned = and_(c.status == State.RUNNING, c.attempt == attempt, c.updated_at < silent_since)
     return or_(fresh, abandoned)

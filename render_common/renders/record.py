@@ -1,0 +1,126 @@
+"""`Render`: one `video_renders` row as a frozen, typed record.
+
+Built from a row mapping (`Render.from_row`) by the database layer; the services read its
+attributes instead of looking up dict keys, and render_common.resources builds the
+render.v1.Render message from it. Columns the record does not name are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from render_common.renders.states import ACTIVE, TERMINAL, Stage, State
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Stored datetimes as aware UTC (SQLite hands them back naive)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Where the Lambda render behind an attempt is: a later worker follows it from these, and a
+# retry (a new attempt) clears them.
+LAMBDA_COLUMNS = ("lambda_render_id", "lambda_function_name", "lambda_bucket_name")
+
+
+@dataclass(frozen=True, slots=True)
+class Render:
+    """A render as stored: identity, state, request, queue, outputs, errors, cost, times."""
+
+    id: str
+    user_id: str
+    project_id: str
+    status: State
+    stage: Stage
+    format: str
+    quality: str
+    engine: str
+    created_at: datetime
+    updated_at: datetime
+    request_id: str | None = None
+    request_hash: str | None = None
+    progress: float = 0.0
+    requested_engine: str = "default"
+    spec: Mapping[str, Any] | None = None  # {"scenes": [...]} as validated at intake
+    scene_count: int = 0
+    frames_total: int = 0
+    queue_job_id: str | None = None
+    attempt: int = 0
+    retry_count: int = 0
+    cancel_requested: bool = False
+    worker_id: str | None = None
+    lambda_render_id: str | None = None
+    lambda_function_name: str | None = None
+    lambda_bucket_name: str | None = None
+    output_url: str | None = None
+    output_key: str | None = None
+    thumbnail_url: str | None = None
+    thumbnail_key: str | None = None
+    storage: str | None = None  # where the keys are: local | s3 | lambda (downloads.py)
+    storage_location: str | None = None  # the local root directory or the bucket
+    metadata: Mapping[str, Any] | None = None
+    error_reason: str | None = None
+    error_message: str | None = None
+    error_stack: str | None = None
+    error_retryable: bool | None = None
+    cost_estimate: Mapping[str, Any] | None = None
+    cost_estimate_usd: float | None = None
+    cost_actual: Mapping[str, Any] | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    # The caller's metadata and webhook (migration 0003), and the webhook's delivery
+    # (render_common/db/webhooks.py).
+    client_metadata: Mapping[str, Any] | None = None
+    webhook_url: str | None = None
+    webhook_state: str | None = None
+    webhook_attempts: int = 0
+    webhook_next_at: datetime | None = None
+    webhook_lease_until: datetime | None = None
+    webhook_claim: str | None = None
+    webhook_last_attempt_at: datetime | None = None
+    webhook_last_status: int | None = None
+    webhook_last_error: str | None = None
+    webhook_delivered_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Render:
+        """The record of a row mapping (a SELECT of `video_renders`, or an inserted row)."""
+        values = {name: row[name] for name in _FIELDS if name in row}
+        values["status"] = State(values["status"])
+        values["stage"] = Stage(values["stage"])
+        values["progress"] = float(values.get("progress") or 0.0)
+        for name in ("scene_count", "frames_total", "attempt", "retry_count", "webhook_attempts"):
+            values[name] = int(values.get(name) or 0)
+        values["cancel_requested"] = bool(values.get("cancel_requested"))
+        for name in _TIMES:
+            if name in values:
+                values[name] = as_utc(values[name])
+        return cls(**values)
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the render has ended (it will not change again)."""
+        return self.status in TERMINAL
+
+    @property
+    def active(self) -> bool:
+        """Whether the render is queued or running."""
+        return self.status in ACTIVE
+
+    @property
+    def scenes(self) -> list[dict[str, Any]]:
+        """The validated scenes of the request."""
+        return list((self.spec or {}).get("scenes", []))
+
+    @property
+    def lambda_details(self) -> dict[str, str]:
+        """Where the Lambda render behind the current attempt is (set columns only)."""
+        return {name: getattr(self, name) for name in LAMBDA_COLUMNS if getattr(self, name)}
+
+
+_FIELDS = tuple(field.name for field in fields(Render))
+_TIMES = tuple(field.name for field in fields(Render) if field.name.endswith(("_at", "_until")))
