@@ -49,6 +49,7 @@ from render_common.ids import (
 )
 from render_common.renders.record import Render
 from render_common.renders.states import ACTIVE
+from render_common.retry import retry_call
 from services.progress import events
 from services.progress.history import HistoryGap, event_time, lost_before
 from services.progress.hub import (
@@ -370,16 +371,17 @@ class ProgressService(progress_service_pb2_grpc.ProgressServiceServicer):
 
     async def _retry(self, call: Callable[[], Awaitable[T]], resume: str | None) -> T:
         """Run a Redis read, retrying through an outage shorter than the configured window."""
-        deadline = time.monotonic() + self._settings.progress_redis_outage_seconds
-        delay = 0.05
-        while True:
-            try:
-                return await call()
-            except _REDIS_ERRORS:
-                if time.monotonic() + delay > deadline:
-                    raise ended_error(EndReason.REDIS_UNAVAILABLE, resume) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        try:
+            return await retry_call(
+                call,
+                on=_REDIS_ERRORS,
+                within=self._settings.progress_redis_outage_seconds,
+                first=0.05,
+                most=1.0,
+                what="progress read",
+            )
+        except _REDIS_ERRORS:
+            raise ended_error(EndReason.REDIS_UNAVAILABLE, resume) from None
 
     async def _owned_row(self, render_id: str, user_id: str) -> Render | None:
         """The render if the user owns it; concurrent opens of one render share one read.
