@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from grpc_health.v1 import health_pb2
@@ -83,22 +84,34 @@ class Progress:
 
 async def start(settings: Settings, *, port: int | None = None) -> Progress:
     """Start progress on `port` (default PROGRESS_PORT) once the schema is current."""
-    engine = await open_engine(settings, pool_size=10)
-    reader = create_reader(settings)
-    pool = create_pool(settings)
-    hub = Hub(
-        reader,
-        pool,
-        readers=settings.progress_readers,
-        buffer=settings.progress_buffer_events,
-        block_ms=settings.progress_read_block_ms,
-        outage_seconds=settings.progress_redis_outage_seconds,
-    )
-    hub.start()
-    links = DownloadLinks(settings)
-    await asyncio.to_thread(links.warm)
-    servicer = ProgressService(settings, engine, pool, hub, links)
-    server = await start_server(
+    async with AsyncExitStack() as opened:  # closed again if the start fails part-way
+        engine = await open_engine(settings, pool_size=10)
+        opened.push_async_callback(engine.dispose)
+        reader = create_reader(settings)
+        opened.push_async_callback(reader.aclose)
+        pool = create_pool(settings)
+        opened.push_async_callback(pool.connection_pool.disconnect)
+        opened.push_async_callback(pool.aclose)
+        hub = Hub(
+            reader,
+            pool,
+            readers=settings.progress_readers,
+            buffer=settings.progress_buffer_events,
+            block_ms=settings.progress_read_block_ms,
+            outage_seconds=settings.progress_redis_outage_seconds,
+        )
+        hub.start()
+        opened.push_async_callback(hub.close)
+        links = DownloadLinks(settings)
+        await asyncio.to_thread(links.warm)
+        servicer = ProgressService(settings, engine, pool, hub, links)
+        server = await _serve(settings, servicer, port)
+        opened.pop_all()  # started: Progress.stop closes it all, in its order
+    return Progress(server=server, engine=engine, reader=reader, pool=pool, hub=hub)
+
+
+async def _serve(settings: Settings, servicer: ProgressService, port: int | None) -> RunningServer:
+    return await start_server(
         [
             ServiceRegistration(
                 SERVICE_NAME,
@@ -110,7 +123,6 @@ async def start(settings: Settings, *, port: int | None = None) -> Progress:
         settings=settings,
         port=settings.progress_port if port is None else port,
     )
-    return Progress(server=server, engine=engine, reader=reader, pool=pool, hub=hub)
 
 
 def main() -> None:

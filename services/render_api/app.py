@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -71,22 +72,18 @@ async def start(
     scales to zero on an empty queue and is busy rendering), and sending is light I/O
     that must never take a render's slot.
     """
-    engine = await open_engine(settings)
-    redis = redis_for(settings)
-    validator = RequestValidator(settings, SceneCatalogue.load())
-    links = DownloadLinks(settings)
-    await asyncio.to_thread(links.warm)
-    servicer = RenderService(settings, engine, redis, validator, links)
-    server = await start_server(
-        [
-            ServiceRegistration(
-                SERVICE_NAME,
-                lambda s: render_service_pb2_grpc.add_RenderServiceServicer_to_server(servicer, s),
-            )
-        ],
-        settings=settings,
-        port=settings.render_api_port if port is None else port,
-    )
+    async with AsyncExitStack() as opened:  # closed again if the start fails part-way
+        engine = await open_engine(settings)
+        opened.push_async_callback(engine.dispose)
+        redis = redis_for(settings)
+        opened.push_async_callback(redis.aclose)
+        validator = RequestValidator(settings, SceneCatalogue.load())
+        links = DownloadLinks(settings)
+        await asyncio.to_thread(links.warm)
+        servicer = RenderService(settings, engine, redis, validator, links)
+        opened.push_async_callback(servicer.close)
+        server = await _serve(settings, servicer, port)
+        opened.pop_all()  # started: RenderApi.stop closes it all, in its order
     task = None
     if run_sweeper:
         sweeper = Sweeper(
@@ -107,6 +104,19 @@ async def start(
         servicer=servicer,
         sweeper_task=task,
         webhook_task=webhook_task,
+    )
+
+
+async def _serve(settings: Settings, servicer: RenderService, port: int | None) -> RunningServer:
+    return await start_server(
+        [
+            ServiceRegistration(
+                SERVICE_NAME,
+                lambda s: render_service_pb2_grpc.add_RenderServiceServicer_to_server(servicer, s),
+            )
+        ],
+        settings=settings,
+        port=settings.render_api_port if port is None else port,
     )
 
 

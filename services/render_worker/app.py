@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,12 +121,39 @@ async def start(
     With the Lambda engine configured and WEBHOOK_SECRET set, the worker also serves the
     Remotion webhook on WEBHOOK_PORT (`webhook_port` overrides it; 0 = any).
     """
+    async with AsyncExitStack() as opened:  # closed again if the start fails part-way
+        worker = await _start(opened, settings, health_port, engines, warm, webhook_port)
+        opened.pop_all()  # started: Worker.stop closes it all, in its order
+    log.info(
+        "worker started",
+        extra={
+            "worker": worker.consumer.name,
+            "concurrency": settings.worker_concurrency,
+            "engines": sorted(worker.engines),
+        },
+    )
+    return worker
+
+
+async def _start(
+    opened: AsyncExitStack,
+    settings: Settings,
+    health_port: int | None,
+    engines: dict[str, Engine] | None,
+    warm: bool,
+    webhook_port: int | None,
+) -> Worker:
     data_dir = Path(settings.data_dir)
     db = await open_engine(settings, pool_size=5, pre_ping=True)
+    opened.push_async_callback(db.dispose)
     redis = redis_for(settings)
+    opened.push_async_callback(redis.aclose)
     # XREADGROUP blocks at most a second (consumer.py); pub/sub listens without a timeout.
     blocking = redis_for(settings, block_seconds=1.0)
+    opened.push_async_callback(blocking.aclose)
     engines = engines if engines is not None else build_engines(settings, data_dir)
+    for engine in engines.values():
+        opened.push_async_callback(engine.close)
     ssr = engines.get("ssr")
     if warm and isinstance(ssr, SsrEngine):
         await ssr.warm()
@@ -133,6 +161,7 @@ async def start(
     work_dirs = WorkDirs(
         data_dir / "work", name, legacy_max_age_seconds=settings.render_timeout_seconds
     )
+    opened.callback(work_dirs.close)
     work_dirs.sweep_stale()  # what killed workers (this one's last run too) left behind
     transitions = AttemptTransitions(
         settings,
@@ -148,23 +177,17 @@ async def start(
     )
     consumer = Consumer(settings, redis, blocking, processor, transitions, name)
     await consumer.start()
+    opened.push_async_callback(consumer.stop, 0.0)
     health = await start_server(
         [],
         settings=settings,
         port=settings.worker_health_port if health_port is None else health_port,
         authenticate=False,
     )
+    opened.push_async_callback(health.stop, 1)
     webhook = None
     if "lambda" in engines and settings.webhook_secret:
         webhook = await start_webhook_server(settings, db, redis, port=webhook_port)
-    log.info(
-        "worker started",
-        extra={
-            "worker": name,
-            "concurrency": settings.worker_concurrency,
-            "engines": sorted(engines),
-        },
-    )
     return Worker(
         consumer=consumer,
         health=health,
