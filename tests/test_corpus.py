@@ -25,7 +25,7 @@ from render.v1 import render_pb2
 from render_common.config import Settings
 from render_common.scene_assets import AssetCatalogue
 from tests.support.asset_server import AssetServer
-from tests.support.processes import RedisServer
+from tests.support.processes import RedisServer, sqlite_url
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene_messages
 from tests.support.stack import Stack, ffprobe, start_stack
@@ -97,7 +97,7 @@ def corpus_settings(
 ) -> Settings:
     return base.with_overrides(
         redis_url=redis.url,
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'corpus.db'}",
+        database_url=sqlite_url(tmp_path, "corpus.db"),
         data_dir=str(tmp_path / "data"),
         daily_render_limit=1000,
         concurrent_render_limit=1000,
