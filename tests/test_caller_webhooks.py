@@ -166,7 +166,8 @@ async def test_render_without_webhook_has_no_delivery(stacks: StartStack, tmp_pa
 async def test_receiver_down_then_up_gets_it_once_per_webhook_id(
     stacks: StartStack, receiver: Receiver
 ) -> None:
-    stack = await stacks(caller_webhook_retry_schedule=("0.5",) * 8)
+    # Enough retries that a loaded machine cannot exhaust them before the receiver is back.
+    stack = await stacks(caller_webhook_retry_schedule=("0.5",) * 60)
     await receiver.stop()  # down: connections refused
     render = await start_and_cancel(stack, receiver.url())
     pending = await stack.wait(

@@ -46,6 +46,7 @@ from tests.support.stack import Stack, close_all, start_stack
 
 StartStack = Callable[..., Awaitable[Stack]]
 TTL = 4  # seconds: links in these tests expire quickly (room for a loaded machine)
+RENDER_TTL = 15  # the real render test reads links across several calls and a progress start
 
 
 @pytest_asyncio.fixture
@@ -347,12 +348,13 @@ async def test_rendered_output_link_outlives_its_first_expiry(
         worker=True,
         storage_url=f"s3://{bucket}/videos",
         s3_endpoint_url=s3_server.endpoint,
-        download_url_ttl_seconds=TTL,
+        download_url_ttl_seconds=RENDER_TTL,
     )
     project, scenes = sample_scenes("tiny")
     render = await stack.start(scenes, project=project)
     done = await stack.wait(render.render_id)
     assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+    done = await stack.get(render.render_id)  # signed now, not when the wait began
     first = await download(done.output_url)
     key = f"videos/renders/{project}/{render.render_id}.mp4"
     stored = s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read()
