@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasGenerator, Field, ValidationError, field_validator, model_validator
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from render_common.host_protocol import X264_PRESETS
 from render_common.outbound import parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,19 +33,6 @@ Environment = Literal["development", "production"]
 LogFormat = Literal["json", "text"]
 RenderMode = Literal["ssr", "lambda", "auto"]
 LambdaPrivacy = Literal["public", "private", "no-acl"]
-X264Preset = Literal[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-]
-X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
 
 AtLeastOne = Annotated[int, Field(ge=1)]
 Positive = Annotated[float, Field(gt=0)]
@@ -182,7 +170,7 @@ class Settings(BaseSettings):
     node_binary: str = "node"  # NODE_BINARY
     # X264_PRESET: h264 encoder speed/size trade-off. veryfast: measured here 1.2x faster
     # end to end than Remotion's default (medium) at the same CRF, files no larger.
-    x264_preset: X264Preset = "veryfast"
+    x264_preset: str = "veryfast"  # one of the render host protocol's x264Preset enum
     # SKIP_STATIC_FRAMES: capture one frame of each still stretch the compositions report
     # (a title after its entrance, a color card) and let the encoder repeat it; the output
     # is the same, byte for byte (h264 only). false captures every frame.
@@ -261,6 +249,17 @@ class Settings(BaseSettings):
     def effective_storage_url(self) -> str:
         """STORAGE_URL, or the data directory (outputs land in renders/ under it)."""
         return self.storage_url or f"file://{Path(self.data_dir)}"
+
+    @field_validator("x264_preset")
+    @classmethod
+    def _known_x264_preset(cls, value: str) -> str:
+        """The presets are listed once, in remotion/protocol/host-protocol.schema.json."""
+        if value not in X264_PRESETS:
+            expected = ", ".join(repr(preset) for preset in X264_PRESETS)
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
 
     @field_validator(
         "jwt_algorithms",
