@@ -14,7 +14,8 @@ from typing import get_type_hints
 import pytest
 
 from render_common import host_protocol
-from render_common.config import X264_PRESETS
+from render_common.config import Settings
+from render_common.host_protocol import X264_PRESETS
 from render_common.presets import FORMAT_CODECS, FRAME_IMAGE_FORMAT, PIXEL_FORMAT
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.engines.ssr import host_request
@@ -50,7 +51,8 @@ def test_enums_are_read_from_the_schema() -> None:
     """The codec and x264 preset lists exist once: in the schema."""
     schema = host_protocol.schema()["$defs"]
     assert host_protocol.CODECS == tuple(schema["codec"]["enum"]) == ("h264", "vp8", "vp9", "gif")
-    assert X264_PRESETS is host_protocol.X264_PRESETS
+    for preset in X264_PRESETS:  # settings accept exactly the schema's presets
+        assert Settings.from_env({"X264_PRESET": preset}).x264_preset == preset
     assert tuple(schema["x264Preset"]["enum"]) == X264_PRESETS
     assert "medium" in X264_PRESETS and "veryfast" in X264_PRESETS
     assert host_protocol.IMAGE_FORMATS == ("jpeg", "png")
