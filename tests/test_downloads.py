@@ -33,6 +33,7 @@ from render_common.db.schema import video_renders
 from render_common.downloads import LOCAL, S3, DownloadLinks, S3Signer, StoredObject
 from render_common.events import ProgressEvent, publish_event
 from services.progress import app as progress_app
+from tests.support import isolation
 from tests.support.links import (
     download,
     expires_in,
@@ -43,6 +44,11 @@ from tests.support.links import (
 from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes
 from tests.support.stack import Stack, close_all, start_stack
+
+# This module runs on its own Redis and database (see tests/support/isolation.py).
+base_settings = isolation.base_settings
+module_redis = isolation.module_redis
+postgres_url = isolation.postgres_url
 
 StartStack = Callable[..., Awaitable[Stack]]
 TTL = 4  # seconds: links in these tests expire quickly (room for a loaded machine)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,11 @@ from render.v1 import render_pb2, render_service_pb2
 
 from render_common import streams
 from render_common.config import ROOT, ConfigError, Settings
-from render_common.redis_client import create_redis
 from services.render_api.routing import choose_engine
 from services.render_worker import app as worker_app
 from services.render_worker.engines.lambda_client import frames_per_lambda
 from services.render_worker.webhook import verify_signature
+from tests.support import isolation
 from tests.support.fake_lambda import (
     FUNCTION_NAME,
     REMOTION_VERSION,
@@ -34,46 +34,18 @@ from tests.support.fake_lambda import (
 )
 from tests.support.lambda_env import WEBHOOK_SECRET, lambda_settings
 from tests.support.links import download, expires_in, wait_until_expired
-from tests.support.processes import RedisServer, ThrowawayDatabase
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.scenes import scene
 from tests.support.stack import Stack, close_all, start_stack
 
+# This module runs on its own Redis and database (see tests/support/isolation.py).
+base_settings = isolation.base_settings
+module_redis = isolation.module_redis
+postgres_url = isolation.postgres_url
+redis = isolation.redis
+
 StartStack = Callable[..., Awaitable[Stack]]
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
-
-
-@pytest.fixture(scope="module")
-def lambda_redis() -> Iterator[RedisServer]:
-    """This module's own redis-server: no other test's queue entries reach its workers."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest_asyncio.fixture(scope="module")
-async def postgres_url() -> AsyncIterator[str]:
-    """This module's own database (overrides the session one): the stacks' sweepers here
-    re-enqueue every unfinished row they see, so other tests' rows must not be there."""
-    database = ThrowawayDatabase()
-    await database.create()
-    yield database.url
-    await database.drop()
-
-
-@pytest.fixture
-def base_settings(base_settings: Settings, lambda_redis: RedisServer) -> Settings:
-    """The session's settings on this module's Redis."""
-    return base_settings.with_overrides(redis_url=lambda_redis.url)
-
-
-@pytest_asyncio.fixture
-async def redis(lambda_redis: RedisServer) -> AsyncIterator[Redis]:
-    """A client of this module's Redis, for assertions."""
-    client = create_redis(lambda_redis.url)
-    yield client
-    await client.aclose()
 
 
 @pytest_asyncio.fixture
