@@ -11,9 +11,12 @@ import grpc
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from sqlalchemy import text
 
+from render_common import streams
 from render_common.auth import mint_token
 from render_common.config import Settings
+from render_common.db.engine import create_engine
 from render_common.redis_client import create_redis
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import use_fake_lambda
@@ -26,6 +29,9 @@ from tests.support.processes import (
 from tests.support.s3_server import S3Server
 
 TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
+# The session-wide databases and Redis the tests created themselves (never a configured one).
+_SHARED_DATABASES: list[str] = []
+_SHARED_REDIS: list[str] = []
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +42,7 @@ def redis_server() -> Iterator[RedisServer | None]:
         return
     server = RedisServer()
     server.start()
+    _SHARED_REDIS.append(server.url)
     yield server
     server.close()
 
@@ -56,6 +63,7 @@ async def postgres_url() -> AsyncIterator[str]:
         return
     database = ThrowawayDatabase()
     await database.create()
+    _SHARED_DATABASES.append(database.url)
     yield database.url
     await database.drop()
 
@@ -71,7 +79,9 @@ def database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> str:
     """Each database backend in turn."""
     if request.param == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
-    return sqlite_url(sqlite_dir)
+    url = sqlite_url(sqlite_dir)
+    _SHARED_DATABASES.append(url)
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -146,3 +156,29 @@ def fake_lambda(
     use_fake_lambda(monkeypatch, fake)
     yield fake
     fake.close()
+
+
+@pytest_asyncio.fixture(scope="module", autouse=True)
+async def _leave_no_unfinished_render() -> AsyncIterator[None]:
+    """After each module, end the renders it left unfinished in the session-wide databases
+    and drop its queue entries: every stack's sweeper re-enqueues unfinished rows, and the
+    next module's worker would spend its slot on them."""
+    yield
+    for url in _SHARED_DATABASES:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        "UPDATE video_renders SET status = 'cancelled'"
+                        " WHERE status IN ('queued', 'running')"
+                    )
+                )
+        finally:
+            await engine.dispose()
+    for url in _SHARED_REDIS:
+        client = create_redis(url)
+        try:
+            await client.delete(streams.JOBS_STREAM, streams.RETRY_ZSET)
+        finally:
+            await client.aclose()
