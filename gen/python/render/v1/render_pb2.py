@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16render/v1/render.proto\x12\trender.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\nTransition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1a\n\x12\x64uration_in_frames\x18\x02 \x01(\x05\"\x84\x01\n\x05Scene\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1a\n\x12\x64uration_in_frames\x18\x02 \x01(\x05\x12&\n\x05props\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\ntransition\x18\x04 \x01(\x0b\x32\x15.render.v1.Transition\"C\n\x04\x43ost\x12\x11\n\ttotal_usd\x18\x01 \x01(\x01\x12\x13\n\x0b\x63ompute_usd\x18\x02 \x01(\x01\x12\x13\n\x0bstorage_usd\x18\x03 \x01(\x01\"\xa1\x01\n\x0eOutputMetadata\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x13\n\x0b\x62itrate_bps\x18\x07 \x01(\x03\"A\n\x0bRenderError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"N\n\rLambdaDetails\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x13\n\x0b\x62ucket_name\x18\x03 \x01(\t\"\x16\n\x07Webhook\x12\x0b\n\x03url\x18\x01 \x01(\t\"\x90\x03\n\x0fWebhookDelivery\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .render.v1.WebhookDelivery.State\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x18\n\x10last_status_code\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x35\n\x11last_attempt_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\"\x87\t\n\x06Render\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.render.v1.Render.State\x12!\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x06 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x07 \x01(\x0e\x32\x11.render.v1.Engine\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x1f\n\x05stage\x18\t \x01(\x0e\x32\x10.render.v1.Stage\x12\x10\n\x08progress\x18\n \x01(\x01\x12\x14\n\x0c\x66rames_total\x18\x0b \x01(\x03\x12\x13\n\x0bscene_count\x18\x0c \x01(\x05\x12\x12\n\noutput_url\x18\r \x01(\t\x12\x15\n\rthumbnail_url\x18\x0e \x01(\t\x12+\n\x08metadata\x18\x0f \x01(\x0b\x32\x19.render.v1.OutputMetadata\x12%\n\x05\x65rror\x18\x10 \x01(\x0b\x32\x16.render.v1.RenderError\x12\x13\n\x0bretry_count\x18\x11 \x01(\x05\x12&\n\rcost_estimate\x18\x12 \x01(\x0b\x32\x0f.render.v1.Cost\x12$\n\x0b\x63ost_actual\x18\x13 \x01(\x0b\x32\x0f.render.v1.Cost\x12\x30\n\x0elambda_details\x18\x14 \x01(\x0b\x32\x18.render.v1.LambdaDetails\x12\x14\n\x0cqueue_job_id\x18\x15 \x01(\t\x12/\n\x0b\x63reate_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x63lient_metadata\x18\x1a \x03(\x0b\x32%.render.v1.Render.ClientMetadataEntry\x12#\n\x07webhook\x18\x1b \x01(\x0b\x32\x12.render.v1.Webhook\x12\x34\n\x10webhook_delivery\x18\x1c \x01(\x0b\x32\x1a.render.v1.WebhookDelivery\x1a\x35\n\x13\x43lientMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_QUEUED\x10\x01\x12\x11\n\rSTATE_RUNNING\x10\x02\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\x12\x13\n\x0fSTATE_CANCELLED\x10\x05\"l\n\x0cWebhookEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x11.render.v1.Render*Q\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x0e\n\nFORMAT_MP4\x10\x01\x12\x0f\n\x0b\x46ORMAT_WEBM\x10\x02\x12\x0e\n\nFORMAT_GIF\x10\x03*Y\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x0f\n\x0bQUALITY_LOW\x10\x01\x12\x12\n\x0eQUALITY_MEDIUM\x10\x02\x12\x10\n\x0cQUALITY_HIGH\x10\x03*T\n\x06\x45ngine\x12\x16\n\x12\x45NGINE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x45NGINE_AUTO\x10\x01\x12\x0e\n\nENGINE_SSR\x10\x02\x12\x11\n\rENGINE_LAMBDA\x10\x03*\x92\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_QUEUED\x10\x01\x12\x12\n\x0eSTAGE_BUNDLING\x10\x02\x12\x13\n\x0fSTAGE_RENDERING\x10\x03\x12\x12\n\x0eSTAGE_ENCODING\x10\x04\x12\x13\n\x0fSTAGE_UPLOADING\x10\x05\x12\x0e\n\nSTAGE_DONE\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16render/v1/render.proto\x12\trender.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\nTransition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1a\n\x12\x64uration_in_frames\x18\x02 \x01(\x05\"\x84\x01\n\x05Scene\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x1a\n\x12\x64uration_in_frames\x18\x02 \x01(\x05\x12&\n\x05props\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12)\n\ntransition\x18\x04 \x01(\x0b\x32\x15.render.v1.Transition\"C\n\x04\x43ost\x12\x11\n\ttotal_usd\x18\x01 \x01(\x01\x12\x13\n\x0b\x63ompute_usd\x18\x02 \x01(\x01\x12\x13\n\x0bstorage_usd\x18\x03 \x01(\x01\"\xec\x01\n\x0eOutputMetadata\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0b\n\x03\x66ps\x18\x05 \x01(\x01\x12\r\n\x05\x63odec\x18\x06 \x01(\t\x12\x13\n\x0b\x62itrate_bps\x18\x07 \x01(\x03\x12\x13\n\x0b\x61udio_codec\x18\x08 \x01(\t\x12\x1c\n\x14\x61udio_sample_rate_hz\x18\t \x01(\x05\x12\x16\n\x0e\x61udio_channels\x18\n \x01(\x05\"\x96\x01\n\nSoundtrack\x12\x0b\n\x03src\x18\x01 \x01(\t\x12\x13\n\x06volume\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0f\x66\x61\x64\x65_in_seconds\x18\x03 \x01(\x01\x12\x18\n\x10\x66\x61\x64\x65_out_seconds\x18\x04 \x01(\x01\x12\x1a\n\x12start_from_seconds\x18\x05 \x01(\x01\x12\x0c\n\x04loop\x18\x06 \x01(\x08\x42\t\n\x07_volume\"l\n\nCaptionCue\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x0c\n\x04text\x18\x03 \x01(\t\"\x87\x01\n\x08\x43\x61ptions\x12\x0b\n\x03vtt\x18\x01 \x01(\t\x12\x0b\n\x03srt\x18\x02 \x01(\t\x12#\n\x04\x63ues\x18\x03 \x03(\x0b\x32\x15.render.v1.CaptionCue\x12&\n\x05style\x18\x04 \x01(\x0e\x32\x17.render.v1.CaptionStyle\x12\x14\n\x0csidecar_only\x18\x05 \x01(\x08\"A\n\x0bRenderError\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\"N\n\rLambdaDetails\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x15\n\rfunction_name\x18\x02 \x01(\t\x12\x13\n\x0b\x62ucket_name\x18\x03 \x01(\t\"\x16\n\x07Webhook\x12\x0b\n\x03url\x18\x01 \x01(\t\"\x90\x03\n\x0fWebhookDelivery\x12\x12\n\nwebhook_id\x18\x01 \x01(\t\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .render.v1.WebhookDelivery.State\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x18\n\x10last_status_code\x18\x04 \x01(\x05\x12\x12\n\nlast_error\x18\x05 \x01(\t\x12\x35\n\x11last_attempt_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11next_attempt_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x64\x65liver_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_DELIVERED\x10\x02\x12\x10\n\x0cSTATE_FAILED\x10\x03\"\xa4\x0b\n\x06Render\x12\x11\n\trender_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.render.v1.Render.State\x12!\n\x06\x66ormat\x18\x05 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x06 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x07 \x01(\x0e\x32\x11.render.v1.Engine\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x1f\n\x05stage\x18\t \x01(\x0e\x32\x10.render.v1.Stage\x12\x10\n\x08progress\x18\n \x01(\x01\x12\x14\n\x0c\x66rames_total\x18\x0b \x01(\x03\x12\x13\n\x0bscene_count\x18\x0c \x01(\x05\x12\x12\n\noutput_url\x18\r \x01(\t\x12\x15\n\rthumbnail_url\x18\x0e \x01(\t\x12+\n\x08metadata\x18\x0f \x01(\x0b\x32\x19.render.v1.OutputMetadata\x12%\n\x05\x65rror\x18\x10 \x01(\x0b\x32\x16.render.v1.RenderError\x12\x13\n\x0bretry_count\x18\x11 \x01(\x05\x12&\n\rcost_estimate\x18\x12 \x01(\x0b\x32\x0f.render.v1.Cost\x12$\n\x0b\x63ost_actual\x18\x13 \x01(\x0b\x32\x0f.render.v1.Cost\x12\x30\n\x0elambda_details\x18\x14 \x01(\x0b\x32\x18.render.v1.LambdaDetails\x12\x14\n\x0cqueue_job_id\x18\x15 \x01(\t\x12/\n\x0b\x63reate_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstart_time\x18\x17 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x18 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x19 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x0f\x63lient_metadata\x18\x1a \x03(\x0b\x32%.render.v1.Render.ClientMetadataEntry\x12#\n\x07webhook\x18\x1b \x01(\x0b\x32\x12.render.v1.Webhook\x12\x34\n\x10webhook_delivery\x18\x1c \x01(\x0b\x32\x1a.render.v1.WebhookDelivery\x12,\n\x0c\x61spect_ratio\x18\x1d \x01(\x0e\x32\x16.render.v1.AspectRatio\x12)\n\nresolution\x18\x1e \x01(\x0e\x32\x15.render.v1.Resolution\x12\r\n\x05width\x18\x1f \x01(\x05\x12\x0e\n\x06height\x18  \x01(\x05\x12\x0b\n\x03\x66ps\x18! \x01(\x05\x12*\n\x0bvideo_codec\x18\" \x01(\x0e\x32\x15.render.v1.VideoCodec\x12\x13\n\x0btransparent\x18# \x01(\x08\x12\x14\n\x0c\x63\x61ptions_url\x18$ \x01(\t\x12\x14\n\x0cposter_frame\x18% \x01(\x05\x12)\n\nsoundtrack\x18& \x01(\x0b\x32\x15.render.v1.Soundtrack\x1a\x35\n\x13\x43lientMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_QUEUED\x10\x01\x12\x11\n\rSTATE_RUNNING\x10\x02\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n\x0cSTATE_FAILED\x10\x04\x12\x13\n\x0fSTATE_CANCELLED\x10\x05\"l\n\x0cWebhookEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12-\n\ttimestamp\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1f\n\x04\x64\x61ta\x18\x03 \x01(\x0b\x32\x11.render.v1.Render*\x81\x01\n\x06\x46ormat\x12\x16\n\x12\x46ORMAT_UNSPECIFIED\x10\x00\x12\x0e\n\nFORMAT_MP4\x10\x01\x12\x0f\n\x0b\x46ORMAT_WEBM\x10\x02\x12\x0e\n\nFORMAT_GIF\x10\x03\x12\x0e\n\nFORMAT_MP3\x10\x04\x12\x0e\n\nFORMAT_WAV\x10\x05\x12\x0e\n\nFORMAT_MOV\x10\x06*\x85\x01\n\x0b\x41spectRatio\x12\x1c\n\x18\x41SPECT_RATIO_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41SPECT_RATIO_16_9\x10\x01\x12\x15\n\x11\x41SPECT_RATIO_9_16\x10\x02\x12\x14\n\x10\x41SPECT_RATIO_1_1\x10\x03\x12\x14\n\x10\x41SPECT_RATIO_4_5\x10\x04*i\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x13\n\x0fRESOLUTION_720P\x10\x01\x12\x14\n\x10RESOLUTION_1080P\x10\x02\x12\x14\n\x10RESOLUTION_2160P\x10\x03*\x97\x01\n\nVideoCodec\x12\x1b\n\x17VIDEO_CODEC_UNSPECIFIED\x10\x00\x12\x14\n\x10VIDEO_CODEC_H264\x10\x01\x12\x14\n\x10VIDEO_CODEC_H265\x10\x02\x12\x13\n\x0fVIDEO_CODEC_VP8\x10\x03\x12\x13\n\x0fVIDEO_CODEC_VP9\x10\x04\x12\x16\n\x12VIDEO_CODEC_PRORES\x10\x05*x\n\x0c\x43\x61ptionStyle\x12\x1d\n\x19\x43\x41PTION_STYLE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41PTION_STYLE_BOXED\x10\x01\x12\x19\n\x15\x43\x41PTION_STYLE_OUTLINE\x10\x02\x12\x15\n\x11\x43\x41PTION_STYLE_BAR\x10\x03*Y\n\x07Quality\x12\x17\n\x13QUALITY_UNSPECIFIED\x10\x00\x12\x0f\n\x0bQUALITY_LOW\x10\x01\x12\x12\n\x0eQUALITY_MEDIUM\x10\x02\x12\x10\n\x0cQUALITY_HIGH\x10\x03*T\n\x06\x45ngine\x12\x16\n\x12\x45NGINE_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x45NGINE_AUTO\x10\x01\x12\x0e\n\nENGINE_SSR\x10\x02\x12\x11\n\rENGINE_LAMBDA\x10\x03*\x92\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTAGE_QUEUED\x10\x01\x12\x12\n\x0eSTAGE_BUNDLING\x10\x02\x12\x13\n\x0fSTAGE_RENDERING\x10\x03\x12\x12\n\x0eSTAGE_ENCODING\x10\x04\x12\x13\n\x0fSTAGE_UPLOADING\x10\x05\x12\x0e\n\nSTAGE_DONE\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,14 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RENDER_CLIENTMETADATAENTRY']._loaded_options = None
   _globals['_RENDER_CLIENTMETADATAENTRY']._serialized_options = b'8\001'
-  _globals['_FORMAT']._serialized_start=2402
-  _globals['_FORMAT']._serialized_end=2483
-  _globals['_QUALITY']._serialized_start=2485
-  _globals['_QUALITY']._serialized_end=2574
-  _globals['_ENGINE']._serialized_start=2576
-  _globals['_ENGINE']._serialized_end=2660
-  _globals['_STAGE']._serialized_start=2663
-  _globals['_STAGE']._serialized_end=2809
+  _globals['_FORMAT']._serialized_start=3164
+  _globals['_FORMAT']._serialized_end=3293
+  _globals['_ASPECTRATIO']._serialized_start=3296
+  _globals['_ASPECTRATIO']._serialized_end=3429
+  _globals['_RESOLUTION']._serialized_start=3431
+  _globals['_RESOLUTION']._serialized_end=3536
+  _globals['_VIDEOCODEC']._serialized_start=3539
+  _globals['_VIDEOCODEC']._serialized_end=3690
+  _globals['_CAPTIONSTYLE']._serialized_start=3692
+  _globals['_CAPTIONSTYLE']._serialized_end=3812
+  _globals['_QUALITY']._serialized_start=3814
+  _globals['_QUALITY']._serialized_end=3903
+  _globals['_ENGINE']._serialized_start=3905
+  _globals['_ENGINE']._serialized_end=3989
+  _globals['_STAGE']._serialized_start=3992
+  _globals['_STAGE']._serialized_end=4138
   _globals['_TRANSITION']._serialized_start=132
   _globals['_TRANSITION']._serialized_end=186
   _globals['_SCENE']._serialized_start=189
@@ -51,23 +59,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COST']._serialized_start=323
   _globals['_COST']._serialized_end=390
   _globals['_OUTPUTMETADATA']._serialized_start=393
-  _globals['_OUTPUTMETADATA']._serialized_end=554
-  _globals['_RENDERERROR']._serialized_start=556
-  _globals['_RENDERERROR']._serialized_end=621
-  _globals['_LAMBDADETAILS']._serialized_start=623
-  _globals['_LAMBDADETAILS']._serialized_end=701
-  _globals['_WEBHOOK']._serialized_start=703
-  _globals['_WEBHOOK']._serialized_end=725
-  _globals['_WEBHOOKDELIVERY']._serialized_start=728
-  _globals['_WEBHOOKDELIVERY']._serialized_end=1128
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=1040
-  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=1128
-  _globals['_RENDER']._serialized_start=1131
-  _globals['_RENDER']._serialized_end=2290
-  _globals['_RENDER_CLIENTMETADATAENTRY']._serialized_start=2108
-  _globals['_RENDER_CLIENTMETADATAENTRY']._serialized_end=2161
-  _globals['_RENDER_STATE']._serialized_start=2163
-  _globals['_RENDER_STATE']._serialized_end=2290
-  _globals['_WEBHOOKEVENT']._serialized_start=2292
-  _globals['_WEBHOOKEVENT']._serialized_end=2400
+  _globals['_OUTPUTMETADATA']._serialized_end=629
+  _globals['_SOUNDTRACK']._serialized_start=632
+  _globals['_SOUNDTRACK']._serialized_end=782
+  _globals['_CAPTIONCUE']._serialized_start=784
+  _globals['_CAPTIONCUE']._serialized_end=892
+  _globals['_CAPTIONS']._serialized_start=895
+  _globals['_CAPTIONS']._serialized_end=1030
+  _globals['_RENDERERROR']._serialized_start=1032
+  _globals['_RENDERERROR']._serialized_end=1097
+  _globals['_LAMBDADETAILS']._serialized_start=1099
+  _globals['_LAMBDADETAILS']._serialized_end=1177
+  _globals['_WEBHOOK']._serialized_start=1179
+  _globals['_WEBHOOK']._serialized_end=1201
+  _globals['_WEBHOOKDELIVERY']._serialized_start=1204
+  _globals['_WEBHOOKDELIVERY']._serialized_end=1604
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_start=1516
+  _globals['_WEBHOOKDELIVERY_STATE']._serialized_end=1604
+  _globals['_RENDER']._serialized_start=1607
+  _globals['_RENDER']._serialized_end=3051
+  _globals['_RENDER_CLIENTMETADATAENTRY']._serialized_start=2869
+  _globals['_RENDER_CLIENTMETADATAENTRY']._serialized_end=2922
+  _globals['_RENDER_STATE']._serialized_start=2924
+  _globals['_RENDER_STATE']._serialized_end=3051
+  _globals['_WEBHOOKEVENT']._serialized_start=3053
+  _globals['_WEBHOOKEVENT']._serialized_end=3161
 # @@protoc_insertion_point(module_scope)

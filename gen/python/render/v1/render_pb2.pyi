@@ -31,11 +31,17 @@ class _FormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Format.ValueTy
     FORMAT_UNSPECIFIED: _Format.ValueType  # 0
     """Not set; StartRender rejects it."""
     FORMAT_MP4: _Format.ValueType  # 1
-    """MPEG-4 with H.264 video."""
+    """MPEG-4 with H.264 (default) or H.265 video, AAC audio."""
     FORMAT_WEBM: _Format.ValueType  # 2
-    """WebM with VP8 or VP9 video."""
+    """WebM with VP8 (default) or VP9 video, Opus audio."""
     FORMAT_GIF: _Format.ValueType  # 3
     """Animated GIF."""
+    FORMAT_MP3: _Format.ValueType  # 4
+    """Audio only: the timeline's sound (soundtrack and video scenes) as MP3."""
+    FORMAT_WAV: _Format.ValueType  # 5
+    """Audio only: the timeline's sound as 16-bit PCM WAV."""
+    FORMAT_MOV: _Format.ValueType  # 6
+    """QuickTime .mov with ProRes video, for editors' masters."""
 
 class Format(_Format, metaclass=_FormatEnumTypeWrapper):
     """Format is the container and codec family of a render's output file."""
@@ -43,12 +49,142 @@ class Format(_Format, metaclass=_FormatEnumTypeWrapper):
 FORMAT_UNSPECIFIED: Format.ValueType  # 0
 """Not set; StartRender rejects it."""
 FORMAT_MP4: Format.ValueType  # 1
-"""MPEG-4 with H.264 video."""
+"""MPEG-4 with H.264 (default) or H.265 video, AAC audio."""
 FORMAT_WEBM: Format.ValueType  # 2
-"""WebM with VP8 or VP9 video."""
+"""WebM with VP8 (default) or VP9 video, Opus audio."""
 FORMAT_GIF: Format.ValueType  # 3
 """Animated GIF."""
+FORMAT_MP3: Format.ValueType  # 4
+"""Audio only: the timeline's sound (soundtrack and video scenes) as MP3."""
+FORMAT_WAV: Format.ValueType  # 5
+"""Audio only: the timeline's sound as 16-bit PCM WAV."""
+FORMAT_MOV: Format.ValueType  # 6
+"""QuickTime .mov with ProRes video, for editors' masters."""
 Global___Format: _TypeAlias = Format  # noqa: Y015
+
+class _AspectRatio:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AspectRatioEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AspectRatio.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASPECT_RATIO_UNSPECIFIED: _AspectRatio.ValueType  # 0
+    """Not set: 16:9."""
+    ASPECT_RATIO_16_9: _AspectRatio.ValueType  # 1
+    """Landscape 16:9 (1920x1080 at 1080p)."""
+    ASPECT_RATIO_9_16: _AspectRatio.ValueType  # 2
+    """Vertical 9:16 for Reels, Shorts and stories (1080x1920 at 1080p)."""
+    ASPECT_RATIO_1_1: _AspectRatio.ValueType  # 3
+    """Square 1:1 (1080x1080 at 1080p)."""
+    ASPECT_RATIO_4_5: _AspectRatio.ValueType  # 4
+    """Portrait 4:5 for feed posts (1080x1350 at 1080p)."""
+
+class AspectRatio(_AspectRatio, metaclass=_AspectRatioEnumTypeWrapper):
+    """AspectRatio is the shape of the output picture."""
+
+ASPECT_RATIO_UNSPECIFIED: AspectRatio.ValueType  # 0
+"""Not set: 16:9."""
+ASPECT_RATIO_16_9: AspectRatio.ValueType  # 1
+"""Landscape 16:9 (1920x1080 at 1080p)."""
+ASPECT_RATIO_9_16: AspectRatio.ValueType  # 2
+"""Vertical 9:16 for Reels, Shorts and stories (1080x1920 at 1080p)."""
+ASPECT_RATIO_1_1: AspectRatio.ValueType  # 3
+"""Square 1:1 (1080x1080 at 1080p)."""
+ASPECT_RATIO_4_5: AspectRatio.ValueType  # 4
+"""Portrait 4:5 for feed posts (1080x1350 at 1080p)."""
+Global___AspectRatio: _TypeAlias = AspectRatio  # noqa: Y015
+
+class _Resolution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Resolution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOLUTION_UNSPECIFIED: _Resolution.ValueType  # 0
+    """Not set: the quality preset's tier (LOW 720p, MEDIUM and HIGH 1080p)."""
+    RESOLUTION_720P: _Resolution.ValueType  # 1
+    """Shorter side 720 pixels."""
+    RESOLUTION_1080P: _Resolution.ValueType  # 2
+    """Shorter side 1080 pixels."""
+    RESOLUTION_2160P: _Resolution.ValueType  # 3
+    """Shorter side 2160 pixels (4K); only with QUALITY_HIGH."""
+
+class Resolution(_Resolution, metaclass=_ResolutionEnumTypeWrapper):
+    """Resolution is the size tier of the output: the length of the picture's shorter side."""
+
+RESOLUTION_UNSPECIFIED: Resolution.ValueType  # 0
+"""Not set: the quality preset's tier (LOW 720p, MEDIUM and HIGH 1080p)."""
+RESOLUTION_720P: Resolution.ValueType  # 1
+"""Shorter side 720 pixels."""
+RESOLUTION_1080P: Resolution.ValueType  # 2
+"""Shorter side 1080 pixels."""
+RESOLUTION_2160P: Resolution.ValueType  # 3
+"""Shorter side 2160 pixels (4K); only with QUALITY_HIGH."""
+Global___Resolution: _TypeAlias = Resolution  # noqa: Y015
+
+class _VideoCodec:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VideoCodecEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VideoCodec.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VIDEO_CODEC_UNSPECIFIED: _VideoCodec.ValueType  # 0
+    """Not set: the format's default (MP4 H.264, WEBM VP8, MOV ProRes, GIF gif)."""
+    VIDEO_CODEC_H264: _VideoCodec.ValueType  # 1
+    """H.264 (MP4 only)."""
+    VIDEO_CODEC_H265: _VideoCodec.ValueType  # 2
+    """H.265 / HEVC (MP4 only)."""
+    VIDEO_CODEC_VP8: _VideoCodec.ValueType  # 3
+    """VP8 (WEBM only)."""
+    VIDEO_CODEC_VP9: _VideoCodec.ValueType  # 4
+    """VP9 (WEBM only); supports transparency."""
+    VIDEO_CODEC_PRORES: _VideoCodec.ValueType  # 5
+    """Apple ProRes (MOV only): 422 HQ, or 4444 when transparent."""
+
+class VideoCodec(_VideoCodec, metaclass=_VideoCodecEnumTypeWrapper):
+    """VideoCodec is the video codec within the chosen format."""
+
+VIDEO_CODEC_UNSPECIFIED: VideoCodec.ValueType  # 0
+"""Not set: the format's default (MP4 H.264, WEBM VP8, MOV ProRes, GIF gif)."""
+VIDEO_CODEC_H264: VideoCodec.ValueType  # 1
+"""H.264 (MP4 only)."""
+VIDEO_CODEC_H265: VideoCodec.ValueType  # 2
+"""H.265 / HEVC (MP4 only)."""
+VIDEO_CODEC_VP8: VideoCodec.ValueType  # 3
+"""VP8 (WEBM only)."""
+VIDEO_CODEC_VP9: VideoCodec.ValueType  # 4
+"""VP9 (WEBM only); supports transparency."""
+VIDEO_CODEC_PRORES: VideoCodec.ValueType  # 5
+"""Apple ProRes (MOV only): 422 HQ, or 4444 when transparent."""
+Global___VideoCodec: _TypeAlias = VideoCodec  # noqa: Y015
+
+class _CaptionStyle:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CaptionStyleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaptionStyle.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CAPTION_STYLE_UNSPECIFIED: _CaptionStyle.ValueType  # 0
+    """Not set: BOXED."""
+    CAPTION_STYLE_BOXED: _CaptionStyle.ValueType  # 1
+    """White text on a translucent dark box, lower third."""
+    CAPTION_STYLE_OUTLINE: _CaptionStyle.ValueType  # 2
+    """Large bold white text with a dark outline, no box."""
+    CAPTION_STYLE_BAR: _CaptionStyle.ValueType  # 3
+    """Smaller text on a solid bar across the bottom edge."""
+
+class CaptionStyle(_CaptionStyle, metaclass=_CaptionStyleEnumTypeWrapper):
+    """CaptionStyle is how burned-in captions look."""
+
+CAPTION_STYLE_UNSPECIFIED: CaptionStyle.ValueType  # 0
+"""Not set: BOXED."""
+CAPTION_STYLE_BOXED: CaptionStyle.ValueType  # 1
+"""White text on a translucent dark box, lower third."""
+CAPTION_STYLE_OUTLINE: CaptionStyle.ValueType  # 2
+"""Large bold white text with a dark outline, no box."""
+CAPTION_STYLE_BAR: CaptionStyle.ValueType  # 3
+"""Smaller text on a solid bar across the bottom edge."""
+Global___CaptionStyle: _TypeAlias = CaptionStyle  # noqa: Y015
 
 class _Quality:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -253,6 +389,9 @@ class OutputMetadata(_message.Message):
     FPS_FIELD_NUMBER: _builtins.int
     CODEC_FIELD_NUMBER: _builtins.int
     BITRATE_BPS_FIELD_NUMBER: _builtins.int
+    AUDIO_CODEC_FIELD_NUMBER: _builtins.int
+    AUDIO_SAMPLE_RATE_HZ_FIELD_NUMBER: _builtins.int
+    AUDIO_CHANNELS_FIELD_NUMBER: _builtins.int
     size_bytes: _builtins.int
     """Size of the output file in bytes."""
     width: _builtins.int
@@ -265,6 +404,12 @@ class OutputMetadata(_message.Message):
     """Video codec name as ffprobe reports it, e.g. "h264"."""
     bitrate_bps: _builtins.int
     """Overall bitrate in bits per second."""
+    audio_codec: _builtins.str
+    """Audio codec name as ffprobe reports it, e.g. "aac"; empty for a silent output."""
+    audio_sample_rate_hz: _builtins.int
+    """Audio sample rate in hertz; 0 for a silent output."""
+    audio_channels: _builtins.int
+    """Number of audio channels; 0 for a silent output."""
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """Playing time of the output."""
@@ -279,14 +424,139 @@ class OutputMetadata(_message.Message):
         fps: _builtins.float = ...,
         codec: _builtins.str = ...,
         bitrate_bps: _builtins.int = ...,
+        audio_codec: _builtins.str = ...,
+        audio_sample_rate_hz: _builtins.int = ...,
+        audio_channels: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bitrate_bps", b"bitrate_bps", "codec", b"codec", "duration", b"duration", "fps", b"fps", "height", b"height", "size_bytes", b"size_bytes", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_channels", b"audio_channels", "audio_codec", b"audio_codec", "audio_sample_rate_hz", b"audio_sample_rate_hz", "bitrate_bps", b"bitrate_bps", "codec", b"codec", "duration", b"duration", "fps", b"fps", "height", b"height", "size_bytes", b"size_bytes", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___OutputMetadata: _TypeAlias = OutputMetadata  # noqa: Y015
+
+@_typing.final
+class Soundtrack(_message.Message):
+    """Soundtrack is music laid under the whole render."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SRC_FIELD_NUMBER: _builtins.int
+    VOLUME_FIELD_NUMBER: _builtins.int
+    FADE_IN_SECONDS_FIELD_NUMBER: _builtins.int
+    FADE_OUT_SECONDS_FIELD_NUMBER: _builtins.int
+    START_FROM_SECONDS_FIELD_NUMBER: _builtins.int
+    LOOP_FIELD_NUMBER: _builtins.int
+    src: _builtins.str
+    """The audio file: an http(s) URL, fetched and checked like every asset (MP3, AAC/M4A,
+    WAV, OGG or Opus).
+    """
+    volume: _builtins.float
+    """Loudness from 0 (silent) to 2; unset means 1 (as recorded)."""
+    fade_in_seconds: _builtins.float
+    """Seconds over which the music fades in from silence at the start (0 = none)."""
+    fade_out_seconds: _builtins.float
+    """Seconds over which the music fades out to silence at the end of the video (0 = none)."""
+    start_from_seconds: _builtins.float
+    """Where in the audio file to start playing, in seconds (0 = its beginning)."""
+    loop: _builtins.bool
+    """Whether to repeat the music when it is shorter than the video; it is always cut at
+    the video's end.
+    """
+    def __init__(
+        self,
+        *,
+        src: _builtins.str = ...,
+        volume: _builtins.float | None = ...,
+        fade_in_seconds: _builtins.float = ...,
+        fade_out_seconds: _builtins.float = ...,
+        start_from_seconds: _builtins.float = ...,
+        loop: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_volume", b"_volume", "volume", b"volume"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_volume", b"_volume", "fade_in_seconds", b"fade_in_seconds", "fade_out_seconds", b"fade_out_seconds", "loop", b"loop", "src", b"src", "start_from_seconds", b"start_from_seconds", "volume", b"volume"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__volume: _TypeAlias = _typing.Literal["volume"]  # noqa: Y015
+    _WhichOneofArgType__volume: _TypeAlias = _typing.Literal["_volume", b"_volume"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__volume) -> _WhichOneofReturnType__volume | None: ...
+
+Global___Soundtrack: _TypeAlias = Soundtrack  # noqa: Y015
+
+@_typing.final
+class CaptionCue(_message.Message):
+    """CaptionCue is one caption: text shown from start to end (times from the video's start)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text (at most 500 characters; line breaks are kept)."""
+    @_builtins.property
+    def start(self) -> _duration_pb2.Duration:
+        """When the caption appears."""
+
+    @_builtins.property
+    def end(self) -> _duration_pb2.Duration:
+        """When it disappears (after start)."""
+
+    def __init__(
+        self,
+        *,
+        start: _duration_pb2.Duration | None = ...,
+        end: _duration_pb2.Duration | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "start", b"start", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaptionCue: _TypeAlias = CaptionCue  # noqa: Y015
+
+@_typing.final
+class Captions(_message.Message):
+    """Captions is a caption track: exactly one of vtt, srt or cues."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VTT_FIELD_NUMBER: _builtins.int
+    SRT_FIELD_NUMBER: _builtins.int
+    CUES_FIELD_NUMBER: _builtins.int
+    STYLE_FIELD_NUMBER: _builtins.int
+    SIDECAR_ONLY_FIELD_NUMBER: _builtins.int
+    vtt: _builtins.str
+    """A WebVTT document."""
+    srt: _builtins.str
+    """A SubRip (SRT) document."""
+    style: Global___CaptionStyle.ValueType
+    """How burned-in captions look."""
+    sidecar_only: _builtins.bool
+    """Only write the .vtt sidecar (Render.captions_url); do not burn captions into the picture."""
+    @_builtins.property
+    def cues(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaptionCue]:
+        """The cues themselves."""
+
+    def __init__(
+        self,
+        *,
+        vtt: _builtins.str = ...,
+        srt: _builtins.str = ...,
+        cues: _abc.Iterable[Global___CaptionCue] | None = ...,
+        style: Global___CaptionStyle.ValueType = ...,
+        sidecar_only: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cues", b"cues", "sidecar_only", b"sidecar_only", "srt", b"srt", "style", b"style", "vtt", b"vtt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Captions: _TypeAlias = Captions  # noqa: Y015
 
 @_typing.final
 class RenderError(_message.Message):
@@ -554,6 +824,16 @@ class Render(_message.Message):
     CLIENT_METADATA_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
     WEBHOOK_DELIVERY_FIELD_NUMBER: _builtins.int
+    ASPECT_RATIO_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    VIDEO_CODEC_FIELD_NUMBER: _builtins.int
+    TRANSPARENT_FIELD_NUMBER: _builtins.int
+    CAPTIONS_URL_FIELD_NUMBER: _builtins.int
+    POSTER_FRAME_FIELD_NUMBER: _builtins.int
+    SOUNDTRACK_FIELD_NUMBER: _builtins.int
     render_id: _builtins.str
     """Server-assigned id (UUID). Output only."""
     user_id: _builtins.str
@@ -586,6 +866,26 @@ class Render(_message.Message):
     """Number of retries so far (attempts minus one). Output only."""
     queue_job_id: _builtins.str
     """Id of the queue entry that carried the latest attempt. Output only."""
+    aspect_ratio: Global___AspectRatio.ValueType
+    """The picture's shape, as requested (UNSPECIFIED requests are 16:9)."""
+    resolution: Global___Resolution.ValueType
+    """The size tier, as resolved (never UNSPECIFIED once accepted)."""
+    width: _builtins.int
+    """Output width in pixels, as resolved from shape and tier or given explicitly."""
+    height: _builtins.int
+    """Output height in pixels."""
+    fps: _builtins.int
+    """Frames per second (24, 25, 30, 50 or 60)."""
+    video_codec: Global___VideoCodec.ValueType
+    """The video codec, as resolved (UNSPECIFIED for audio-only formats)."""
+    transparent: _builtins.bool
+    """Whether the output keeps an alpha channel."""
+    captions_url: _builtins.str
+    """Where to download the captions as WebVTT, when the request had captions; signed like
+    output_url. Output only.
+    """
+    poster_frame: _builtins.int
+    """The frame the thumbnail shows, as resolved. Output only."""
     @_builtins.property
     def metadata(self) -> Global___OutputMetadata:
         """Probed metadata of the output, once succeeded. Output only."""
@@ -634,6 +934,10 @@ class Render(_message.Message):
     def webhook_delivery(self) -> Global___WebhookDelivery:
         """How the webhook's delivery is going, when a webhook was given. Output only."""
 
+    @_builtins.property
+    def soundtrack(self) -> Global___Soundtrack:
+        """The soundtrack given on StartRender, if any."""
+
     def __init__(
         self,
         *,
@@ -665,10 +969,20 @@ class Render(_message.Message):
         client_metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         webhook: Global___Webhook | None = ...,
         webhook_delivery: Global___WebhookDelivery | None = ...,
+        aspect_ratio: Global___AspectRatio.ValueType = ...,
+        resolution: Global___Resolution.ValueType = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        video_codec: Global___VideoCodec.ValueType = ...,
+        transparent: _builtins.bool = ...,
+        captions_url: _builtins.str = ...,
+        poster_frame: _builtins.int = ...,
+        soundtrack: Global___Soundtrack | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "error", b"error", "lambda_details", b"lambda_details", "metadata", b"metadata", "start_time", b"start_time", "update_time", b"update_time", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "error", b"error", "lambda_details", b"lambda_details", "metadata", b"metadata", "soundtrack", b"soundtrack", "start_time", b"start_time", "update_time", b"update_time", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_metadata", b"client_metadata", "complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "engine", b"engine", "error", b"error", "format", b"format", "frames_total", b"frames_total", "lambda_details", b"lambda_details", "metadata", b"metadata", "output_url", b"output_url", "progress", b"progress", "project_id", b"project_id", "quality", b"quality", "queue_job_id", b"queue_job_id", "render_id", b"render_id", "request_id", b"request_id", "retry_count", b"retry_count", "scene_count", b"scene_count", "stage", b"stage", "start_time", b"start_time", "state", b"state", "thumbnail_url", b"thumbnail_url", "update_time", b"update_time", "user_id", b"user_id", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect_ratio", b"aspect_ratio", "captions_url", b"captions_url", "client_metadata", b"client_metadata", "complete_time", b"complete_time", "cost_actual", b"cost_actual", "cost_estimate", b"cost_estimate", "create_time", b"create_time", "engine", b"engine", "error", b"error", "format", b"format", "fps", b"fps", "frames_total", b"frames_total", "height", b"height", "lambda_details", b"lambda_details", "metadata", b"metadata", "output_url", b"output_url", "poster_frame", b"poster_frame", "progress", b"progress", "project_id", b"project_id", "quality", b"quality", "queue_job_id", b"queue_job_id", "render_id", b"render_id", "request_id", b"request_id", "resolution", b"resolution", "retry_count", b"retry_count", "scene_count", b"scene_count", "soundtrack", b"soundtrack", "stage", b"stage", "start_time", b"start_time", "state", b"state", "thumbnail_url", b"thumbnail_url", "transparent", b"transparent", "update_time", b"update_time", "user_id", b"user_id", "video_codec", b"video_codec", "webhook", b"webhook", "webhook_delivery", b"webhook_delivery", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

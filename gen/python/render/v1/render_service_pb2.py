@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from render.v1 import render_pb2 as render_dot_v1_dot_render__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erender/v1/render_service.proto\x12\trender.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16render/v1/render.proto\"\xde\x02\n\x12StartRenderRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12 \n\x06scenes\x18\x02 \x03(\x0b\x32\x10.render.v1.Scene\x12!\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x04 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x05 \x01(\x0e\x32\x11.render.v1.Engine\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12#\n\x07webhook\x18\x07 \x01(\x0b\x32\x12.render.v1.Webhook\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.render.v1.StartRenderRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x13StartRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"%\n\x10GetRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\"6\n\x11GetRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"x\n\x12ListRendersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\'\n\x06states\x18\x04 \x03(\x0e\x32\x17.render.v1.Render.State\"R\n\x13ListRendersResponse\x12\"\n\x07renders\x18\x01 \x03(\x0b\x32\x11.render.v1.Render\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x13\x43\x61ncelRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\"9\n\x14\x43\x61ncelRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"\xa4\x01\n\x15\x45stimateRenderRequest\x12 \n\x06scenes\x18\x01 \x03(\x0b\x32\x10.render.v1.Scene\x12!\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x03 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x04 \x01(\x0e\x32\x11.render.v1.Engine\"\xe1\x01\n\x16\x45stimateRenderResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1d\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0f.render.v1.Cost\x12!\n\x06\x65ngine\x18\x04 \x01(\x0e\x32\x11.render.v1.Engine\x12\x15\n\rwithin_budget\x18\x05 \x01(\x08\x12\x14\n\x0cmax_cost_usd\x18\x06 \x01(\x01\x12\x15\n\rengine_reason\x18\x07 \x01(\t\"\x11\n\x0fGetQuotaRequest\"\xcf\x01\n\x10GetQuotaResponse\x12\x13\n\x0b\x64\x61ily_limit\x18\x01 \x01(\x05\x12\x12\n\ndaily_used\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x61ily_remaining\x18\x03 \x01(\x05\x12.\n\nreset_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63oncurrent_limit\x18\x05 \x01(\x05\x12\x19\n\x11\x63oncurrent_active\x18\x06 \x01(\x05\x12\x14\n\x0cmax_cost_usd\x18\x07 \x01(\x01\"\x19\n\x17GetWebhookSecretRequest\"D\n\x18GetWebhookSecretResponse\x12(\n\x06secret\x18\x01 \x01(\x0b\x32\x18.render.v1.WebhookSecret\"M\n\x1aRotateWebhookSecretRequest\x12/\n\x0cgrace_period\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x1bRotateWebhookSecretResponse\x12(\n\x06secret\x18\x01 \x01(\x0b\x32\x18.render.v1.WebhookSecret\"\xa3\x01\n\rWebhookSecret\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x17\n\x0fprevious_secret\x18\x02 \x01(\t\x12\x38\n\x14previous_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xbc\x05\n\rRenderService\x12L\n\x0bStartRender\x12\x1d.render.v1.StartRenderRequest\x1a\x1e.render.v1.StartRenderResponse\x12K\n\tGetRender\x12\x1b.render.v1.GetRenderRequest\x1a\x1c.render.v1.GetRenderResponse\"\x03\x90\x02\x01\x12Q\n\x0bListRenders\x12\x1d.render.v1.ListRendersRequest\x1a\x1e.render.v1.ListRendersResponse\"\x03\x90\x02\x01\x12T\n\x0c\x43\x61ncelRender\x12\x1e.render.v1.CancelRenderRequest\x1a\x1f.render.v1.CancelRenderResponse\"\x03\x90\x02\x02\x12Z\n\x0e\x45stimateRender\x12 .render.v1.EstimateRenderRequest\x1a!.render.v1.EstimateRenderResponse\"\x03\x90\x02\x01\x12H\n\x08GetQuota\x12\x1a.render.v1.GetQuotaRequest\x1a\x1b.render.v1.GetQuotaResponse\"\x03\x90\x02\x01\x12[\n\x10GetWebhookSecret\x12\".render.v1.GetWebhookSecretRequest\x1a#.render.v1.GetWebhookSecretResponse\x12\x64\n\x13RotateWebhookSecret\x12%.render.v1.RotateWebhookSecretRequest\x1a&.render.v1.RotateWebhookSecretResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1erender/v1/render_service.proto\x12\trender.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16render/v1/render.proto\"\xa2\x05\n\x12StartRenderRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12 \n\x06scenes\x18\x02 \x03(\x0b\x32\x10.render.v1.Scene\x12!\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x04 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x05 \x01(\x0e\x32\x11.render.v1.Engine\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12#\n\x07webhook\x18\x07 \x01(\x0b\x32\x12.render.v1.Webhook\x12=\n\x08metadata\x18\x08 \x03(\x0b\x32+.render.v1.StartRenderRequest.MetadataEntry\x12,\n\x0c\x61spect_ratio\x18\t \x01(\x0e\x32\x16.render.v1.AspectRatio\x12)\n\nresolution\x18\n \x01(\x0e\x32\x15.render.v1.Resolution\x12\r\n\x05width\x18\x0b \x01(\x05\x12\x0e\n\x06height\x18\x0c \x01(\x05\x12\x0b\n\x03\x66ps\x18\r \x01(\x05\x12*\n\x0bvideo_codec\x18\x0e \x01(\x0e\x32\x15.render.v1.VideoCodec\x12\x13\n\x0btransparent\x18\x0f \x01(\x08\x12)\n\nsoundtrack\x18\x10 \x01(\x0b\x32\x15.render.v1.Soundtrack\x12%\n\x08\x63\x61ptions\x18\x11 \x01(\x0b\x32\x13.render.v1.Captions\x12\x19\n\x0cposter_frame\x18\x12 \x01(\x05H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0f\n\r_poster_frame\"8\n\x13StartRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"%\n\x10GetRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\"6\n\x11GetRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"x\n\x12ListRendersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nproject_id\x18\x03 \x01(\t\x12\'\n\x06states\x18\x04 \x03(\x0e\x32\x17.render.v1.Render.State\"R\n\x13ListRendersResponse\x12\"\n\x07renders\x18\x01 \x03(\x0b\x32\x11.render.v1.Render\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"(\n\x13\x43\x61ncelRenderRequest\x12\x11\n\trender_id\x18\x01 \x01(\t\"9\n\x14\x43\x61ncelRenderResponse\x12!\n\x06render\x18\x01 \x01(\x0b\x32\x11.render.v1.Render\"\xbc\x03\n\x15\x45stimateRenderRequest\x12 \n\x06scenes\x18\x01 \x03(\x0b\x32\x10.render.v1.Scene\x12!\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x11.render.v1.Format\x12#\n\x07quality\x18\x03 \x01(\x0e\x32\x12.render.v1.Quality\x12!\n\x06\x65ngine\x18\x04 \x01(\x0e\x32\x11.render.v1.Engine\x12,\n\x0c\x61spect_ratio\x18\x05 \x01(\x0e\x32\x16.render.v1.AspectRatio\x12)\n\nresolution\x18\x06 \x01(\x0e\x32\x15.render.v1.Resolution\x12\r\n\x05width\x18\x07 \x01(\x05\x12\x0e\n\x06height\x18\x08 \x01(\x05\x12\x0b\n\x03\x66ps\x18\t \x01(\x05\x12*\n\x0bvideo_codec\x18\n \x01(\x0e\x32\x15.render.v1.VideoCodec\x12\x13\n\x0btransparent\x18\x0b \x01(\x08\x12)\n\nsoundtrack\x18\x0c \x01(\x0b\x32\x15.render.v1.Soundtrack\x12%\n\x08\x63\x61ptions\x18\r \x01(\x0b\x32\x13.render.v1.Captions\"\x8d\x02\n\x16\x45stimateRenderResponse\x12\x14\n\x0c\x66rames_total\x18\x01 \x01(\x03\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x1d\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x0f.render.v1.Cost\x12!\n\x06\x65ngine\x18\x04 \x01(\x0e\x32\x11.render.v1.Engine\x12\x15\n\rwithin_budget\x18\x05 \x01(\x08\x12\x14\n\x0cmax_cost_usd\x18\x06 \x01(\x01\x12\x15\n\rengine_reason\x18\x07 \x01(\t\x12\r\n\x05width\x18\x08 \x01(\x05\x12\x0e\n\x06height\x18\t \x01(\x05\x12\x0b\n\x03\x66ps\x18\n \x01(\x05\"\x11\n\x0fGetQuotaRequest\"\xcf\x01\n\x10GetQuotaResponse\x12\x13\n\x0b\x64\x61ily_limit\x18\x01 \x01(\x05\x12\x12\n\ndaily_used\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x61ily_remaining\x18\x03 \x01(\x05\x12.\n\nreset_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63oncurrent_limit\x18\x05 \x01(\x05\x12\x19\n\x11\x63oncurrent_active\x18\x06 \x01(\x05\x12\x14\n\x0cmax_cost_usd\x18\x07 \x01(\x01\"\x19\n\x17GetWebhookSecretRequest\"D\n\x18GetWebhookSecretResponse\x12(\n\x06secret\x18\x01 \x01(\x0b\x32\x18.render.v1.WebhookSecret\"M\n\x1aRotateWebhookSecretRequest\x12/\n\x0cgrace_period\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"G\n\x1bRotateWebhookSecretResponse\x12(\n\x06secret\x18\x01 \x01(\x0b\x32\x18.render.v1.WebhookSecret\"\xa3\x01\n\rWebhookSecret\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x17\n\x0fprevious_secret\x18\x02 \x01(\t\x12\x38\n\x14previous_expire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xbc\x05\n\rRenderService\x12L\n\x0bStartRender\x12\x1d.render.v1.StartRenderRequest\x1a\x1e.render.v1.StartRenderResponse\x12K\n\tGetRender\x12\x1b.render.v1.GetRenderRequest\x1a\x1c.render.v1.GetRenderResponse\"\x03\x90\x02\x01\x12Q\n\x0bListRenders\x12\x1d.render.v1.ListRendersRequest\x1a\x1e.render.v1.ListRendersResponse\"\x03\x90\x02\x01\x12T\n\x0c\x43\x61ncelRender\x12\x1e.render.v1.CancelRenderRequest\x1a\x1f.render.v1.CancelRenderResponse\"\x03\x90\x02\x02\x12Z\n\x0e\x45stimateRender\x12 .render.v1.EstimateRenderRequest\x1a!.render.v1.EstimateRenderResponse\"\x03\x90\x02\x01\x12H\n\x08GetQuota\x12\x1a.render.v1.GetQuotaRequest\x1a\x1b.render.v1.GetQuotaResponse\"\x03\x90\x02\x01\x12[\n\x10GetWebhookSecret\x12\".render.v1.GetWebhookSecretRequest\x1a#.render.v1.GetWebhookSecretResponse\x12\x64\n\x13RotateWebhookSecret\x12%.render.v1.RotateWebhookSecretRequest\x1a&.render.v1.RotateWebhookSecretResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,41 +47,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RENDERSERVICE'].methods_by_name['GetQuota']._loaded_options = None
   _globals['_RENDERSERVICE'].methods_by_name['GetQuota']._serialized_options = b'\220\002\001'
   _globals['_STARTRENDERREQUEST']._serialized_start=135
-  _globals['_STARTRENDERREQUEST']._serialized_end=485
-  _globals['_STARTRENDERREQUEST_METADATAENTRY']._serialized_start=438
-  _globals['_STARTRENDERREQUEST_METADATAENTRY']._serialized_end=485
-  _globals['_STARTRENDERRESPONSE']._serialized_start=487
-  _globals['_STARTRENDERRESPONSE']._serialized_end=543
-  _globals['_GETRENDERREQUEST']._serialized_start=545
-  _globals['_GETRENDERREQUEST']._serialized_end=582
-  _globals['_GETRENDERRESPONSE']._serialized_start=584
-  _globals['_GETRENDERRESPONSE']._serialized_end=638
-  _globals['_LISTRENDERSREQUEST']._serialized_start=640
-  _globals['_LISTRENDERSREQUEST']._serialized_end=760
-  _globals['_LISTRENDERSRESPONSE']._serialized_start=762
-  _globals['_LISTRENDERSRESPONSE']._serialized_end=844
-  _globals['_CANCELRENDERREQUEST']._serialized_start=846
-  _globals['_CANCELRENDERREQUEST']._serialized_end=886
-  _globals['_CANCELRENDERRESPONSE']._serialized_start=888
-  _globals['_CANCELRENDERRESPONSE']._serialized_end=945
-  _globals['_ESTIMATERENDERREQUEST']._serialized_start=948
-  _globals['_ESTIMATERENDERREQUEST']._serialized_end=1112
-  _globals['_ESTIMATERENDERRESPONSE']._serialized_start=1115
-  _globals['_ESTIMATERENDERRESPONSE']._serialized_end=1340
-  _globals['_GETQUOTAREQUEST']._serialized_start=1342
-  _globals['_GETQUOTAREQUEST']._serialized_end=1359
-  _globals['_GETQUOTARESPONSE']._serialized_start=1362
-  _globals['_GETQUOTARESPONSE']._serialized_end=1569
-  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_start=1571
-  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_end=1596
-  _globals['_GETWEBHOOKSECRETRESPONSE']._serialized_start=1598
-  _globals['_GETWEBHOOKSECRETRESPONSE']._serialized_end=1666
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=1668
-  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=1745
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=1747
-  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=1818
-  _globals['_WEBHOOKSECRET']._serialized_start=1821
-  _globals['_WEBHOOKSECRET']._serialized_end=1984
-  _globals['_RENDERSERVICE']._serialized_start=1987
-  _globals['_RENDERSERVICE']._serialized_end=2687
+  _globals['_STARTRENDERREQUEST']._serialized_end=809
+  _globals['_STARTRENDERREQUEST_METADATAENTRY']._serialized_start=745
+  _globals['_STARTRENDERREQUEST_METADATAENTRY']._serialized_end=792
+  _globals['_STARTRENDERRESPONSE']._serialized_start=811
+  _globals['_STARTRENDERRESPONSE']._serialized_end=867
+  _globals['_GETRENDERREQUEST']._serialized_start=869
+  _globals['_GETRENDERREQUEST']._serialized_end=906
+  _globals['_GETRENDERRESPONSE']._serialized_start=908
+  _globals['_GETRENDERRESPONSE']._serialized_end=962
+  _globals['_LISTRENDERSREQUEST']._serialized_start=964
+  _globals['_LISTRENDERSREQUEST']._serialized_end=1084
+  _globals['_LISTRENDERSRESPONSE']._serialized_start=1086
+  _globals['_LISTRENDERSRESPONSE']._serialized_end=1168
+  _globals['_CANCELRENDERREQUEST']._serialized_start=1170
+  _globals['_CANCELRENDERREQUEST']._serialized_end=1210
+  _globals['_CANCELRENDERRESPONSE']._serialized_start=1212
+  _globals['_CANCELRENDERRESPONSE']._serialized_end=1269
+  _globals['_ESTIMATERENDERREQUEST']._serialized_start=1272
+  _globals['_ESTIMATERENDERREQUEST']._serialized_end=1716
+  _globals['_ESTIMATERENDERRESPONSE']._serialized_start=1719
+  _globals['_ESTIMATERENDERRESPONSE']._serialized_end=1988
+  _globals['_GETQUOTAREQUEST']._serialized_start=1990
+  _globals['_GETQUOTAREQUEST']._serialized_end=2007
+  _globals['_GETQUOTARESPONSE']._serialized_start=2010
+  _globals['_GETQUOTARESPONSE']._serialized_end=2217
+  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_start=2219
+  _globals['_GETWEBHOOKSECRETREQUEST']._serialized_end=2244
+  _globals['_GETWEBHOOKSECRETRESPONSE']._serialized_start=2246
+  _globals['_GETWEBHOOKSECRETRESPONSE']._serialized_end=2314
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=2316
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=2393
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=2395
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=2466
+  _globals['_WEBHOOKSECRET']._serialized_start=2469
+  _globals['_WEBHOOKSECRET']._serialized_end=2632
+  _globals['_RENDERSERVICE']._serialized_start=2635
+  _globals['_RENDERSERVICE']._serialized_end=3335
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,16 @@ class StartRenderRequest(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     WEBHOOK_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    ASPECT_RATIO_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    VIDEO_CODEC_FIELD_NUMBER: _builtins.int
+    TRANSPARENT_FIELD_NUMBER: _builtins.int
+    SOUNDTRACK_FIELD_NUMBER: _builtins.int
+    CAPTIONS_FIELD_NUMBER: _builtins.int
+    POSTER_FRAME_FIELD_NUMBER: _builtins.int
     project_id: _builtins.str
     """Project the render belongs to (1-128 characters of [A-Za-z0-9_-])."""
     format: _render_pb2.Format.ValueType
@@ -65,6 +75,32 @@ class StartRenderRequest(_message.Message):
     """Engine; UNSPECIFIED means the server default (RENDER_MODE)."""
     request_id: _builtins.str
     """Idempotency key (AIP-155), unique per user; a UUID is recommended. Optional."""
+    aspect_ratio: _render_pb2.AspectRatio.ValueType
+    """Shape of the picture; UNSPECIFIED means 16:9."""
+    resolution: _render_pb2.Resolution.ValueType
+    """Size tier; UNSPECIFIED means the quality preset's (LOW 720p, MEDIUM and HIGH 1080p)."""
+    width: _builtins.int
+    """Explicit output width in pixels (even, 128-3840), with height; overrides aspect_ratio
+    and resolution. 0 means derived from them.
+    """
+    height: _builtins.int
+    """Explicit output height in pixels (even, 128-3840), with width; at most 3840x2160
+    pixels in all.
+    """
+    fps: _builtins.int
+    """Frames per second: 24, 25, 30, 50 or 60; 0 means 30. Scene and transition lengths
+    are in frames at this rate.
+    """
+    video_codec: _render_pb2.VideoCodec.ValueType
+    """Video codec within the format; UNSPECIFIED means the format's default."""
+    transparent: _builtins.bool
+    """Keep transparency (scenes without a background stay see-through): WEBM with VP9 or
+    MOV with ProRes (4444) only.
+    """
+    poster_frame: _builtins.int
+    """The frame the thumbnail (poster) shows, counted from 0 at the chosen fps; unset
+    means the server's default frame. Must be within the video.
+    """
     @_builtins.property
     def scenes(self) -> _containers.RepeatedCompositeFieldContainer[_render_pb2.Scene]:
         """The scenes, in playing order (at least one)."""
@@ -79,6 +115,14 @@ class StartRenderRequest(_message.Message):
         webhook (at most 32 entries; keys 1-64 characters, values at most 512). Optional.
         """
 
+    @_builtins.property
+    def soundtrack(self) -> _render_pb2.Soundtrack:
+        """Music under the whole render. Optional."""
+
+    @_builtins.property
+    def captions(self) -> _render_pb2.Captions:
+        """A caption track, burned in (unless sidecar_only) and written as a .vtt sidecar. Optional."""
+
     def __init__(
         self,
         *,
@@ -90,12 +134,24 @@ class StartRenderRequest(_message.Message):
         request_id: _builtins.str = ...,
         webhook: _render_pb2.Webhook | None = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        aspect_ratio: _render_pb2.AspectRatio.ValueType = ...,
+        resolution: _render_pb2.Resolution.ValueType = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        video_codec: _render_pb2.VideoCodec.ValueType = ...,
+        transparent: _builtins.bool = ...,
+        soundtrack: _render_pb2.Soundtrack | None = ...,
+        captions: _render_pb2.Captions | None = ...,
+        poster_frame: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_poster_frame", b"_poster_frame", "captions", b"captions", "poster_frame", b"poster_frame", "soundtrack", b"soundtrack", "webhook", b"webhook"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "format", b"format", "metadata", b"metadata", "project_id", b"project_id", "quality", b"quality", "request_id", b"request_id", "scenes", b"scenes", "webhook", b"webhook"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_poster_frame", b"_poster_frame", "aspect_ratio", b"aspect_ratio", "captions", b"captions", "engine", b"engine", "format", b"format", "fps", b"fps", "height", b"height", "metadata", b"metadata", "poster_frame", b"poster_frame", "project_id", b"project_id", "quality", b"quality", "request_id", b"request_id", "resolution", b"resolution", "scenes", b"scenes", "soundtrack", b"soundtrack", "transparent", b"transparent", "video_codec", b"video_codec", "webhook", b"webhook", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__poster_frame: _TypeAlias = _typing.Literal["poster_frame"]  # noqa: Y015
+    _WhichOneofArgType__poster_frame: _TypeAlias = _typing.Literal["_poster_frame", b"_poster_frame"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__poster_frame) -> _WhichOneofReturnType__poster_frame | None: ...
 
 Global___StartRenderRequest: _TypeAlias = StartRenderRequest  # noqa: Y015
 
@@ -291,15 +347,54 @@ class EstimateRenderRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
     ENGINE_FIELD_NUMBER: _builtins.int
+    ASPECT_RATIO_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
+    VIDEO_CODEC_FIELD_NUMBER: _builtins.int
+    TRANSPARENT_FIELD_NUMBER: _builtins.int
+    SOUNDTRACK_FIELD_NUMBER: _builtins.int
+    CAPTIONS_FIELD_NUMBER: _builtins.int
     format: _render_pb2.Format.ValueType
     """Output format."""
     quality: _render_pb2.Quality.ValueType
     """Quality preset."""
     engine: _render_pb2.Engine.ValueType
     """Engine; UNSPECIFIED means the server default."""
+    aspect_ratio: _render_pb2.AspectRatio.ValueType
+    """Shape of the picture; UNSPECIFIED means 16:9."""
+    resolution: _render_pb2.Resolution.ValueType
+    """Size tier; UNSPECIFIED means the quality preset's (LOW 720p, MEDIUM and HIGH 1080p)."""
+    width: _builtins.int
+    """Explicit output width in pixels (even, 128-3840), with height; overrides aspect_ratio
+    and resolution. 0 means derived from them.
+    """
+    height: _builtins.int
+    """Explicit output height in pixels (even, 128-3840), with width; at most 3840x2160
+    pixels in all.
+    """
+    fps: _builtins.int
+    """Frames per second: 24, 25, 30, 50 or 60; 0 means 30. Scene and transition lengths
+    are in frames at this rate.
+    """
+    video_codec: _render_pb2.VideoCodec.ValueType
+    """Video codec within the format; UNSPECIFIED means the format's default."""
+    transparent: _builtins.bool
+    """Keep transparency (scenes without a background stay see-through): WEBM with VP9 or
+    MOV with ProRes (4444) only.
+    """
     @_builtins.property
     def scenes(self) -> _containers.RepeatedCompositeFieldContainer[_render_pb2.Scene]:
         """The scenes, in playing order."""
+
+    @_builtins.property
+    def soundtrack(self) -> _render_pb2.Soundtrack:
+        """Music under the whole render. Optional."""
+
+    @_builtins.property
+    def captions(self) -> _render_pb2.Captions:
+        """A caption track, burned in (unless sidecar_only) and written as a .vtt sidecar. Optional."""
 
     def __init__(
         self,
@@ -308,10 +403,19 @@ class EstimateRenderRequest(_message.Message):
         format: _render_pb2.Format.ValueType = ...,
         quality: _render_pb2.Quality.ValueType = ...,
         engine: _render_pb2.Engine.ValueType = ...,
+        aspect_ratio: _render_pb2.AspectRatio.ValueType = ...,
+        resolution: _render_pb2.Resolution.ValueType = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        fps: _builtins.int = ...,
+        video_codec: _render_pb2.VideoCodec.ValueType = ...,
+        transparent: _builtins.bool = ...,
+        soundtrack: _render_pb2.Soundtrack | None = ...,
+        captions: _render_pb2.Captions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["captions", b"captions", "soundtrack", b"soundtrack"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "format", b"format", "quality", b"quality", "scenes", b"scenes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aspect_ratio", b"aspect_ratio", "captions", b"captions", "engine", b"engine", "format", b"format", "fps", b"fps", "height", b"height", "quality", b"quality", "resolution", b"resolution", "scenes", b"scenes", "soundtrack", b"soundtrack", "transparent", b"transparent", "video_codec", b"video_codec", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -330,8 +434,11 @@ class EstimateRenderResponse(_message.Message):
     WITHIN_BUDGET_FIELD_NUMBER: _builtins.int
     MAX_COST_USD_FIELD_NUMBER: _builtins.int
     ENGINE_REASON_FIELD_NUMBER: _builtins.int
+    WIDTH_FIELD_NUMBER: _builtins.int
+    HEIGHT_FIELD_NUMBER: _builtins.int
+    FPS_FIELD_NUMBER: _builtins.int
     frames_total: _builtins.int
-    """Total number of frames at 30 fps."""
+    """Total number of frames at the requested fps."""
     engine: _render_pb2.Engine.ValueType
     """Engine the render would run on (AUTO resolved)."""
     within_budget: _builtins.bool
@@ -340,6 +447,12 @@ class EstimateRenderResponse(_message.Message):
     """The maximum cost per render in US dollars."""
     engine_reason: _builtins.str
     """Why this engine was chosen, for people."""
+    width: _builtins.int
+    """Output width in pixels, as the render would resolve it."""
+    height: _builtins.int
+    """Output height in pixels."""
+    fps: _builtins.int
+    """Frames per second."""
     @_builtins.property
     def duration(self) -> _duration_pb2.Duration:
         """Playing time of the output."""
@@ -358,10 +471,13 @@ class EstimateRenderResponse(_message.Message):
         within_budget: _builtins.bool = ...,
         max_cost_usd: _builtins.float = ...,
         engine_reason: _builtins.str = ...,
+        width: _builtins.int = ...,
+        height: _builtins.int = ...,
+        fps: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "duration", b"duration"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "duration", b"duration", "engine", b"engine", "engine_reason", b"engine_reason", "frames_total", b"frames_total", "max_cost_usd", b"max_cost_usd", "within_budget", b"within_budget"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "duration", b"duration", "engine", b"engine", "engine_reason", b"engine_reason", "fps", b"fps", "frames_total", b"frames_total", "height", b"height", "max_cost_usd", b"max_cost_usd", "width", b"width", "within_budget", b"within_budget"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
