@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -108,6 +109,17 @@ video_renders = Table(
     Column("webhook_last_status", Integer, nullable=True),
     Column("webhook_last_error", Text, nullable=True),
     Column("webhook_delivered_at", DateTime(timezone=True), nullable=True),
+    # Migration 0004: output options (null width/height/resolution/video_codec on older
+    # rows: derived from quality and format); soundtrack and captions travel in `spec`.
+    Column("aspect_ratio", String(8), nullable=False, default="16:9", server_default="16:9"),
+    Column("resolution", String(8), nullable=True),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("fps", Integer, nullable=False, default=30, server_default=text("30")),
+    Column("video_codec", String(16), nullable=True),
+    Column("transparent", Boolean, nullable=False, default=False, server_default=false()),
+    Column("poster_frame", Integer, nullable=True),
+    Column("captions_key", Text, nullable=True),
     # Seed indexes.
     Index("status_created_at_idx", "status", "created_at"),
     Index("user_id_idx", "user_id"),
