@@ -1,11 +1,19 @@
 """Every Redis key and stream name, with what it holds and how long it lives.
 
-render:jobs                 stream, consumer group `render-workers`: one entry per
-                            attempt {render_id, attempt, traceparent}; XACKed and
+render:jobs:ssr             stream, consumer group `render-workers-ssr`: one entry per
+                            attempt {render_id, attempt, traceparent} of an SSR render,
+                            read only into SSR slots (WORKER_CONCURRENCY); XACKed and
                             XDELed when the attempt ends; capped (approximate MAXLEN).
+                            Its undelivered entries are SSR's backlog (KEDA, AUTO).
+render:jobs:lambda          the same for Lambda renders, group `render-workers-lambda`,
+                            read by the worker's Lambda follower (LAMBDA_MAX_IN_FLIGHT).
+render:jobs                 the legacy single stream (group `render-workers`), written
+                            before the split (and by old replicas during a rollout):
+                            workers drain it, moving each entry into its engine's queue.
 render:retry                sorted set of entries waiting out their backoff, scored by
-                            due time (epoch seconds); the worker moves due ones into
-                            render:jobs.
+                            due time (epoch seconds); members carry the engine, and the
+                            worker moves due ones into that engine's queue (members
+                            without one into render:jobs, whose drain routes them).
 render:dead                 stream of attempts that failed for good, with the reason;
                             capped.
 render:events:{render_id}   stream of one render's progress events; capped at
@@ -38,9 +46,18 @@ render:lambda:webhook:{lambda_render_id}
 
 from __future__ import annotations
 
-JOBS_STREAM = "render:jobs"
-JOBS_GROUP = "render-workers"
+from dataclasses import dataclass
+
+SSR_JOBS_STREAM = "render:jobs:ssr"
+SSR_JOBS_GROUP = "render-workers-ssr"
+LAMBDA_JOBS_STREAM = "render:jobs:lambda"
+LAMBDA_JOBS_GROUP = "render-workers-lambda"
+LEGACY_JOBS_STREAM = "render:jobs"
+LEGACY_JOBS_GROUP = "render-workers"
 JOBS_MAXLEN = 100_000
+# The single stream's names, used until every writer and reader routes by engine.
+JOBS_STREAM = LEGACY_JOBS_STREAM
+JOBS_GROUP = LEGACY_JOBS_GROUP
 RETRY_ZSET = "render:retry"
 DEAD_STREAM = "render:dead"
 DEAD_MAXLEN = 10_000
@@ -54,6 +71,25 @@ SWEEPER_LOCK = "render:lock:sweeper"
 WEBHOOK_SEEN_PREFIX = "render:webhook:seen:"
 WEBHOOK_SEEN_TTL_SECONDS = 7 * 24 * 3600
 LAMBDA_WEBHOOK_PREFIX = "render:lambda:webhook:"
+
+
+@dataclass(frozen=True, slots=True)
+class JobQueue:
+    """One engine's work queue: its stream and the consumer group of the workers."""
+
+    stream: str
+    group: str
+
+
+SSR_QUEUE = JobQueue(SSR_JOBS_STREAM, SSR_JOBS_GROUP)
+LAMBDA_QUEUE = JobQueue(LAMBDA_JOBS_STREAM, LAMBDA_JOBS_GROUP)
+LEGACY_QUEUE = JobQueue(LEGACY_JOBS_STREAM, LEGACY_JOBS_GROUP)
+JOB_QUEUES = (SSR_QUEUE, LAMBDA_QUEUE, LEGACY_QUEUE)  # every stream an entry may be in
+
+
+def job_queue(engine: str) -> JobQueue:
+    """The queue carrying `engine`'s attempts ("lambda", else SSR)."""
+    return LAMBDA_QUEUE if engine == "lambda" else SSR_QUEUE
 
 
 def events_stream(render_id: str) -> str:
