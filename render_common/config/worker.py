@@ -1,0 +1,86 @@
+"""Settings of the render worker: queue, attempts, the SSR render host, Lambda."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, field_validator
+from pydantic_core import PydanticCustomError
+
+from render_common.config.base import (
+    ROOT,
+    AtLeastOne,
+    LambdaPrivacy,
+    NotNegative,
+    Positive,
+    env,
+)
+from render_common.host_protocol import X264_PRESETS
+
+
+class QueueSection(BaseModel):
+    """The render queue, attempts, retries and the sweeper."""
+
+    worker_concurrency: AtLeastOne = 1  # WORKER_CONCURRENCY (seed: 1 to avoid OOM)
+    worker_name: str = ""  # WORKER_NAME: consumer name; default host-pid
+    visibility_timeout_seconds: float = 60.0  # VISIBILITY_TIMEOUT_SECONDS
+    max_attempts: AtLeastOne = 3  # MAX_ATTEMPTS (seed)
+    # MAX_DELIVERIES: deliveries of one attempt's entry (the first read plus each reclaim
+    # from a worker that went silent); past it the render fails RENDER_CRASHED_WORKER.
+    max_deliveries: AtLeastOne = 3
+    # REDIS_OUTAGE_SECONDS: how long a worker retries the Redis side of an ending attempt
+    # (its terminal event, retry entry, dead letter, ack) before leaving it to the sweeper.
+    redis_outage_seconds: NotNegative = 60.0
+    retry_base_delay_seconds: float = 2.0  # RETRY_BASE_DELAY_SECONDS (seed, exponential)
+    render_timeout_seconds: float = 1800.0  # RENDER_TIMEOUT_SECONDS (seed: 30 min)
+    sweeper_interval_seconds: float = 5.0  # SWEEPER_INTERVAL_SECONDS
+    sweeper_grace_seconds: float = 10.0  # SWEEPER_GRACE_SECONDS: age before re-enqueue
+    render_concurrency: int = 0  # RENDER_CONCURRENCY: Chromium tabs per render; 0 = half cores
+    events_maxlen: int = 1000  # EVENTS_MAXLEN: cap of render:events:{id}
+    events_ttl_seconds: int = 24 * 3600  # EVENTS_TTL_SECONDS after completion
+
+
+class RemotionSection(BaseModel):
+    """The SSR render host (Node, Remotion, Chromium)."""
+
+    remotion_dir: str = str(ROOT / "remotion")  # REMOTION_DIR
+    browser_executable: str = env("/usr/bin/chromium-headless-shell", "REMOTION_BROWSER_EXECUTABLE")
+    node_binary: str = "node"  # NODE_BINARY
+    # X264_PRESET: h264 encoder speed/size trade-off. veryfast: measured here 1.2x faster
+    # end to end than Remotion's default (medium) at the same CRF, files no larger.
+    x264_preset: str = "veryfast"  # one of the render host protocol's x264Preset enum
+    # SKIP_STATIC_FRAMES: capture one frame of each still stretch the compositions report
+    # (a title after its entrance, a color card) and let the encoder repeat it; the output
+    # is the same, byte for byte (h264 only). false captures every frame.
+    skip_static_frames: bool = True
+
+    @field_validator("x264_preset")
+    @classmethod
+    def _known_x264_preset(cls, value: str) -> str:
+        """The presets are listed once, in remotion/protocol/host-protocol.schema.json."""
+        if value not in X264_PRESETS:
+            expected = ", ".join(repr(preset) for preset in X264_PRESETS)
+            raise PydanticCustomError(
+                "literal_error", "Input should be {expected}", {"expected": expected}
+            )
+        return value
+
+
+class LambdaSection(BaseModel):
+    """Remotion Lambda, and the webhook its renders call back."""
+
+    aws_region: str = "us-east-1"  # AWS_REGION
+    lambda_function_name: str = env("", "REMOTION_FUNCTION_NAME")
+    lambda_serve_url: str = env("", "REMOTION_SERVE_URL")
+    lambda_bucket: str = env("", "REMOTION_BUCKET")
+    lambda_frames_per_lambda: int = env(20, "REMOTION_FRAMES_PER_LAMBDA")  # (seed)
+    lambda_max_retries: int = env(3, "REMOTION_MAX_RETRIES")  # (seed)
+    lambda_timeout_seconds: int = env(900, "REMOTION_TIMEOUT_SECONDS")  # function timeout
+    lambda_poll_interval_seconds: Positive = env(2.0, "REMOTION_POLL_INTERVAL_SECONDS")
+    lambda_privacy: LambdaPrivacy = env("public", "REMOTION_PRIVACY")  # (seed)
+    webhook_url: str = ""  # WEBHOOK_URL
+    webhook_secret: str = ""  # WEBHOOK_SECRET
+    webhook_port: int = 8090  # WEBHOOK_PORT
+
+    @property
+    def lambda_configured(self) -> bool:
+        """Whether the Lambda engine has what it needs to start renders."""
+        return bool(self.lambda_function_name and self.lambda_serve_url)
