@@ -21,7 +21,7 @@ progress_watchers = meter.create_up_down_counter(
     "progress.watchers", description="Open WatchRender/WatchRenders streams"
 )
 queue_depth = meter.create_histogram(
-    "render.queue.depth", description="Entries in render:jobs seen at intake (XLEN)"
+    "render.queue.depth", description="Entries waiting in the SSR queue, seen by AUTO at intake"
 )
 queue_lag = meter.create_histogram(
     "render.queue.lag", unit="s", description="Time from enqueue to a worker starting the attempt"

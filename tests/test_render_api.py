@@ -22,9 +22,10 @@ from render_common import streams
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.schema import video_renders
-from render_common.pricing import estimate_cost
+from render_common.pricing import Output, estimate_cost
 from services.render_api import app
 from services.render_api.catalogue import SceneCatalogue
+from services.render_api.routing import price
 from services.render_api.validation import RequestValidator
 from tests.conftest import TEST_SECRET, bearer
 from tests.support.processes import RedisServer
@@ -99,7 +100,7 @@ async def test_start_render_persists_and_enqueues(
     assert render.frames_total == 50  # 30 + 30 - 10 frames of fade
     assert render.scene_count == 2
     assert render.queue_job_id
-    expected = estimate_cost(50, "low")
+    expected = price("ssr", Output(frames=50, quality="low"), Settings())  # worker time
     assert render.cost_estimate.total_usd == pytest.approx(expected.total_usd)
     assert render.create_time.seconds > 0
     jobs = await jobs_for(redis, render.render_id)
@@ -253,8 +254,10 @@ async def test_estimate_render(start_api: StartApi, user: str, token_for: Any) -
     # Seed formula: 3 GB x 120 s x $0.0000166667 + 0.5 GB x $0.023.
     assert expected.compute_usd == pytest.approx(3 * 120 * 0.0000166667)
     assert expected.storage_usd == pytest.approx(0.5 * 0.023)
-    assert response.cost.total_usd == pytest.approx(expected.total_usd)
+    # On SSR it is priced by worker time: 1800 frames x 0.05 s x $0.000025, plus storage.
     assert response.engine == render_pb2.ENGINE_SSR
+    assert response.cost.compute_usd == pytest.approx(1800 * 0.05 * 0.000025)
+    assert response.cost.storage_usd == pytest.approx(expected.storage_usd)
     assert response.within_budget is True and response.max_cost_usd == 1.0
     assert response.engine_reason
 
@@ -370,11 +373,12 @@ async def test_oversized_message_is_rejected(
 async def test_too_expensive_is_failed_precondition(
     start_api: StartApi, user: str, token_for: Any
 ) -> None:
-    api, stub = await start_api(max_render_cost_usd=0.0001)
+    api, stub = await start_api(max_render_cost_usd=0.00001)
     error = await expect_error(stub.StartRender(start_request(), metadata=bearer(token_for(user))))
     assert error.code == grpc.StatusCode.FAILED_PRECONDITION
     assert error.reason == "RENDER_TOO_EXPENSIVE"
-    assert float(error.metadata["estimated_usd"]) > 0.0001
+    assert float(error.metadata["estimated_usd"]) > 0.00001
+    assert error.metadata["engine"] == "ssr"
     assert await count_rows(api, user) == 0
 
 

@@ -8,6 +8,7 @@ from render_common.config.base import (
     AtLeastOne,
     CommaSeparated,
     ConfigError,
+    NotNegative,
     Positive,
     RenderMode,
     env,
@@ -28,6 +29,10 @@ class IntakeSection(BaseModel):
     render_mode: RenderMode = "ssr"  # RENDER_MODE (seed)
     auto_lambda_min_frames: int = 30 * 60  # AUTO_LAMBDA_MIN_FRAMES: longer goes to Lambda
     auto_max_ssr_queue: int = 20  # AUTO_MAX_SSR_QUEUE: deeper SSR queue goes to Lambda
+    # SSR's price (render_common/pricing.py): worker seconds per 1920x1080 frame (scaled by
+    # pixels), at a price per worker second (a 2-vCPU, 4 GiB instance: about $0.09 an hour).
+    ssr_worker_seconds_per_frame: Positive = 0.05  # SSR_WORKER_SECONDS_PER_FRAME
+    ssr_cost_per_worker_second: NotNegative = 0.000025  # SSR_COST_PER_WORKER_SECOND (USD)
 
 
 class CallerWebhookSection(BaseModel):

@@ -1,10 +1,58 @@
-"""Engine choice per render: the requested engine, RENDER_MODE, or AUTO's rules."""
+"""Engine choice and price of a render: the requested engine, RENDER_MODE, or AUTO's rules.
+
+StartRender and EstimateRender both call `Router.plan`, so an estimate says exactly where
+and at what price StartRender would run the same request at that moment. AUTO, in order:
+
+1. Lambda not configured → SSR.
+2. Lambda cannot honour an option of the request (`lambda_unsupported`) → SSR.
+3. A long render (AUTO_LAMBDA_MIN_FRAMES frames or more) or a deep SSR backlog (more than
+   AUTO_MAX_SSR_QUEUE entries waiting in the SSR queue; running ones do not count) →
+   Lambda, unless its estimate is over MAX_RENDER_COST → SSR.
+4. Otherwise SSR.
+
+The budget then applies to the chosen engine's own estimate (render_common/pricing.py).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from render_common import metrics, streams
 from render_common.config import Settings
+from render_common.errors import FailedPrecondition
+from render_common.pricing import CostEstimate, Output, lambda_cost, ssr_cost
+
+log = logging.getLogger(__name__)
+
+# The queue whose waiting entries are AUTO's "SSR backlog".
+SSR_BACKLOG_STREAM = streams.JOBS_STREAM
+SSR_BACKLOG_GROUP = streams.JOBS_GROUP
+
+# Why Lambda cannot honour a request: each check gets the validated request's options
+# (`request_options`: RenderSpec's fields by name) and returns a reason, or None when Lambda
+# can. Add a check here for an option the Lambda engine does not implement.
+LambdaCheck = Callable[[Mapping[str, Any]], str | None]
+LAMBDA_CHECKS: list[LambdaCheck] = []
+
+
+def lambda_unsupported(options: Mapping[str, Any]) -> str | None:
+    """Why the Lambda engine cannot honour these request options, or None if it can."""
+    for check in LAMBDA_CHECKS:
+        reason = check(options)
+        if reason:
+            return reason
+    return None
+
+
+def request_options(spec: Any) -> dict[str, Any]:
+    """A validated request (a RenderSpec dataclass) as options by field name."""
+    return {item.name: getattr(spec, item.name) for item in fields(spec)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +70,12 @@ def choose_engine(
     settings: Settings,
     *,
     lambda_cost_usd: float = 0.0,
+    unsupported: str | None = None,
 ) -> EngineChoice:
-    """Resolve `requested` ("" = RENDER_MODE) into "ssr" or "lambda".
+    """Resolve `requested` ("" = RENDER_MODE) into "ssr" or "lambda" (the module's rules).
 
-    AUTO sends a render to Lambda when it is long (AUTO_LAMBDA_MIN_FRAMES or more) or when
-    the SSR backlog is deeper than AUTO_MAX_SSR_QUEUE, provided Lambda is configured and
-    its estimated cost is within MAX_RENDER_COST; otherwise SSR.
+    `ssr_backlog` is the SSR queue's waiting entries (None: unknown, counted as shallow);
+    `unsupported` why Lambda cannot honour the request (`lambda_unsupported`).
     """
     mode = requested or settings.render_mode
     if mode in ("ssr", "lambda"):
@@ -35,18 +83,166 @@ def choose_engine(
         return EngineChoice(mode, f"{mode} {source}")
     if not settings.lambda_configured:
         return EngineChoice("ssr", "auto: Lambda is not configured")
+    if unsupported:
+        return EngineChoice("ssr", f"auto: Lambda cannot render this request ({unsupported})")
+    if frames >= settings.auto_lambda_min_frames:
+        why = f"{frames} frames >= {settings.auto_lambda_min_frames} (long render)"
+    elif ssr_backlog is not None and ssr_backlog > settings.auto_max_ssr_queue:
+        why = f"SSR backlog {ssr_backlog} waiting > {settings.auto_max_ssr_queue}"
+    else:
+        return EngineChoice("ssr", "auto: short render and SSR queue not backed up")
     if lambda_cost_usd > settings.max_render_cost_usd:
         return EngineChoice(
             "ssr",
-            f"auto: Lambda estimate ${lambda_cost_usd:.4f} is over MAX_RENDER_COST "
-            f"${settings.max_render_cost_usd:.2f}",
+            f"auto: {why}, but the Lambda estimate ${lambda_cost_usd:.4f} is over "
+            f"MAX_RENDER_COST ${settings.max_render_cost_usd:.2f}",
         )
-    if frames >= settings.auto_lambda_min_frames:
-        return EngineChoice(
-            "lambda", f"auto: {frames} frames >= {settings.auto_lambda_min_frames} (long render)"
+    return EngineChoice("lambda", f"auto: {why}")
+
+
+def needs_backlog(requested: str, frames: int, settings: Settings, unsupported: str | None) -> bool:
+    """Whether AUTO's choice depends on the SSR backlog (only then is it read)."""
+    mode = requested or settings.render_mode
+    return (
+        mode == "auto"
+        and settings.lambda_configured
+        and not unsupported
+        and frames < settings.auto_lambda_min_frames
+    )
+
+
+def price(engine: str, output: Output, settings: Settings) -> CostEstimate:
+    """The estimate of `output` on `engine`, on that engine's own terms."""
+    if engine == "lambda":
+        return lambda_cost(output)
+    return ssr_cost(
+        output,
+        usd_per_worker_second=settings.ssr_cost_per_worker_second,
+        worker_seconds_per_frame=settings.ssr_worker_seconds_per_frame,
+    )
+
+
+def output_of(spec: Any) -> Output:
+    """What a validated request renders: frames, quality, and its resolved size and fps
+    (`spec.output`, the resolved shape; the quality preset's size at 30 fps without one)."""
+    shape = getattr(spec, "output", None) or spec
+    return Output(
+        frames=spec.frames_total,
+        quality=spec.quality,
+        width=int(getattr(shape, "width", 0) or 0),
+        height=int(getattr(shape, "height", 0) or 0),
+        fps=int(getattr(shape, "fps", 0) or 30),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPlan:
+    """Where a render runs, why, and what it is estimated to cost there."""
+
+    choice: EngineChoice
+    cost: CostEstimate
+    output: Output
+    max_usd: float
+
+    @property
+    def engine(self) -> str:
+        """ "ssr" or "lambda"."""
+        return self.choice.engine
+
+    @property
+    def within_budget(self) -> bool:
+        """Whether the chosen engine's estimate is within MAX_RENDER_COST."""
+        return self.cost.total_usd <= self.max_usd
+
+    def check_budget(self) -> None:
+        """Refuse (RENDER_TOO_EXPENSIVE) a render whose estimate is over MAX_RENDER_COST."""
+        if self.within_budget:
+            return
+        total = self.cost.total_usd
+        raise FailedPrecondition(
+            f"render too expensive: estimated ${total:.4f} on {self.engine} exceeds the "
+            f"maximum of ${self.max_usd:.2f}",
+            reason="RENDER_TOO_EXPENSIVE",
+            subject="cost",
+            metadata={
+                "estimated_usd": f"{total:.6f}",
+                "max_usd": f"{self.max_usd:.2f}",
+                "engine": self.engine,
+            },
         )
-    if ssr_backlog is not None and ssr_backlog > settings.auto_max_ssr_queue:
-        return EngineChoice(
-            "lambda", f"auto: SSR backlog {ssr_backlog} > {settings.auto_max_ssr_queue}"
+
+
+class Router:
+    """Plans renders for render_api: engine, reason and price (module docstring)."""
+
+    def __init__(self, settings: Settings, redis: Redis) -> None:
+        self._settings = settings
+        self._redis = redis
+
+    async def plan(self, spec: Any) -> RenderPlan:
+        """Where `spec` (a RenderSpec) runs and at what price; FailedPrecondition when the
+        engine it must run on (requested, or RENDER_MODE) cannot take it."""
+        settings = self._settings
+        requested = spec.requested_engine
+        unsupported = lambda_unsupported(request_options(spec))
+        _check_lambda_possible(requested or settings.render_mode, settings, unsupported)
+        output = output_of(spec)
+        on_lambda = lambda_cost(output)
+        backlog = None
+        if needs_backlog(requested, output.frames, settings, unsupported):
+            backlog = await self.ssr_backlog()
+        choice = choose_engine(
+            requested,
+            output.frames,
+            backlog,
+            settings,
+            lambda_cost_usd=on_lambda.total_usd,
+            unsupported=unsupported,
         )
-    return EngineChoice("ssr", "auto: short render and SSR queue not backed up")
+        cost = on_lambda if choice.engine == "lambda" else price("ssr", output, settings)
+        return RenderPlan(choice, cost, output, settings.max_render_cost_usd)
+
+    async def ssr_backlog(self) -> int | None:
+        """Entries waiting in the SSR queue (not yet delivered to a worker); None if Redis
+        does not answer."""
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xlen(SSR_BACKLOG_STREAM)
+                pipe.xinfo_groups(SSR_BACKLOG_STREAM)
+                length, groups = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError):
+            return None
+        if isinstance(length, Exception):
+            return None
+        running = 0
+        if not isinstance(groups, Exception):
+            running = sum(
+                int(group.get("pending") or 0)
+                for group in groups
+                if _text(group.get("name")) == SSR_BACKLOG_GROUP
+            )
+        waiting = max(int(length) - running, 0)
+        metrics.queue_depth.record(waiting)
+        return waiting
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _check_lambda_possible(mode: str, settings: Settings, unsupported: str | None) -> None:
+    """Lambda named (requested or RENDER_MODE) but not configured, or unable to honour."""
+    if mode != "lambda":
+        return
+    if not settings.lambda_configured:
+        raise FailedPrecondition(
+            "the Lambda engine is not configured on this server",
+            reason="LAMBDA_NOT_CONFIGURED",
+            subject="engine",
+        )
+    if unsupported:
+        raise FailedPrecondition(
+            f"the Lambda engine cannot render this request: {unsupported}",
+            reason="LAMBDA_UNSUPPORTED_OPTION",
+            subject="engine",
+        )

@@ -9,18 +9,15 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from opentelemetry import trace
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from render.v1 import render_service_pb2, render_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common import metrics, streams
 from render_common.auth import current_user
 from render_common.config import Settings
 from render_common.db import renders, webhooks
 from render_common.downloads import DownloadLinks
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from render_common.ids import check_render_id
-from render_common.pricing import estimate_cost
 from render_common.renders.record import Render
 from render_common.renders.states import State
 from render_common.renders.transitions import Transitions
@@ -35,8 +32,8 @@ from render_common.resources import (
 from services.render_api.enqueuer import Enqueuer
 from services.render_api.intake import Intake, next_reset, usage
 from services.render_api.paging import decode_token, encode_token
-from services.render_api.routing import EngineChoice, choose_engine
-from services.render_api.validation import RenderSpec, RequestValidator
+from services.render_api.routing import Router
+from services.render_api.validation import RequestValidator
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -64,6 +61,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         self._redis = redis
         self._validator = validator
         self._transitions = Transitions(settings, engine, redis)
+        self._router = Router(settings, redis)
         self._intake = Intake(
             engine,
             Enqueuer(redis, engine),
@@ -83,46 +81,14 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         """Validate, check cost and quotas, persist, then enqueue (services.render_api.intake)."""
         user_id = current_user.get()
         spec = self._validator.start_request(request)
-        cost = estimate_cost(spec.frames_total, spec.quality)
-        choice = await self._choose_engine(spec, cost.total_usd)
-        self._check_budget(cost.total_usd)
+        plan = await self._router.plan(spec)
+        plan.check_budget()
         admission = await self._intake.admit(
-            user_id, spec, engine=choice.engine, cost_estimate=cost.as_dict()
+            user_id, spec, engine=plan.engine, cost_estimate=plan.cost.as_dict()
         )
         return render_service_pb2.StartRenderResponse(
             render=render_message(admission.render, self._links)
         )
-
-    async def _choose_engine(self, spec: RenderSpec, cost_usd: float) -> EngineChoice:
-        requested = spec.requested_engine
-        mode = requested or self._settings.render_mode
-        if mode == "lambda" and not self._settings.lambda_configured:
-            raise FailedPrecondition(
-                "the Lambda engine is not configured on this server",
-                reason="LAMBDA_NOT_CONFIGURED",
-                subject="engine",
-            )
-        backlog = None
-        if mode == "auto" and self._settings.lambda_configured:
-            try:
-                backlog = int(await self._redis.xlen(streams.JOBS_STREAM))
-                metrics.queue_depth.record(backlog)
-            except (RedisError, OSError):
-                backlog = None
-        return choose_engine(
-            requested, spec.frames_total, backlog, self._settings, lambda_cost_usd=cost_usd
-        )
-
-    def _check_budget(self, total_usd: float) -> None:
-        limit = self._settings.max_render_cost_usd
-        if total_usd > limit:
-            raise FailedPrecondition(
-                f"render too expensive: estimated ${total_usd:.4f} exceeds the maximum of "
-                f"${limit:.2f}",
-                reason="RENDER_TOO_EXPENSIVE",
-                subject="cost",
-                metadata={"estimated_usd": f"{total_usd:.6f}", "max_usd": f"{limit:.2f}"},
-            )
 
     async def GetRender(
         self,
@@ -207,17 +173,15 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
     ) -> render_service_pb2.EstimateRenderResponse:
         """Price and plan a render without starting it."""
         spec = self._validator.estimate_request(request)
-        cost = estimate_cost(spec.frames_total, spec.quality)
-        choice = await self._choose_engine(spec, cost.total_usd)
-        limit = self._settings.max_render_cost_usd
+        plan = await self._router.plan(spec)
         return render_service_pb2.EstimateRenderResponse(
             frames_total=spec.frames_total,
             duration=frames_duration(spec.frames_total),
-            cost=cost_message(cost.as_dict()),
-            engine=ENGINE_TO_PROTO[choice.engine],
-            within_budget=cost.total_usd <= limit,
-            max_cost_usd=limit,
-            engine_reason=choice.reason,
+            cost=cost_message(plan.cost.as_dict()),
+            engine=ENGINE_TO_PROTO[plan.engine],
+            within_budget=plan.within_budget,
+            max_cost_usd=plan.max_usd,
+            engine_reason=plan.choice.reason,
         )
 
     async def GetQuota(
