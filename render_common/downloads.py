@@ -3,7 +3,7 @@ into a link (GetRender, ListRenders, CancelRender, the terminal progress event).
 
 The row stores where the output is, not a URL that goes stale: `storage` (LOCAL, S3 or
 LAMBDA), `storage_location` (the local root directory, or the bucket) and the object keys
-(`output_key`, `thumbnail_key`). A link is made each time a render is read:
+(`output_key`, `thumbnail_key`, `captions_key`). A link is made each time a render is read:
 
 - LOCAL: the file's `file://` URL under the root;
 - S3 (our bucket, `S3_ENDPOINT_URL` for R2/MinIO) and LAMBDA (a private output in the
@@ -202,3 +202,7 @@ class DownloadLinks:
     def thumbnail_url(self, render: Render) -> str:
         """The download URL of a render's thumbnail."""
         return self._link(render, render.thumbnail_key, render.thumbnail_url)
+
+    def captions_url(self, render: Render) -> str:
+        """The download URL of a render's WebVTT captions sidecar ("" without one)."""
+        return self._link(render, render.captions_key, None)

@@ -30,10 +30,26 @@ FRAME_IMAGE_FORMAT = "jpeg"
 PIXEL_FORMAT = "yuv420p"
 
 # Remotion codec per output format (webm uses VP8: much faster to encode than VP9 here).
-FORMAT_CODECS: dict[str, str] = {"mp4": "h264", "webm": "vp8", "gif": "gif"}
-FORMAT_EXTENSIONS: dict[str, str] = {"mp4": "mp4", "webm": "webm", "gif": "gif"}
+# mp3 and wav are audio only: the timeline's sound, no picture and no thumbnail.
+FORMAT_CODECS: dict[str, str] = {
+    "mp4": "h264",
+    "webm": "vp8",
+    "gif": "gif",
+    "mp3": "mp3",
+    "wav": "wav",
+}
+FORMAT_EXTENSIONS: dict[str, str] = {
+    "mp4": "mp4",
+    "webm": "webm",
+    "gif": "gif",
+    "mp3": "mp3",
+    "wav": "wav",
+}
 FORMAT_CONTENT_TYPES: dict[str, str] = {
     "mp4": "video/mp4",
     "webm": "video/webm",
     "gif": "image/gif",
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
 }
+AUDIO_ONLY_FORMATS = frozenset({"mp3", "wav"})

@@ -29,6 +29,8 @@ FORMAT_TO_PROTO: dict[str, render_pb2.Format.ValueType] = {
     "mp4": render_pb2.FORMAT_MP4,
     "webm": render_pb2.FORMAT_WEBM,
     "gif": render_pb2.FORMAT_GIF,
+    "mp3": render_pb2.FORMAT_MP3,
+    "wav": render_pb2.FORMAT_WAV,
 }
 FORMAT_FROM_PROTO: dict[int, str] = {v: k for k, v in FORMAT_TO_PROTO.items()}
 QUALITY_TO_PROTO: dict[str, render_pb2.Quality.ValueType] = {
@@ -90,6 +92,7 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
         scene_count=record.scene_count,
         output_url=links.output_url(record),
         thumbnail_url=links.thumbnail_url(record),
+        captions_url=links.captions_url(record),
         retry_count=record.retry_count,
         queue_job_id=record.queue_job_id or "",
     )
@@ -104,8 +107,14 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
                 fps=float(meta.get("fps", 0.0)),
                 codec=str(meta.get("codec", "")),
                 bitrate_bps=int(meta.get("bitrate", 0) or 0),
+                audio_codec=str(meta.get("audioCodec") or ""),
+                audio_sample_rate_hz=int(meta.get("audioSampleRate", 0) or 0),
+                audio_channels=int(meta.get("audioChannels", 0) or 0),
             )
         )
+    soundtrack = record.soundtrack
+    if soundtrack:
+        render.soundtrack.CopyFrom(soundtrack_message(soundtrack))
     if record.status == State.FAILED or record.error_reason:
         render.error.CopyFrom(
             render_pb2.RenderError(
@@ -142,6 +151,18 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
     if record.webhook_state:
         render.webhook_delivery.CopyFrom(webhook_delivery(record))
     return render
+
+
+def soundtrack_message(stored: Mapping[str, Any]) -> render_pb2.Soundtrack:
+    """The request's soundtrack from its stored (composition) form."""
+    return render_pb2.Soundtrack(
+        src=str(stored.get("src", "")),
+        volume=float(stored.get("volume", 1.0)),
+        fade_in_seconds=float(stored.get("fadeInSeconds", 0.0)),
+        fade_out_seconds=float(stored.get("fadeOutSeconds", 0.0)),
+        start_from_seconds=float(stored.get("startFromSeconds", 0.0)),
+        loop=bool(stored.get("loop", False)),
+    )
 
 
 def _set_times(message: Any, **values: datetime | None) -> None:

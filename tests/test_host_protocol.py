@@ -50,7 +50,11 @@ def test_render_options_are_the_render_request_without_type_and_id() -> None:
 def test_enums_are_read_from_the_schema() -> None:
     """The codec and x264 preset lists exist once: in the schema."""
     schema = host_protocol.schema()["$defs"]
-    assert host_protocol.CODECS == tuple(schema["codec"]["enum"]) == ("h264", "vp8", "vp9", "gif")
+    assert (
+        host_protocol.CODECS
+        == tuple(schema["codec"]["enum"])
+        == ("h264", "vp8", "vp9", "gif", "mp3", "wav")
+    )
     for preset in X264_PRESETS:  # settings accept exactly the schema's presets
         assert Settings.from_env({"X264_PRESET": preset}).x264_preset == preset
     assert tuple(schema["x264Preset"]["enum"]) == X264_PRESETS

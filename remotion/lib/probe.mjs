@@ -38,6 +38,8 @@ export const probeFile = async (file) => {
 		bitrate,
 		sizeBytes,
 		audioCodec: audio?.codec_name ?? null,
+		audioSampleRate: Number(audio?.sample_rate) || null,
+		audioChannels: audio?.channels ?? null,
 		pixelFormat: video.pix_fmt ?? null,
 	};
 };

@@ -6,6 +6,9 @@ import {wipe} from '@remotion/transitions/wipe';
 import React, {useEffect, useMemo, useState} from 'react';
 import {AbsoluteFill, cancelRender, continueRender, delayRender} from 'remotion';
 import {loadFontsFor} from './fonts';
+import {Captions} from './media/Captions';
+import {Soundtrack} from './media/Soundtrack';
+import {captionTextRuns} from './media/cues';
 import type {MainCompositionProps, SceneTransition} from './schema';
 import {SceneView, sceneTextRuns} from './scenes';
 import {planTimeline} from './timeline';
@@ -30,8 +33,14 @@ const presentationFor = (type: SceneTransition['type']): AnyPresentation => {
  * Holds the render until the font faces the scenes' text needs are loaded: once per page
  * (each Chromium tab mounts this once and then seeks frames), so no frame waits again.
  */
-const useSceneFonts = (scenes: MainCompositionProps['scenes']): void => {
-	const runs = useMemo(() => scenes.flatMap(sceneTextRuns), [scenes]);
+const useSceneFonts = (
+	scenes: MainCompositionProps['scenes'],
+	captions: MainCompositionProps['captions'],
+): void => {
+	const runs = useMemo(
+		() => [...scenes.flatMap(sceneTextRuns), ...captionTextRuns(captions)],
+		[scenes, captions],
+	);
 	const [handle] = useState(() => delayRender('Loading the fonts of the scenes'));
 	useEffect(() => {
 		loadFontsFor(runs).then(
@@ -41,8 +50,8 @@ const useSceneFonts = (scenes: MainCompositionProps['scenes']): void => {
 	}, [runs, handle]);
 };
 
-export const MainComposition: React.FC<MainCompositionProps> = ({scenes}) => {
-	useSceneFonts(scenes);
+export const MainComposition: React.FC<MainCompositionProps> = ({scenes, soundtrack, captions}) => {
+	useSceneFonts(scenes, captions);
 	const planned = useMemo(() => planTimeline(scenes), [scenes]);
 	return (
 		<AbsoluteFill style={{backgroundColor: '#000'}}>
@@ -69,6 +78,8 @@ export const MainComposition: React.FC<MainCompositionProps> = ({scenes}) => {
 					return items;
 				})}
 			</TransitionSeries>
+			{soundtrack ? <Soundtrack track={soundtrack} /> : null}
+			{captions ? <Captions captions={captions} /> : null}
 		</AbsoluteFill>
 	);
 };

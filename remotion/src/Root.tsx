@@ -2,6 +2,7 @@ import React from 'react';
 import {Composition} from 'remotion';
 import type {CalculateMetadataFunction} from 'remotion';
 import {MainComposition} from './MainComposition';
+import {mediaHolds} from './media/cues';
 import {mainCompositionSchema} from './schema';
 import type {MainCompositionProps} from './schema';
 import {sceneSettlesAt} from './scenes';
@@ -41,7 +42,10 @@ const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({pro
 	}
 	return {
 		durationInFrames: totalDurationInFrames(parsed.data.scenes),
-		props: {...props, staticHolds: staticHolds(parsed.data.scenes, sceneSettlesAt)},
+		props: {
+			...props,
+			staticHolds: mediaHolds(staticHolds(parsed.data.scenes, sceneSettlesAt), parsed.data, FPS),
+		},
 	};
 };
 

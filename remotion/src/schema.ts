@@ -5,6 +5,7 @@
  * are a public contract.
  */
 import {z} from 'zod';
+import {captionsSchema, soundtrackSchema} from './media/schema';
 
 export const MAX_SCENE_FRAMES = 108000; // one hour at 30 fps
 export const MAX_SCENES = 500;
@@ -83,6 +84,12 @@ export const videoPropsSchema = z.strictObject({
 	src: asset('video'),
 	fit: fit().optional(),
 	muted: z.boolean().optional().describe('Drop the clip audio (default false)'),
+	volume: z
+		.number()
+		.min(0)
+		.max(2)
+		.optional()
+		.describe('Loudness of the clip audio from 0 (silent) to 2 (default 1, as recorded)'),
 });
 
 export const colorPropsSchema = z.strictObject({
@@ -123,6 +130,10 @@ export const SCENE_TYPES = ['title', 'text', 'image', 'video', 'color', 'gradien
 export const mainCompositionSchema = z.object({
 	projectId: z.string().min(1).max(200),
 	scenes: z.array(sceneSchema).min(1).max(MAX_SCENES),
+	/** Music under the whole video (src/media). */
+	soundtrack: soundtrackSchema.optional(),
+	/** Captions to burn in (the .vtt sidecar is written by the worker). */
+	captions: captionsSchema.optional(),
 	/** Output of calculateMetadata (see timeline.ts, staticHolds); any input value is replaced. */
 	staticHolds: z.array(z.tuple([z.number().int(), z.number().int()])).optional(),
 });

@@ -60,7 +60,7 @@ const CASES = [
 	[{inputProps: null}, 'inputProps must be an object'],
 	[{inputProps: []}, 'inputProps must be an object'],
 	[{inputProps: 'x'}, 'inputProps must be an object'],
-	[{codec: 'h265'}, 'codec must be one of h264, vp8, vp9, gif'],
+	[{codec: 'h265'}, 'codec must be one of h264, vp8, vp9, gif, mp3, wav'],
 	[{outputPath: undefined}, 'outputPath must be an absolute path'],
 	[{outputPath: 'relative.mp4'}, 'outputPath must be an absolute path'],
 	[{outputPath: 3}, 'outputPath must be an absolute path'],
@@ -89,7 +89,7 @@ const CASES = [
 	[{pixelFormat: 'rgb24'}, `pixelFormat must be one of ${pixelFormats}`],
 	[{skipStaticFrames: 'no'}, 'skipStaticFrames must be a boolean or null'],
 	// Several refused: the first in the order the host always checked them.
-	[{skipStaticFrames: 'no', codec: 'h265', width: 3}, 'codec must be one of h264, vp8, vp9, gif'],
+	[{skipStaticFrames: 'no', codec: 'h265', width: 3}, 'codec must be one of h264, vp8, vp9, gif, mp3, wav'],
 	[{pixelFormat: 'rgb24', crf: 'x', outputPath: 'a'}, 'outputPath must be an absolute path'],
 ];
 
@@ -100,7 +100,7 @@ for (const [change, message] of CASES) {
 }
 
 test('the enums are the schema\'s, listed once', () => {
-	assert.deepEqual(enumOf('codec'), ['h264', 'vp8', 'vp9', 'gif']);
+	assert.deepEqual(enumOf('codec'), ['h264', 'vp8', 'vp9', 'gif', 'mp3', 'wav']);
 	assert.equal(enumOf('x264Preset').join(', '), presets);
 	assert.deepEqual(Object.keys(SCHEMA.$defs.render.properties).length, 19); // type, id and the 17 checked fields
 });

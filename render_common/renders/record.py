@@ -45,7 +45,8 @@ class Render:
     request_hash: str | None = None
     progress: float = 0.0
     requested_engine: str = "default"
-    spec: Mapping[str, Any] | None = None  # {"scenes": [...]} as validated at intake
+    # {"scenes": [...], "soundtrack"?: {...}, "captions"?: {...}} as validated at intake
+    spec: Mapping[str, Any] | None = None
     scene_count: int = 0
     frames_total: int = 0
     queue_job_id: str | None = None
@@ -60,6 +61,7 @@ class Render:
     output_key: str | None = None
     thumbnail_url: str | None = None
     thumbnail_key: str | None = None
+    captions_key: str | None = None  # the .vtt sidecar, beside the output (migration 0004)
     storage: str | None = None  # where the keys are: local | s3 | lambda (downloads.py)
     storage_location: str | None = None  # the local root directory or the bucket
     metadata: Mapping[str, Any] | None = None
@@ -117,6 +119,18 @@ class Render:
     def scenes(self) -> list[dict[str, Any]]:
         """The validated scenes of the request."""
         return list((self.spec or {}).get("scenes", []))
+
+    @property
+    def soundtrack(self) -> dict[str, Any] | None:
+        """The validated soundtrack (composition props), if the request had one."""
+        found = (self.spec or {}).get("soundtrack")
+        return dict(found) if found else None
+
+    @property
+    def captions(self) -> dict[str, Any] | None:
+        """The validated caption track ({"cues", "style", "burn"}), if the request had one."""
+        found = (self.spec or {}).get("captions")
+        return dict(found) if found else None
 
     @property
     def lambda_details(self) -> dict[str, str]:

@@ -28,6 +28,7 @@ from render_common.renders.states import Stage, State
 from services.render_api import intake_sql as sql
 from services.render_api.enqueuer import Enqueuer, FirstAttempt
 from services.render_api.validation import RenderSpec
+from services.render_api.validation_media import spec_json
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -309,7 +310,7 @@ def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> 
         "quality": spec.quality,
         "engine": request.engine,
         "requested_engine": spec.requested_engine or "default",
-        "spec": {"scenes": spec.scenes},
+        "spec": spec_json(spec),
         "scene_count": len(spec.scenes),
         "frames_total": spec.frames_total,
         "attempt": 0,

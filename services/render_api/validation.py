@@ -21,7 +21,7 @@ from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
 from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
 from render_common.scene_assets import asset_url_problem
-from services.render_api import caller_fields
+from services.render_api import caller_fields, validation_media
 from services.render_api.catalogue import SceneCatalogue
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -41,6 +41,8 @@ class RenderSpec:
     request_id: str = ""
     webhook_url: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    soundtrack: dict[str, Any] | None = None  # validation_media.py
+    captions: dict[str, Any] | None = None
 
     def fingerprint(self) -> str:
         """A stable digest of what was asked, to tell a retry from a reuse of request_id."""
@@ -55,6 +57,8 @@ class RenderSpec:
         ]
         if self.webhook_url or self.metadata:  # digests of earlier requests stay the same
             asked += [self.webhook_url, self.metadata]
+        if self.soundtrack or self.captions:
+            asked += [self.soundtrack, self.captions]
         body = json.dumps(asked, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -107,7 +111,7 @@ class RequestValidator:
         spec = self._spec(
             request.scenes, request.format, request.quality, request.engine, violations
         )
-        return RenderSpec(
+        spec = RenderSpec(
             scenes=spec.scenes,
             format=spec.format,
             quality=spec.quality,
@@ -118,13 +122,15 @@ class RequestValidator:
             webhook_url=url,
             metadata=metadata,
         )
+        return validation_media.with_media(request, spec)
 
     def estimate_request(self, request: render_service_pb2.EstimateRenderRequest) -> RenderSpec:
         """Validate an EstimateRenderRequest."""
         violations: list[tuple[str, str]] = []
-        return self._spec(
+        spec = self._spec(
             request.scenes, request.format, request.quality, request.engine, violations
         )
+        return validation_media.with_media(request, spec)
 
     def _spec(
         self,

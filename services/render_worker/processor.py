@@ -31,6 +31,7 @@ from services.render_worker.engines.base import (
     RenderOutput,
 )
 from services.render_worker.failures import RenderCancelled, RenderFailure
+from services.render_worker.sidecar import audio_metadata, store_sidecar
 from services.render_worker.storage import Storage, output_key
 from services.render_worker.workdirs import WorkDirs
 
@@ -203,10 +204,15 @@ class RenderProcessor:
                 work_dir=work_dir,
                 resume=row.lambda_details,
                 record=partial(self._record_details, render_id),
+                soundtrack=row.soundtrack,
+                captions=row.captions,
             )
             output = await self._render_watched(engine, job, report, cancel, state)
             await report(Stage.UPLOADING, UPLOADING_PROGRESS, frames_total)
             values = await self._store(row, output)
+            values.update(
+                await store_sidecar(row, output, values, work_dir, self._storage, self._settings)
+            )
             outcome = State.SUCCEEDED
             if await self._transitions.succeed(row, values):
                 log.info(
@@ -326,6 +332,7 @@ class RenderProcessor:
             "fps": float(probe.get("fps", 0.0) or 0.0),
             "codec": str(probe.get("codec", "")),
             "bitrate": int(probe.get("bitrate", 0) or 0),
+            **audio_metadata(probe),
         }
         values: dict[str, Any] = {"metadata": metadata, **output.details}
         if output.stored is not None:  # stored by the engine (a private Lambda output)

@@ -6,7 +6,9 @@ Paths (the query string is ignored for matching, kept in `requests`):
 - `/redirect/<path>` 302 to `/<path>` (query kept);
 - `/slow/<seconds>/<path>` waits that long before answering as `/<path>`;
 - `/trickle...` headers at once, then one byte of a large body every 50 ms;
-- `/broken...` 200 `image/png` that is not an image (the browser fails to load it).
+- `/broken...` 200 `image/png` that is not an image (the browser fails to load it);
+- `/tone-<seconds>s...` a 440 Hz sine of that length as WAV; `/sound-clip...` a 1 s MP4
+  with a sine tone (tests/support/audio.py).
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from render_common.config import ROOT
-
-COMPOSITOR = ROOT / "remotion" / "node_modules" / "@remotion" / "compositor-linux-x64-gnu"
+from tests.support import audio
+from tests.support.audio import COMPOSITOR
 
 
 def tiny_png(width: int = 8, height: int = 8) -> bytes:
@@ -118,6 +119,8 @@ class AssetServer:
                     self._send(png, "image/png")
                 elif path.startswith("/clip"):
                     self._send(clip, "video/mp4")
+                elif path.startswith(("/tone-", "/sound-clip")):
+                    self._send(*audio.served(path))
                 elif path.startswith("/broken"):
                     self._send(b"this is not an image" * 10, "image/png")
                 else:

@@ -30,6 +30,10 @@ class RenderJob:
     resume: Mapping[str, Any] = field(default_factory=dict)
     # Records engine columns on the render as soon as they are known (lease-conditional).
     record: DetailsRecorder | None = None
+    # Music under the render and the caption track, as validated (services/render_worker/
+    # media.py turns them into the composition's props).
+    soundtrack: Mapping[str, Any] | None = None
+    captions: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,15 @@ from remotion_lambda.exception import RemotionException, RemotionInvalidArgument
 from remotion_lambda.models import Privacy, ShouldDownload, Webhook
 
 from render_common.config import Settings
-from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS, QUALITY_PRESETS
+from render_common.presets import (
+    AUDIO_ONLY_FORMATS,
+    FORMAT_CODECS,
+    FORMAT_EXTENSIONS,
+    QUALITY_PRESETS,
+)
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.failures import RenderFailure
+from services.render_worker.media import input_props
 
 T = TypeVar("T")
 COMPOSITION_ID = "MainComposition"
@@ -135,9 +141,9 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         )
     params = RenderMediaParams(
         composition=COMPOSITION_ID,
-        input_props={"scenes": job.scenes, "projectId": job.project_id},
+        input_props=input_props(job, job.scenes),
         codec=codec,
-        crf=None if codec == "gif" else preset.crf,
+        crf=None if codec == "gif" or job.format in AUDIO_ONLY_FORMATS else preset.crf,
         jpeg_quality=preset.jpeg_quality,
         force_width=preset.width,
         force_height=preset.height,

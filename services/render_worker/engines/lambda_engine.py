@@ -42,6 +42,7 @@ from services.render_worker.engines.lambda_client import (
     classify_render_errors,
 )
 from services.render_worker.failures import RenderFailure
+from services.render_worker.media import asset_urls
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class LambdaEngine:
             )
         else:
             # Lambda fetches the assets itself: check the catalogue's asset props (not text).
-            await self._fetcher.check_all(self._assets.urls(job.scenes))
+            await self._fetcher.check_all(asset_urls(self._assets, job))
             render = await self._client.start(job)
             log.info(
                 "lambda render started",

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from render_common.presets import (
+    AUDIO_ONLY_FORMATS,
     FORMAT_CODECS,
     FORMAT_EXTENSIONS,
     FRAME_IMAGE_FORMAT,
@@ -25,6 +26,7 @@ from services.render_worker.engines.base import (
 from services.render_worker.failures import RenderFailure
 from services.render_worker.host import RenderHost
 from services.render_worker.host_messages import ProgressMessage, RenderOptions
+from services.render_worker.media import asset_urls, input_props
 
 
 def client_urls(failure: RenderFailure, local: dict[str, str]) -> RenderFailure:
@@ -48,27 +50,34 @@ def host_request(
     timeout_ms: int,
     x264_preset: str,
     skip_static_frames: bool = True,
+    local: dict[str, str] | None = None,
 ) -> RenderOptions:
-    """The render host's render request for a job (seed's quality presets)."""
+    """The render host's render request for a job (seed's quality presets).
+
+    `local` maps asset URLs to the host's prefetched copies (the soundtrack's; the scenes
+    come already mapped). Audio-only formats have no picture: no CRF, no thumbnail.
+    """
     preset = QUALITY_PRESETS[job.quality]
     codec = FORMAT_CODECS[job.format]
+    audio_only = job.format in AUDIO_ONLY_FORMATS
+    picture = not audio_only and codec != "gif"
     return {
         "compositionId": "MainComposition",
-        "inputProps": {"scenes": scenes, "projectId": job.project_id},
+        "inputProps": input_props(job, scenes, local),
         "codec": codec,
         "outputPath": str(job.work_dir / f"output.{FORMAT_EXTENSIONS[job.format]}"),
         "width": preset.width,
         "height": preset.height,
-        "crf": None if codec == "gif" else preset.crf,
+        "crf": preset.crf if picture else None,
         "jpegQuality": preset.jpeg_quality,
         "imageFormat": FRAME_IMAGE_FORMAT,
-        "pixelFormat": None if codec == "gif" else PIXEL_FORMAT,
+        "pixelFormat": PIXEL_FORMAT if picture else None,
         "videoBitrate": preset.video_bitrate if job.format == "mp4" else None,
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
         "x264Preset": x264_preset if codec == "h264" else None,
         "skipStaticFrames": skip_static_frames,
-        "thumbnailPath": str(job.work_dir / "thumbnail.jpg"),
+        "thumbnailPath": None if audio_only else str(job.work_dir / "thumbnail.jpg"),
         # One second in: past the scenes' entrance animations (frame 0 is often blank).
         "thumbnailFrame": min(max(job.frames_total - 1, 0), 30),
     }
@@ -105,7 +114,7 @@ class SsrEngine:
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Prefetch, render, thumbnail and probe; the output stays in the job's work dir."""
         await report(Stage.BUNDLING, 0.0, 0)
-        urls = self._assets.urls(job.scenes)  # the catalogue's asset props only, never text
+        urls = asset_urls(self._assets, job)  # the catalogue's asset props, the soundtrack
         scenes = job.scenes
         local: dict[str, str] = {}  # client URL -> the host's URL of its prefetched copy
         if urls:
@@ -128,6 +137,7 @@ class SsrEngine:
             self._timeout_ms,
             self._x264_preset,
             self._skip_static_frames,
+            local,
         )
         try:
             done = await self._host.render(f"{job.render_id}:{job.attempt}", request, on_progress)
