@@ -159,6 +159,10 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         webhook=webhook,
         metadata={"renderId": job.render_id, "projectId": job.project_id},
     )
+    if job.format in AUDIO_ONLY_FORMATS:
+        # Audio only: no frames to capture (Remotion's docs: imageFormat "none"), which the
+        # client's enum of still formats does not list.
+        params.image_format = "none"  # type: ignore[assignment]
     if settings.lambda_bucket:
         params.bucket_name = settings.lambda_bucket
     # The client would send its ChromiumOptions dataclass with snake_case keys, which the
