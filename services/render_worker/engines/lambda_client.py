@@ -162,7 +162,7 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
     if job.format in AUDIO_ONLY_FORMATS:
         # Audio only: no frames to capture (Remotion's docs: imageFormat "none"), which the
         # client's enum of still formats does not list.
-        params.image_format = "none"  # type: ignore[assignment]
+        params.image_format = "none"
     if settings.lambda_bucket:
         params.bucket_name = settings.lambda_bucket
     # The client would send its ChromiumOptions dataclass with snake_case keys, which the
