@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,10 @@ from services.render_api.webhook_delivery import WebhookDelivery
 from tests.support.asset_server import AssetServer
 from tests.support.processes import ThrowawayDatabase, free_port, sqlite_url
 from tests.support.scenes import sample_scenes, scene, simple_scenes
-from tests.support.stack import Stack, close_all, start_stack
+from tests.support.stack import Stack, StackFactory, StartStack
 from tests.support.webhook_receiver import STALL, Receiver
 
 Delivery = render_pb2.WebhookDelivery
-StartStack = Callable[..., Awaitable[Stack]]
 FAST = {
     "caller_webhook_allow_http": True,
     "caller_webhook_allowed_networks": ("127.0.0.1/32",),
@@ -52,28 +51,10 @@ FAST = {
 }
 
 
-@pytest_asyncio.fixture
-async def stacks(
-    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str
-) -> AsyncIterator[StartStack]:
-    started: list[Stack] = []
-
-    async def _start(**overrides: Any) -> Stack:
-        worker = overrides.pop("worker", False)
-        settings = base_settings.with_overrides(
-            **{
-                "database_url": postgres_url,
-                "data_dir": str(tmp_path / "data"),
-                **FAST,
-                **overrides,
-            }
-        )
-        stack = await start_stack(settings, user, worker=worker, warm=False)
-        started.append(stack)
-        return stack
-
-    yield _start
-    await close_all(started)
+@pytest.fixture
+def stacks(stack_factory: StackFactory) -> StackFactory:
+    """Stacks without a worker (nor a warm host) unless asked, with quick webhook delivery."""
+    return stack_factory.with_defaults(worker=False, warm=False, **FAST)
 
 
 @pytest_asyncio.fixture

@@ -8,14 +8,12 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2
 
@@ -26,34 +24,15 @@ from tests.support.processes import free_port, sqlite_url
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
 from tests.support.scenes import sample_scenes, scene, simple_scenes
-from tests.support.stack import Stack, close_all, ffprobe, start_stack
+from tests.support.stack import Stack, StackFactory, StartStack, ffprobe
 
 pytestmark = pytest.mark.slow
-StartStack = Callable[..., Awaitable[Stack]]
 
 
-@pytest_asyncio.fixture
-async def stack_factory(
-    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str
-) -> AsyncIterator[StartStack]:
-    stacks: list[Stack] = []
-
-    async def _start(**overrides: Any) -> Stack:
-        worker = overrides.pop("worker", True)
-        warm = overrides.pop("warm", True)
-        settings = base_settings.with_overrides(
-            database_url=overrides.pop("database_url", postgres_url),
-            data_dir=str(tmp_path / "data"),
-            retry_base_delay_seconds=0.2,
-            visibility_timeout_seconds=3.0,
-            **overrides,
-        )
-        stack = await start_stack(settings, user, worker=worker, warm=warm)
-        stacks.append(stack)
-        return stack
-
-    yield _start
-    await close_all(stacks)
+@pytest.fixture
+def stack_factory(stack_factory: StackFactory) -> StackFactory:
+    """Stacks with a worker, quick retries and a short visibility timeout."""
+    return stack_factory.with_defaults(retry_base_delay_seconds=0.2, visibility_timeout_seconds=3.0)
 
 
 def local_path(url: str) -> Path:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
@@ -25,15 +26,16 @@ TERMINAL = {
 }
 
 
-@dataclass
-class Stack:
-    """A running render_api (and optionally a worker) with a client for one user."""
+class RenderClient:
+    """StartRender, GetRender and polling for one user over a channel to render_api.
+
+    The client half of Stack and of the fault rig (tests/support/fault_rig.py)."""
 
     settings: Settings
-    api: api_app.RenderApi
-    worker: worker_app.Worker | None
     channel: grpc.aio.Channel
     user: str
+    # Whether `wait` rides out UNAVAILABLE (a rig whose Redis or render_api goes away).
+    ride_out_unavailable: ClassVar[bool] = False
 
     @property
     def stub(self) -> render_service_pb2_grpc.RenderServiceStub:
@@ -45,10 +47,10 @@ class Stack:
         """Call metadata of the user."""
         return (("authorization", f"Bearer {mint_token(self.settings, self.user)}"),)
 
-    async def start(
+    async def start_render(
         self, scenes: list[Any], project: str = "proj", **fields: Any
     ) -> render_pb2.Render:
-        """StartRender and return the render."""
+        """StartRender (MP4, low quality unless told otherwise) and return the render."""
         request = render_service_pb2.StartRenderRequest(
             project_id=project,
             scenes=scenes,
@@ -70,15 +72,38 @@ class Stack:
         return response.render
 
     async def wait(
-        self, render_id: str, *, until: Any = None, timeout: float = 180.0
+        self, render_id: str, until: Any = None, *, timeout: float = 180.0
     ) -> render_pb2.Render:
         """Poll until terminal (or `until(render)` is true)."""
         async with asyncio.timeout(timeout):
             while True:
-                render = await self.get(render_id)
-                if until(render) if until else render.state in TERMINAL:
-                    return render
+                try:
+                    render = await self.get(render_id)
+                except grpc.aio.AioRpcError as error:
+                    unavailable = error.code() == grpc.StatusCode.UNAVAILABLE
+                    if not (unavailable and self.ride_out_unavailable):
+                        raise
+                else:
+                    if until(render) if until else render.state in TERMINAL:
+                        return render
                 await asyncio.sleep(0.1)
+
+
+@dataclass
+class Stack(RenderClient):
+    """A running render_api (and optionally a worker) with a client for one user."""
+
+    settings: Settings
+    api: api_app.RenderApi
+    worker: worker_app.Worker | None
+    channel: grpc.aio.Channel
+    user: str
+
+    async def start(
+        self, scenes: list[Any], project: str = "proj", **fields: Any
+    ) -> render_pb2.Render:
+        """StartRender and return the render."""
+        return await self.start_render(scenes, project, **fields)
 
     async def close(self) -> None:
         """Stop everything."""
@@ -109,6 +134,40 @@ async def start_stack(
     running_worker = await worker_app.start(settings, health_port=0, warm=warm) if worker else None
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{api.port}")
     return Stack(settings=settings, api=api, worker=running_worker, channel=channel, user=user)
+
+
+StartStack = Callable[..., Awaitable[Stack]]
+
+
+class StackFactory:
+    """Starts a test's stacks on its settings and closes them all at the end (conftest's
+    `stack_factory` fixture). A call's keyword arguments override settings fields, plus
+    `worker` and `warm` as in `start_stack` (both true unless told otherwise)."""
+
+    def __init__(
+        self, settings: Settings, user: str, stacks: list[Stack] | None = None, **defaults: Any
+    ) -> None:
+        self.settings = settings
+        self.user = user
+        self.defaults = defaults
+        self.stacks: list[Stack] = [] if stacks is None else stacks
+
+    def with_defaults(self, **defaults: Any) -> StackFactory:
+        """A factory with more defaults (a module's own), whose stacks this one closes."""
+        return StackFactory(self.settings, self.user, self.stacks, **self.defaults, **defaults)
+
+    async def __call__(self, **overrides: Any) -> Stack:
+        """Start a stack: render_api and, unless `worker=False`, a worker."""
+        options = {"worker": True, "warm": True, **self.defaults, **overrides}
+        worker, warm = bool(options.pop("worker")), bool(options.pop("warm"))
+        settings = self.settings.with_overrides(**options)
+        stack = await start_stack(settings, self.user, worker=worker, warm=warm)
+        self.stacks.append(stack)
+        return stack
+
+    async def close(self) -> None:
+        """Close every stack started through this factory or one derived from it."""
+        await close_all(self.stacks)
 
 
 def ffprobe(path: Path) -> dict[str, Any]:
