@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,18 +136,21 @@ async def pg_proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
     proxy.kill()
 
 
-StartApi = Callable[[Settings], Any]
+StartClient = Callable[[Settings], Awaitable[Client]]
 
 
 @pytest_asyncio.fixture
-async def running_api() -> AsyncIterator[Callable[[Settings], Any]]:
-    """Start render_api in this process (with its sweeper); stopped at the end."""
+async def client_for(
+    channel_to: Callable[[int], grpc.aio.Channel], user: str, token_for: Callable[[str], str]
+) -> AsyncIterator[StartClient]:
+    """Start render_api in this process (with its sweeper) on some settings and return a
+    client of the test's user; every render_api started is stopped at the end."""
     started: list[app.RenderApi] = []
 
-    async def start(settings: Settings) -> app.RenderApi:
+    async def start(settings: Settings) -> Client:
         api = await app.start(settings, port=0)
         started.append(api)
-        return api
+        return Client(channel_to(api.port), token_for(user))
 
     yield start
     for api in started:
@@ -166,63 +169,113 @@ def check_outcomes(calls: list[Call], reason: str) -> list[Call]:
     return refused
 
 
-async def check_nothing_half_written(
-    database_url: str, redis_url: str, user: str, client: Client, calls: list[Call]
-) -> int:
-    """Every accepted render has its row and a queue entry; every refused request has
-    neither once retried with its request_id (a refused call whose COMMIT reached the
-    server anyway, an ambiguous outcome, is returned by that retry, not duplicated); no
-    entry lacks a row. Returns how many refused calls had in fact been committed."""
-    engine = create_engine(database_url, pool_size=1)
+@dataclass(frozen=True)
+class Fault:
+    """A dependency fault: how to cause it, how to end it, and the reason callers see."""
+
+    name: str  # prefix of the figures it measures
+    reason: str
+    inject: Callable[[], object]
+    recover: Callable[[], object]
+
+
+async def burst_through(client: Client, fault: Fault) -> list[Call]:
+    """A burst before, during (some calls already in flight when it starts) and after the
+    fault: every call ends OK or UNAVAILABLE with the fault's reason, within the bound, and
+    intake recovers by itself. Returns every call made."""
+    warm = await client.burst("warm")
+    assert {call.code for call in warm} == {grpc.StatusCode.OK}
+    in_flight = client.launch("before-fault")
+    await asyncio.sleep(0.005)
+    fault.inject()
+    during = await client.burst("during") + list(await asyncio.gather(*in_flight))
+    refused = check_outcomes(during, fault.reason)
+    FIGURES[f"{fault.name}_unavailable_max_s"] = max(call.seconds for call in refused)
+    fault.recover()
+    FIGURES[f"{fault.name}_recovery_s"] = await client.until_accepted()
+    after = await client.burst("after")
+    assert {call.code for call in after} == {grpc.StatusCode.OK}
+    return warm + during + after
+
+
+class Rows:
+    """The user's renders as (request_id → (render id, queue job id)) in the database."""
+
+    def __init__(self, database_url: str, user: str) -> None:
+        self.engine = create_engine(database_url, pool_size=1)
+        self.user = user
+
+    async def by_request(self) -> dict[str, tuple[str, str | None]]:
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(
+                    video_renders.c.request_id, video_renders.c.id, video_renders.c.queue_job_id
+                ).where(video_renders.c.user_id == self.user)
+            )
+            return {request_id: (rid, job) for request_id, rid, job in result}
+
+    async def ids(self) -> set[str]:
+        return {rid for rid, _ in (await self.by_request()).values()}
+
+    async def existing(self, ids: set[str]) -> set[str]:
+        """Which of `ids` name a render (anyone's) at all."""
+        async with self.engine.connect() as connection:
+            found = await connection.execute(
+                select(video_renders.c.id).where(video_renders.c.id.in_(ids))
+            )
+            return set(found.scalars())
+
+
+async def check_retries(rows: Rows, client: Client, calls: list[Call]) -> int:
+    """Every accepted render has its row; every refused request succeeds once retried with
+    its request_id (a refused call whose COMMIT reached the server anyway, an ambiguous
+    outcome, is returned by that retry, not duplicated). Returns how many were ambiguous."""
+    before = await rows.by_request()
+    for call in calls:
+        if call.code == grpc.StatusCode.OK:
+            assert before[call.request_id][0] == call.render_id
+    refused = [call for call in calls if call.code != grpc.StatusCode.OK]
+    for call in refused:
+        retry = await client.start(call.request_id)
+        assert retry.code == grpc.StatusCode.OK, retry
+        if call.request_id in before:
+            assert retry.render_id == before[call.request_id][0]
+    after = await rows.by_request()
+    assert len({rid for rid, _ in after.values()}) == len(after)
+    return sum(call.request_id in before for call in refused)
+
+
+async def check_queue_entries(rows: Rows, redis_url: str) -> None:
+    """Every render gets a queue entry (the sweeper enqueues a committed render whose XADD
+    never happened) and no entry names a render that does not exist."""
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-
-        async def rows() -> dict[str, tuple[str, str | None]]:
-            async with engine.connect() as connection:
-                result = await connection.execute(
-                    select(
-                        video_renders.c.request_id, video_renders.c.id, video_renders.c.queue_job_id
-                    ).where(video_renders.c.user_id == user)
-                )
-                return {request_id: (rid, job) for request_id, rid, job in result}
-
-        before = await rows()
-        accepted = [call for call in calls if call.code == grpc.StatusCode.OK]
-        for call in accepted:
-            assert before[call.request_id][0] == call.render_id
-        refused = [call for call in calls if call.code != grpc.StatusCode.OK]
-        ambiguous = [call for call in refused if call.request_id in before]
-        retried = {call.request_id: await client.start(call.request_id) for call in refused}
-        for request_id, retry in retried.items():
-            assert retry.code == grpc.StatusCode.OK, retry
-            if request_id in before:
-                assert retry.render_id == before[request_id][0]
-        after = await rows()
-        assert len({rid for rid, _ in after.values()}) == len(after)
-        # Queue entries: the sweeper enqueues a committed render whose XADD never happened.
         deadline = time.monotonic() + 30
         while True:
             queued = {f["render_id"] for f in await stream_fields(redis, streams.JOBS_STREAM)}
-            ids = {rid for rid, _ in (await rows()).values()}
+            ids = await rows.ids()
             if ids <= queued or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.3)
-        assert ids <= queued, f"renders without a queue entry: {ids - queued}"
-        # The sweeper also enqueues other tests' queued renders into this fresh Redis; no
-        # entry may name a render that does not exist at all.
-        async with engine.connect() as connection:
-            existing = set(
-                (
-                    await connection.execute(
-                        select(video_renders.c.id).where(video_renders.c.id.in_(queued))
-                    )
-                ).scalars()
-            )
-        assert queued <= existing, f"queue entries without a render: {queued - existing}"
-        return len(ambiguous)
     finally:
         await redis.aclose()
-        await engine.dispose()
+    assert ids <= queued, f"renders without a queue entry: {ids - queued}"
+    missing = queued - await rows.existing(queued)
+    assert not missing, f"queue entries without a render: {missing}"
+
+
+async def check_nothing_half_written(
+    database_url: str, redis_url: str, user: str, client: Client, calls: list[Call]
+) -> int:
+    """Nothing half-written after a burst through a fault (check_retries and
+    check_queue_entries). Returns how many refused calls had in fact been committed."""
+    rows = Rows(database_url, user)
+    try:
+        ambiguous = await check_retries(rows, client, calls)
+        await check_queue_entries(rows, redis_url)
+        return ambiguous
+    finally:
+        await rows.engine.dispose()
 
 
 async def test_silent_database_gives_unavailable_then_recovers(
@@ -230,32 +283,17 @@ async def test_silent_database_gives_unavailable_then_recovers(
     postgres_url: str,
     pg_proxy: TcpProxy,
     own_redis: RedisServer,
-    running_api: StartApi,
-    channel_to: Any,
+    client_for: StartClient,
     user: str,
-    token_for: Any,
 ) -> None:
     settings = fault_settings(
         base_settings, database_url=through(pg_proxy, postgres_url), redis_url=own_redis.url
     )
-    api = await running_api(settings)
-    client = Client(channel_to(api.port), token_for(user))
-    warm = await client.burst("warm")
-    assert {call.code for call in warm} == {grpc.StatusCode.OK}
-
-    in_flight = client.launch("before-pause")
-    await asyncio.sleep(0.005)
-    pg_proxy.pause()
-    during = await client.burst("paused") + list(await asyncio.gather(*in_flight))
-    refused = check_outcomes(during, "DATABASE_UNAVAILABLE")
-    FIGURES["db_paused_unavailable_max_s"] = max(call.seconds for call in refused)
-
-    pg_proxy.resume()
-    FIGURES["db_paused_recovery_s"] = await client.until_accepted()
-    after = await client.burst("resumed")
-    assert {call.code for call in after} == {grpc.StatusCode.OK}
+    client = await client_for(settings)
+    fault = Fault("db_paused", "DATABASE_UNAVAILABLE", pg_proxy.pause, pg_proxy.resume)
+    calls = await burst_through(client, fault)
     FIGURES["db_paused_ambiguous_commits"] = await check_nothing_half_written(
-        postgres_url, own_redis.url, user, client, warm + during + after
+        postgres_url, own_redis.url, user, client, calls
     )
     print("\nfigures:", FIGURES)
 
@@ -265,10 +303,8 @@ async def test_dead_database_gives_unavailable_at_once_then_recovers(
     postgres_url: str,
     pg_proxy: TcpProxy,
     own_redis: RedisServer,
-    running_api: StartApi,
-    channel_to: Any,
+    client_for: StartClient,
     user: str,
-    token_for: Any,
 ) -> None:
     # Longer timeouts here: a refused connection must not wait for any of them.
     settings = fault_settings(
@@ -278,26 +314,13 @@ async def test_dead_database_gives_unavailable_at_once_then_recovers(
         db_connect_timeout_seconds=10.0,
         db_statement_timeout_seconds=10.0,
     )
-    api = await running_api(settings)
-    client = Client(channel_to(api.port), token_for(user))
-    warm = await client.burst("warm")
-    assert {call.code for call in warm} == {grpc.StatusCode.OK}
-
-    in_flight = client.launch("before-kill")
-    await asyncio.sleep(0.005)
-    pg_proxy.kill()
-    during = await client.burst("killed") + list(await asyncio.gather(*in_flight))
-    refused = check_outcomes(during, "DATABASE_UNAVAILABLE")
-    FIGURES["db_killed_unavailable_max_s"] = max(call.seconds for call in refused)
+    client = await client_for(settings)
+    fault = Fault("db_killed", "DATABASE_UNAVAILABLE", pg_proxy.kill, pg_proxy.start)
+    calls = await burst_through(client, fault)
     # Refused connections answer at once, well inside the 10 s timeouts.
     assert FIGURES["db_killed_unavailable_max_s"] < 5.0
-
-    pg_proxy.start()
-    FIGURES["db_killed_recovery_s"] = await client.until_accepted()
-    after = await client.burst("restarted")
-    assert {call.code for call in after} == {grpc.StatusCode.OK}
     FIGURES["db_killed_ambiguous_commits"] = await check_nothing_half_written(
-        postgres_url, own_redis.url, user, client, warm + during + after
+        postgres_url, own_redis.url, user, client, calls
     )
     print("\nfigures:", FIGURES)
 
@@ -306,30 +329,13 @@ async def test_silent_redis_gives_unavailable_then_recovers(
     base_settings: Settings,
     postgres_url: str,
     own_redis: RedisServer,
-    running_api: StartApi,
-    channel_to: Any,
+    client_for: StartClient,
     user: str,
-    token_for: Any,
 ) -> None:
     settings = fault_settings(base_settings, database_url=postgres_url, redis_url=own_redis.url)
-    api = await running_api(settings)
-    client = Client(channel_to(api.port), token_for(user))
-    warm = await client.burst("warm")
-    assert {call.code for call in warm} == {grpc.StatusCode.OK}
-
-    in_flight = client.launch("before-pause")
-    await asyncio.sleep(0.005)
-    own_redis.pause()
-    during = await client.burst("paused") + list(await asyncio.gather(*in_flight))
-    refused = check_outcomes(during, "REDIS_UNAVAILABLE")
-    FIGURES["redis_paused_unavailable_max_s"] = max(call.seconds for call in refused)
-
-    own_redis.resume()
-    FIGURES["redis_paused_recovery_s"] = await client.until_accepted()
-    after = await client.burst("resumed")
-    assert {call.code for call in after} == {grpc.StatusCode.OK}
-    ambiguous = await check_nothing_half_written(
-        postgres_url, own_redis.url, user, client, warm + during + after
-    )
+    client = await client_for(settings)
+    fault = Fault("redis_paused", "REDIS_UNAVAILABLE", own_redis.pause, own_redis.resume)
+    calls = await burst_through(client, fault)
+    ambiguous = await check_nothing_half_written(postgres_url, own_redis.url, user, client, calls)
     assert ambiguous == 0  # a Redis refusal happens before the commit
     print("\nfigures:", FIGURES)

@@ -42,7 +42,9 @@ async def events_of(rig: FaultRig, render_id: str) -> list[dict[str, str]]:
 
 async def assert_settled(rig: FaultRig, render_ids: list[str], succeeded: set[str]) -> None:
     """Nothing lost or doubled: every render terminal as expected, one terminal event each,
-    at most one output each, no row of the database left QUEUED or RUNNING."""
+    at most one output each, no row of the database left QUEUED or RUNNING. Checked once
+    every attempt is over (a row is terminal before its event is published)."""
+    await rig.attempts_over()
     counts = await rig.status_counts()
     assert counts["queued"] == 0 and counts["running"] == 0, counts
     assert sum(counts.values()) == len(render_ids)
@@ -196,8 +198,8 @@ async def test_killed_attempt_leaves_no_work_directory(rig_factory: RigFactory) 
     rig.spawn_worker("rescuer")  # a restart under another name (a new pod, say)
     done = await rig.wait(render.render_id)
     assert done.state == State.STATE_SUCCEEDED and done.retry_count == 0
-    assert not left[0].parent.exists()
     await assert_settled(rig, [render.render_id], {render.render_id})
+    assert not left[0].parent.exists()
     # After the attempt only the live worker's lock and (empty) directory remain.
     assert sorted(p.name for p in work.iterdir()) == ["rescuer", "rescuer.lock"]
     assert list((work / "rescuer").iterdir()) == []

@@ -15,13 +15,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from redis.asyncio import Redis
-from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
+from redis.exceptions import ResponseError
+from render.v1 import render_pb2
 from sqlalchemy import func, select
 
+from render_common import streams
 from render_common.auth import mint_token
 from render_common.config import Settings
 from render_common.db.schema import video_renders
@@ -32,7 +34,7 @@ from services.progress import app as progress_app
 from services.render_api import app as api_app
 from tests.support.processes import RedisServer, ThrowawayDatabase, free_port
 from tests.support.scenes import scene
-from tests.support.stack import TERMINAL
+from tests.support.stack import RenderClient
 
 
 def script_scenes(script: str) -> list[render_pb2.Scene]:
@@ -50,7 +52,7 @@ class Watcher:
 
 
 @dataclass
-class FaultRig:
+class FaultRig(RenderClient):
     """The stack of one fault test."""
 
     settings: Settings
@@ -64,15 +66,7 @@ class FaultRig:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     watchers: list[Watcher] = field(default_factory=list)
 
-    @property
-    def stub(self) -> render_service_pb2_grpc.RenderServiceStub:
-        """RenderService client."""
-        return render_service_pb2_grpc.RenderServiceStub(self.channel)
-
-    @property
-    def auth(self) -> tuple[tuple[str, str], ...]:
-        """The user's call metadata."""
-        return (("authorization", f"Bearer {mint_token(self.settings, self.user)}"),)
+    ride_out_unavailable: ClassVar[bool] = True
 
     @property
     def data_dir(self) -> Path:
@@ -118,39 +112,8 @@ class FaultRig:
 
     async def start(self, script: str, **fields: Any) -> render_pb2.Render:
         """StartRender of a scripted render."""
-        request = render_service_pb2.StartRenderRequest(
-            project_id=fields.pop("project_id", "faults"),
-            scenes=script_scenes(script),
-            format=render_pb2.FORMAT_MP4,
-            quality=render_pb2.QUALITY_LOW,
-            **fields,
-        )
-        started: render_service_pb2.StartRenderResponse = await self.stub.StartRender(
-            request, metadata=self.auth
-        )
-        return started.render
-
-    async def get(self, render_id: str) -> render_pb2.Render:
-        """GetRender."""
-        request = render_service_pb2.GetRenderRequest(render_id=render_id)
-        response: render_service_pb2.GetRenderResponse = await self.stub.GetRender(
-            request, metadata=self.auth
-        )
-        return response.render
-
-    async def wait(self, render_id: str, until: Any = None, timeout: float = 90.0) -> Any:
-        """Poll GetRender until terminal or `until(render)`, riding out UNAVAILABLE."""
-        async with asyncio.timeout(timeout):
-            while True:
-                try:
-                    render = await self.get(render_id)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.UNAVAILABLE:
-                        raise
-                else:
-                    if until(render) if until else render.state in TERMINAL:
-                        return render
-                await asyncio.sleep(0.1)
+        project = fields.pop("project_id", "faults")
+        return await self.start_render(script_scenes(script), project, **fields)
 
     def watch(self, render_id: str) -> Watcher:
         """Follow a render with the CLI's resuming watcher."""
@@ -174,6 +137,18 @@ class FaultRig:
                 select(video_renders.c.status, func.count()).group_by(video_renders.c.status)
             )
             return Counter({str(status): int(count) for status, count in rows.all()})
+
+    async def attempts_over(self, timeout: float = 60.0) -> None:
+        """Wait until every job entry a worker read is acknowledged. A worker acknowledges
+        an attempt last: after the terminal commit, its event and the removal of the
+        attempt's work directory, so a terminal row alone does not mean the attempt is over."""
+        client = self.redis()
+        try:
+            async with asyncio.timeout(timeout):
+                while await pending_entries(client):  # noqa: ASYNC110 (polls Redis)
+                    await asyncio.sleep(0.1)
+        finally:
+            await client.aclose()
 
     def outputs(self, render_id: str) -> list[Path]:
         """Stored outputs of a render (local storage)."""
@@ -201,6 +176,18 @@ class FaultRig:
         await self.api.stop(0)
         self.redis_server.close()
         await self.database.drop()
+
+
+async def pending_entries(client: Redis) -> int:
+    """Job entries read by a worker and not yet acknowledged, over every job queue."""
+    pending = 0
+    for queue in streams.JOB_QUEUES:
+        try:
+            summary = await client.xpending(queue.stream, queue.group)
+        except ResponseError:  # no such stream or group yet
+            continue
+        pending += int(summary["pending"])
+    return pending
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
