@@ -11,12 +11,9 @@ import grpc
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
-from sqlalchemy import text
 
-from render_common import streams
 from render_common.auth import mint_token
 from render_common.config import Settings
-from render_common.db.engine import create_engine
 from render_common.redis_client import create_redis
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import use_fake_lambda
@@ -27,35 +24,38 @@ from tests.support.processes import (
     sqlite_url,
 )
 from tests.support.s3_server import S3Server
+from tests.support.stack import StackFactory
 
 TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
-# The session-wide databases and Redis the tests created themselves (never a configured one).
-_SHARED_DATABASES: list[str] = []
-_SHARED_REDIS: list[str] = []
+
+# Isolation: every test module gets its own redis-server and its own databases (copies of
+# a template migrated once), dropped when the module ends. A sweeper re-enqueues every
+# unfinished row it sees and a worker takes every entry of the job stream, so one module's
+# leftovers must never reach another's stacks. REDIS_URL / DATABASE_URL, when set, are
+# used as they are (shared, never flushed).
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer | None]:
-    """A private redis-server, unless REDIS_URL points at one to use."""
+    """This module's own redis-server, unless REDIS_URL points at one to use."""
     if os.environ.get("REDIS_URL"):
         yield None
         return
     server = RedisServer()
     server.start()
-    _SHARED_REDIS.append(server.url)
     yield server
     server.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def redis_url(redis_server: RedisServer | None) -> str:
-    """URL of the Redis the tests use."""
+    """URL of the Redis the module's tests use."""
     return redis_server.url if redis_server is not None else os.environ["REDIS_URL"]
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def postgres_url() -> AsyncIterator[str]:
-    """DATABASE_URL when set (PostgreSQL), else a throwaway database dropped at the end."""
+    """DATABASE_URL when set (PostgreSQL), else this module's throwaway database."""
     configured = os.environ.get("DATABASE_URL", "")
     if configured.startswith("postgres"):
         migrate_database(configured)
@@ -63,30 +63,27 @@ async def postgres_url() -> AsyncIterator[str]:
         return
     database = ThrowawayDatabase()
     await database.create()
-    _SHARED_DATABASES.append(database.url)
     yield database.url
     await database.drop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sqlite_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory for SQLite files."""
+    """This module's directory for SQLite files."""
     return tmp_path_factory.mktemp("sqlite")
 
 
-@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
 def database_url(request: pytest.FixtureRequest, sqlite_dir: Path) -> str:
-    """Each database backend in turn."""
+    """Each database backend in turn (the module's own databases)."""
     if request.param == "postgresql":
         return str(request.getfixturevalue("postgres_url"))
-    url = sqlite_url(sqlite_dir)
-    _SHARED_DATABASES.append(url)
-    return url
+    return sqlite_url(sqlite_dir)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def base_settings(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Settings:
-    """Settings shared by the tests (overridden per test with `with_overrides`)."""
+    """Settings shared by the module's tests (overridden per test with `with_overrides`)."""
     data = tmp_path_factory.mktemp("data")
     return Settings(
         data_dir=str(data),
@@ -105,7 +102,7 @@ def user() -> str:
     return f"user-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def token_for(base_settings: Settings) -> Callable[[str], str]:
     """Mint a valid token for a user."""
     return lambda user_id: mint_token(base_settings, user_id)
@@ -139,6 +136,21 @@ async def channel_to() -> AsyncIterator[Callable[[int], grpc.aio.Channel]]:
         await channel.close()
 
 
+@pytest_asyncio.fixture
+async def stack_factory(
+    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str
+) -> AsyncIterator[StackFactory]:
+    """Start stacks (render_api + worker) for the test's user on PostgreSQL and the test's
+    data directory; all closed at the end. A module adds its own defaults by overriding
+    this fixture with `stack_factory.with_defaults(...)`."""
+    factory = StackFactory(
+        base_settings.with_overrides(database_url=postgres_url, data_dir=str(tmp_path / "data")),
+        user,
+    )
+    yield factory
+    await factory.close()
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """A local server speaking the S3 API (moto), for the whole session."""
@@ -156,29 +168,3 @@ def fake_lambda(
     use_fake_lambda(monkeypatch, fake)
     yield fake
     fake.close()
-
-
-@pytest_asyncio.fixture(scope="module", autouse=True)
-async def _leave_no_unfinished_render() -> AsyncIterator[None]:
-    """After each module, end the renders it left unfinished in the session-wide databases
-    and drop its queue entries: every stack's sweeper re-enqueues unfinished rows, and the
-    next module's worker would spend its slot on them."""
-    yield
-    for url in _SHARED_DATABASES:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(
-                    text(
-                        "UPDATE video_renders SET status = 'cancelled'"
-                        " WHERE status IN ('queued', 'running')"
-                    )
-                )
-        finally:
-            await engine.dispose()
-    for url in _SHARED_REDIS:
-        client = create_redis(url)
-        try:
-            await client.delete(streams.JOBS_STREAM, streams.RETRY_ZSET)
-        finally:
-            await client.aclose()

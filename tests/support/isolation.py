@@ -1,51 +1,38 @@
-"""Fixtures that put one test module on its own Redis and database.
+"""Old names of the per-module isolation, for modules that still import them.
 
-Import them into a module (`from tests.support.isolation import ...`) whose stacks run a
-worker or sweeper: a sweeper re-enqueues every unfinished row it sees, and a worker takes
-every entry of the job stream, so other modules' leftovers must not share its Redis or
-database. These override conftest's session-wide fixtures of the same names.
+tests/conftest.py now gives every test module its own redis-server and databases, so a
+module no longer opts in: these fixtures only hand on conftest's. Remove a module's
+`from tests.support import isolation` lines when next touching it; then this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 
 from render_common.config import Settings
-from render_common.redis_client import create_redis
-from tests.support.processes import RedisServer, ThrowawayDatabase
+from tests.support.processes import RedisServer
 
 
 @pytest.fixture(scope="module")
-def module_redis() -> Iterator[RedisServer]:
-    """This module's own redis-server."""
-    server = RedisServer()
-    server.start()
-    yield server
-    server.close()
+def module_redis(redis_server: RedisServer | None) -> RedisServer | None:
+    """The module's redis-server (conftest's `redis_server`)."""
+    return redis_server
 
 
-@pytest_asyncio.fixture(scope="module")
-async def postgres_url() -> AsyncIterator[str]:
-    """This module's own throwaway PostgreSQL database, migrated."""
-    database = ThrowawayDatabase()
-    await database.create()
-    yield database.url
-    await database.drop()
+@pytest.fixture(scope="module")
+def postgres_url(postgres_url: str) -> str:
+    """The module's PostgreSQL database (conftest's)."""
+    return postgres_url
+
+
+@pytest.fixture(scope="module")
+def base_settings(base_settings: Settings) -> Settings:
+    """The module's settings (conftest's)."""
+    return base_settings
 
 
 @pytest.fixture
-def base_settings(base_settings: Settings, module_redis: RedisServer) -> Settings:
-    """The session's settings on this module's Redis."""
-    return base_settings.with_overrides(redis_url=module_redis.url)
-
-
-@pytest_asyncio.fixture
-async def redis(module_redis: RedisServer) -> AsyncIterator[Redis]:
-    """A client of this module's Redis, for assertions."""
-    client = create_redis(module_redis.url)
-    yield client
-    await client.aclose()
+def redis(redis: Redis) -> Redis:
+    """A client of the module's Redis (conftest's)."""
+    return redis

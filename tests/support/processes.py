@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import os
 import shutil
 import signal
@@ -9,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -118,10 +122,15 @@ def postgres_admin_dsn() -> str:
 
 
 class ThrowawayDatabase:
-    """A database created for one test session and dropped afterwards."""
+    """A database created for one test module (or test) and dropped afterwards.
 
-    def __init__(self) -> None:
-        self.name = f"render_test_{uuid.uuid4().hex[:12]}"
+    A migrated one is a copy of a template database migrated once per process (CREATE
+    DATABASE ... TEMPLATE): the migrate command, a Python process of its own, runs once
+    rather than for every database.
+    """
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name or f"render_test_{uuid.uuid4().hex[:12]}"
         self.admin = postgres_admin_dsn()
 
     @property
@@ -131,14 +140,16 @@ class ThrowawayDatabase:
         return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{self.name}"
 
     async def create(self, *, migrated: bool = True) -> None:
-        """CREATE DATABASE, then (unless told otherwise) the migrate command."""
+        """CREATE DATABASE, migrated unless told otherwise (a copy of the template)."""
+        template = await asyncio.to_thread(_postgres_template) if migrated else None
+        clause = f' TEMPLATE "{template.name}"' if template else ""
         connection = await asyncpg.connect(self.admin)
         try:
-            await connection.execute(f'CREATE DATABASE "{self.name}"')
+            await connection.execute(f'CREATE DATABASE "{self.name}"{clause}')
         finally:
             await connection.close()
         if migrated:
-            migrate_database(self.url)
+            _MIGRATED.add(self.url)
 
     async def drop(self) -> None:
         """DROP DATABASE (closing other sessions first)."""
@@ -149,9 +160,54 @@ class ThrowawayDatabase:
             await connection.close()
 
 
+_TEMPLATES: dict[str, ThrowawayDatabase | Path] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
+def _postgres_template() -> ThrowawayDatabase:
+    """This process's migrated template database (created on first use, dropped at exit).
+
+    Runs in a thread of its own (its own event loop), so callers on any loop share it."""
+    with _TEMPLATE_LOCK:
+        template = _TEMPLATES.get("postgresql")
+        if isinstance(template, ThrowawayDatabase):
+            return template
+        template = ThrowawayDatabase(f"render_test_template_{uuid.uuid4().hex[:12]}")
+        asyncio.run(template.create(migrated=False))
+        atexit.register(_drop_quietly, template)
+        migrate_database(template.url)
+        _TEMPLATES["postgresql"] = template
+        return template
+
+
+def _drop_quietly(database: ThrowawayDatabase) -> None:
+    """Drop a database at exit; a server already gone leaves nothing to drop."""
+    with contextlib.suppress(Exception):
+        asyncio.run(database.drop())
+
+
+def _sqlite_template() -> Path:
+    """This process's migrated template SQLite file (removed at exit)."""
+    with _TEMPLATE_LOCK:
+        template = _TEMPLATES.get("sqlite")
+        if isinstance(template, Path):
+            return template
+        directory = tempfile.mkdtemp(prefix="render-test-sqlite-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        template = Path(directory) / "template.db"
+        migrate_database(f"sqlite+aiosqlite:///{template}")
+        _TEMPLATES["sqlite"] = template
+        return template
+
+
 def sqlite_url(directory: Path, name: str = "render.db") -> str:
-    """An SQLite database file in `directory`, migrated (as `make up` does)."""
-    url = f"sqlite+aiosqlite:///{directory / name}"
+    """An SQLite database file in `directory`, migrated (as `make up` does): a copy of the
+    template when new, the file as it is (migrated if need be) when it exists."""
+    path = directory / name
+    url = f"sqlite+aiosqlite:///{path}"
+    if not path.exists():
+        shutil.copyfile(_sqlite_template(), path)
+        _MIGRATED.add(url)
     migrate_database(url)
     return url
 
