@@ -105,11 +105,24 @@ async def test_start_render_persists_and_enqueues(
     assert render.create_time.seconds > 0
     jobs = await jobs_for(redis, render.render_id)
     assert len(jobs) == 1 and jobs[0]["attempt"] == "1" and "traceparent" in jobs[0]
-    got = await stub.GetRender(
-        render_service_pb2.GetRenderRequest(render_id=render.render_id),
-        metadata=bearer(token_for(user)),
-    )
-    assert got.render == render
+    # The entry id reaches the row after the answer (services/render_api/enqueuer.py): once
+    # it has, GetRender reads back exactly what StartRender answered.
+    assert await recorded(stub, user, token_for, render.render_id) == render
+
+
+async def recorded(
+    stub: Stub, user: str, token_for: Any, render_id: str, timeout: float = 30.0
+) -> render_pb2.Render:
+    """GetRender once the row holds its queue entry id."""
+    request = render_service_pb2.GetRenderRequest(render_id=render_id)
+    async with asyncio.timeout(timeout):
+        while True:
+            got: render_service_pb2.GetRenderResponse = await stub.GetRender(
+                request, metadata=bearer(token_for(user))
+            )
+            if got.render.queue_job_id:
+                return got.render
+            await asyncio.sleep(0.05)
 
 
 async def test_list_renders_pages_and_filters(

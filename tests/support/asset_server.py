@@ -83,74 +83,80 @@ def tiny_mp4(frames: int = 10) -> bytes:
         return target.read_bytes()
 
 
+class _AssetHandler(BaseHTTPRequestHandler):
+    """Answers one request of an AssetServer (`self.server.owner`)."""
+
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.owner.requests.append(self.path)
+        parts = urlsplit(self.path)
+        self._answer(parts.path, parts.query)
+
+    def _answer(self, path: str, query: str) -> None:
+        owner = self.server.owner
+        if path.startswith("/redirect/"):
+            target = path[len("/redirect") :] + (f"?{query}" if query else "")
+            self._status(302, Location=target, **{"Content-Length": "0"})
+        elif path.startswith("/slow/"):
+            _, _, seconds, rest = path.split("/", 3)
+            time.sleep(float(seconds))
+            self._answer(f"/{rest}", query)
+        elif path.startswith("/trickle"):
+            self._trickle()
+        elif path.startswith("/flaky") and owner.failures.get(path, 1) > 0:
+            owner.failures[path] = owner.failures.get(path, 1) - 1
+            self._status(503)
+        elif path.startswith(("/image", "/flaky")):
+            self._send(owner.png, "image/png")
+        elif path.startswith("/clip"):
+            self._send(owner.clip, "video/mp4")
+        elif path.startswith(("/tone-", "/sound-clip")):
+            self._send(*audio.served(path))
+        elif path.startswith("/broken"):
+            self._send(b"this is not an image" * 10, "image/png")
+        else:
+            self._status(404)
+
+    def _status(self, code: int, **headers: str) -> None:
+        self.send_response(code)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send(self, body: bytes, content_type: str) -> None:
+        self._status(200, **{"Content-Type": content_type, "Content-Length": str(len(body))})
+        self.wfile.write(body)
+
+    def _trickle(self) -> None:
+        self._status(200, **{"Content-Type": "image/png", "Content-Length": "100000"})
+        try:
+            for _ in range(100000):
+                self.wfile.write(b"\x00")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass  # the client gave up
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, owner: AssetServer) -> None:
+        super().__init__(("127.0.0.1", 0), _AssetHandler)
+        self.owner = owner
+
+
 class AssetServer:
     """Serves the paths listed in the module docstring on 127.0.0.1 (a free port)."""
 
     def __init__(self) -> None:
         self.failures: dict[str, int] = {}
         self.requests: list[str] = []
-        png = tiny_png()
-        clip = tiny_mp4()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.requests.append(self.path)
-                self._answer(urlsplit(self.path).path, urlsplit(self.path).query)
-
-            def _answer(self, path: str, query: str) -> None:
-                if path.startswith("/redirect/"):
-                    self.send_response(302)
-                    target = path[len("/redirect") :] + (f"?{query}" if query else "")
-                    self.send_header("Location", target)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                elif path.startswith("/slow/"):
-                    _, _, seconds, rest = path.split("/", 3)
-                    time.sleep(float(seconds))
-                    self._answer(f"/{rest}", query)
-                elif path.startswith("/trickle"):
-                    self._trickle()
-                elif path.startswith("/flaky") and owner.failures.get(path, 1) > 0:
-                    owner.failures[path] = owner.failures.get(path, 1) - 1
-                    self.send_response(503)
-                    self.end_headers()
-                elif path.startswith(("/image", "/flaky")):
-                    self._send(png, "image/png")
-                elif path.startswith("/clip"):
-                    self._send(clip, "video/mp4")
-                elif path.startswith(("/tone-", "/sound-clip")):
-                    self._send(*audio.served(path))
-                elif path.startswith("/broken"):
-                    self._send(b"this is not an image" * 10, "image/png")
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-
-            def _send(self, body: bytes, content_type: str) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _trickle(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-                try:
-                    for _ in range(100000):
-                        self.wfile.write(b"\x00")
-                        self.wfile.flush()
-                        time.sleep(0.05)
-                except OSError:
-                    pass  # the client gave up
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.png = tiny_png()
+        self.clip = tiny_mp4()
+        self.server = _Server(self)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

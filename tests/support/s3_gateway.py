@@ -19,6 +19,7 @@ import http.client
 import os
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import S3SigV4QueryAuth
@@ -64,98 +65,105 @@ def check_presigned(method: str, host: str, raw_path: str, now: datetime) -> str
     return ""
 
 
+def read_chunked(stream: BufferedIOBase) -> bytes:
+    """A chunked request body (aws-chunked uploads), trailers skipped."""
+    chunks: list[bytes] = []
+    while True:
+        size = int(stream.readline().split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        chunks.append(stream.read(size))
+        stream.readline()
+
+
+class GatewayHandler(BaseHTTPRequestHandler):
+    """Decides as S3 does, then forwards to `target` (moto); see the module docstring."""
+
+    protocol_version = "HTTP/1.1"
+    target = urlsplit("http://127.0.0.1")  # set by make_handler
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return read_chunked(self.rfile)
+        return self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+
+    def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.send_response(status)
+        length = str(len(body))
+        for name, value in headers:
+            if name.lower() not in HOP_HEADERS:
+                self.send_header(name, value)
+            elif name.lower() == "content-length" and self.command == "HEAD":
+                length = value  # the object's size; a HEAD response has no body
+        self.send_header("Content-Length", length)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _refuse(self, code: str) -> None:
+        messages = {
+            "AccessDenied": "Request has expired" if self._presigned() else "Access Denied",
+            "SignatureDoesNotMatch": "The request signature we calculated does not match",
+        }
+        body = error_body(code, messages.get(code, "Query-string authentication error"))
+        status = 400 if code == "AuthorizationQueryParametersError" else 403
+        self._send(status, [("Content-Type", "application/xml")], body)
+
+    def _presigned(self) -> bool:
+        return "X-Amz-Signature=" in self.path or "X-Amz-Algorithm=" in self.path
+
+    def _upstream(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        connection = http.client.HTTPConnection(
+            self.target.hostname or "127.0.0.1", self.target.port, timeout=60
+        )
+        try:
+            connection.request(method, path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheaders(), response.read()
+        finally:
+            connection.close()
+
+    def _public(self) -> bool:
+        """Whether the object named by the path grants AllUsers READ (moto's ACL)."""
+        path = urlsplit(self.path).path
+        if path.count("/") < 2:
+            return False
+        status, _, body = self._upstream("GET", f"{path}?acl", b"", {})
+        text = body.decode(errors="replace")
+        return status == 200 and ALL_USERS in text and "<Permission>READ<" in text
+
+    def _handle(self) -> None:
+        body = self._body()
+        if "Authorization" not in self.headers:
+            if self._presigned():
+                host = self.headers.get("Host", "")
+                refusal = check_presigned(self.command, host, self.path, datetime.now(UTC))
+                if refusal:
+                    self._refuse(refusal)
+                    return
+            elif self.command not in ("GET", "HEAD") or not self._public():
+                self._refuse("AccessDenied")
+                return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["Host"] = self.target.netloc
+        status, response_headers, response_body = self._upstream(
+            self.command, self.path, body, headers
+        )
+        self._send(status, response_headers, response_body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 def make_handler(upstream: str) -> type[BaseHTTPRequestHandler]:
     """A handler class forwarding to `upstream` (moto)."""
-    target = urlsplit(upstream)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                chunks: list[bytes] = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-            return self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
-
-        def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-            self.send_response(status)
-            length = str(len(body))
-            for name, value in headers:
-                if name.lower() not in HOP_HEADERS:
-                    self.send_header(name, value)
-                elif name.lower() == "content-length" and self.command == "HEAD":
-                    length = value  # the object's size; a HEAD response has no body
-            self.send_header("Content-Length", length)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _refuse(self, code: str) -> None:
-            messages = {
-                "AccessDenied": "Request has expired" if self._presigned() else "Access Denied",
-                "SignatureDoesNotMatch": "The request signature we calculated does not match",
-            }
-            body = error_body(code, messages.get(code, "Query-string authentication error"))
-            status = 400 if code == "AuthorizationQueryParametersError" else 403
-            self._send(status, [("Content-Type", "application/xml")], body)
-
-        def _presigned(self) -> bool:
-            return "X-Amz-Signature=" in self.path or "X-Amz-Algorithm=" in self.path
-
-        def _upstream(
-            self, method: str, path: str, body: bytes, headers: dict[str, str]
-        ) -> tuple[int, list[tuple[str, str]], bytes]:
-            connection = http.client.HTTPConnection(
-                target.hostname or "127.0.0.1", target.port, timeout=60
-            )
-            try:
-                connection.request(method, path, body=body or None, headers=headers)
-                response = connection.getresponse()
-                return response.status, response.getheaders(), response.read()
-            finally:
-                connection.close()
-
-        def _public(self) -> bool:
-            """Whether the object named by the path grants AllUsers READ (moto's ACL)."""
-            path = urlsplit(self.path).path
-            if path.count("/") < 2:
-                return False
-            status, _, body = self._upstream("GET", f"{path}?acl", b"", {})
-            text = body.decode(errors="replace")
-            return status == 200 and ALL_USERS in text and "<Permission>READ<" in text
-
-        def _handle(self) -> None:
-            body = self._body()
-            if "Authorization" not in self.headers:
-                if self._presigned():
-                    host = self.headers.get("Host", "")
-                    refusal = check_presigned(self.command, host, self.path, datetime.now(UTC))
-                    if refusal:
-                        self._refuse(refusal)
-                        return
-                elif self.command not in ("GET", "HEAD") or not self._public():
-                    self._refuse("AccessDenied")
-                    return
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
-            headers["Host"] = target.netloc
-            status, response_headers, response_body = self._upstream(
-                self.command, self.path, body, headers
-            )
-            self._send(status, response_headers, response_body)
-
-        do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    return Handler
+    return type("Handler", (GatewayHandler,), {"target": urlsplit(upstream)})
 
 
 def main() -> None:
