@@ -90,21 +90,16 @@ def by_id(url: str) -> dict[str, Any]:
     return {row["id"]: row for row in execute(url, select(video_renders))}
 
 
-def test_upgrade_matches_old_rows_and_downgrade_restores(
-    empty_database: str, tmp_path: Path
-) -> None:
-    url = empty_database
-    user = f"user-{uuid.uuid4().hex[:8]}"
-    migrate(url, "upgrade", "0001")
-    assert not set(NEW_COLUMNS) & columns(url)
+LAMBDA_URL = "https://s3.us-east-1.amazonaws.com/remotionlambda-x/renders/abc/out.mp4"
 
-    root = tmp_path / "data dir"
-    ids = {name: str(uuid.uuid4()) for name in ("local", "path", "virtual", "lambda", "other")}
+
+def old_outputs(root: Path, ids: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Output columns as rows before 0002 held them: a local file, S3 path-style and
+    virtual-host URLs, a Lambda URL without a key, a URL elsewhere with a key."""
     local_key = f"renders/p/{ids['local']}.mp4"
     path_key = f"videos/renders/p/{ids['path']} ü.mp4"
     virtual_key = f"renders/p/{ids['virtual']}.webm"
-    lambda_url = "https://s3.us-east-1.amazonaws.com/remotionlambda-x/renders/abc/out.mp4"
-    old = {
+    return {
         "local": {
             "output_url": (root / local_key).as_uri(),
             "output_key": local_key,
@@ -121,60 +116,71 @@ def test_upgrade_matches_old_rows_and_downgrade_restores(
             "?AWSAccessKeyId=AKID&Signature=xyz%3D&Expires=1700000000",
             "output_key": virtual_key,
         },
-        "lambda": {"output_url": lambda_url},
+        "lambda": {"output_url": LAMBDA_URL},
         "other": {"output_url": "https://cdn.example/elsewhere.mp4", "output_key": "renders/x.mp4"},
     }
-    insert_old_rows(url, [row_values(user, ids[name], **old[name]) for name in ids])
 
-    migrate(url, "upgrade", "head")
+
+def check_upgraded(
+    url: str, ids: dict[str, str], old: dict[str, dict[str, str]], root: Path, tmp_path: Path
+) -> None:
+    """0002 matched each old row to its storage where the URL tells it, and links read
+    from the keys are the URLs the rows had."""
     assert set(NEW_COLUMNS) <= columns(url)
     rows = by_id(url)
-    assert (rows[ids["local"]]["storage"], rows[ids["local"]]["storage_location"]) == (
-        "local",
-        str(root),
-    )
-    assert (rows[ids["path"]]["storage"], rows[ids["path"]]["storage_location"]) == (
-        "s3",
-        "exports",
-    )
-    assert (rows[ids["virtual"]]["storage"], rows[ids["virtual"]]["storage_location"]) == (
-        "s3",
-        "my.exports",
-    )
-    for name in ("lambda", "other"):
-        assert rows[ids[name]]["storage"] is None and rows[ids[name]]["storage_location"] is None
+    storage = {
+        name: (rows[ids[name]]["storage"], rows[ids[name]]["storage_location"]) for name in ids
+    }
+    assert storage == {
+        "local": ("local", str(root)),
+        "path": ("s3", "exports"),
+        "virtual": ("s3", "my.exports"),
+        "lambda": (None, None),
+        "other": (None, None),
+    }
     links = DownloadLinks(Settings(data_dir=str(tmp_path)))
     local = Render.from_row(rows[ids["local"]])
     assert links.output_url(local) == old["local"]["output_url"]  # same link, from the key
     assert links.thumbnail_url(local) == old["local"]["thumbnail_url"]
-    assert links.output_url(Render.from_row(rows[ids["lambda"]])) == lambda_url  # only a URL: kept
-    assert (
-        links.output_url(Render.from_row(rows[ids["other"]])) == "https://cdn.example/elsewhere.mp4"
-    )
+    assert links.output_url(Render.from_row(rows[ids["lambda"]])) == LAMBDA_URL  # only a URL: kept
+    other = Render.from_row(rows[ids["other"]])
+    assert links.output_url(other) == "https://cdn.example/elsewhere.mp4"
 
-    # Rows as the worker writes them now: no URL that expires.
+
+def insert_new_rows(url: str, user: str, root: Path) -> tuple[str, str]:
+    """Rows as the worker writes them now (no URL that expires): a local one, an S3 one."""
     new_local, new_s3 = str(uuid.uuid4()), str(uuid.uuid4())
-    execute(
-        url,
-        video_renders.insert(),
-        [
-            row_values(
-                user,
-                new_local,
-                storage="local",
-                storage_location=str(root),
-                output_key=f"renders/p/{new_local}.mp4",
-                thumbnail_key=f"renders/p/{new_local}.jpg",
-            ),
-            row_values(
-                user,
-                new_s3,
-                storage="s3",
-                storage_location="exports",
-                output_key=f"renders/p/{new_s3}.mp4",
-            ),
-        ],
-    )
+    local = {"storage": "local", "storage_location": str(root)}
+    on_s3 = {"storage": "s3", "storage_location": "exports"}
+    rows = [
+        row_values(
+            user,
+            new_local,
+            **local,
+            output_key=f"renders/p/{new_local}.mp4",
+            thumbnail_key=f"renders/p/{new_local}.jpg",
+        ),
+        row_values(user, new_s3, **on_s3, output_key=f"renders/p/{new_s3}.mp4"),
+    ]
+    execute(url, video_renders.insert(), rows)
+    return new_local, new_s3
+
+
+def test_upgrade_matches_old_rows_and_downgrade_restores(
+    empty_database: str, tmp_path: Path
+) -> None:
+    url = empty_database
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    migrate(url, "upgrade", "0001")
+    assert not set(NEW_COLUMNS) & columns(url)
+    root = tmp_path / "data dir"
+    ids = {name: str(uuid.uuid4()) for name in ("local", "path", "virtual", "lambda", "other")}
+    old = old_outputs(root, ids)
+    insert_old_rows(url, [row_values(user, ids[name], **old[name]) for name in ids])
+
+    migrate(url, "upgrade", "head")
+    check_upgraded(url, ids, old, root, tmp_path)
+    new_local, new_s3 = insert_new_rows(url, user, root)
 
     migrate(url, "downgrade", "0001")
     assert not set(NEW_COLUMNS) & columns(url)

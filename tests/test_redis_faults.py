@@ -26,6 +26,7 @@ from render_common import streams
 from render_common.config import Settings
 from tests.support.fault_rig import FaultRig, start_rig, stop_process
 from tests.support.redis_streams import fields as stream_fields
+from tests.support.redis_streams import render_events
 
 log = logging.getLogger(__name__)
 State = render_pb2.Render
@@ -35,7 +36,7 @@ RigFactory = Callable[..., Awaitable[FaultRig]]
 async def events_of(rig: FaultRig, render_id: str) -> list[dict[str, str]]:
     client = rig.redis()
     try:
-        return await stream_fields(client, streams.events_stream(render_id))
+        return await render_events(client, render_id)
     finally:
         await client.aclose()
 

@@ -26,6 +26,7 @@ from render_common.pricing import Output, estimate_cost
 from services.render_api import app
 from services.render_api.catalogue import SceneCatalogue
 from services.render_api.routing import price
+from services.render_api.sweeper import Sweeper
 from services.render_api.validation import RequestValidator
 from tests.conftest import TEST_SECRET, bearer
 from tests.support.processes import RedisServer
@@ -603,6 +604,23 @@ def admitted_all(results: list[Any]) -> list[str]:
 # --- Redis failure ----------------------------------------------------------------------
 
 
+async def entries_of(redis: Redis, render_id: str) -> list[tuple[str, dict[str, str]]]:
+    """The job stream's entries of one render, (entry id, fields)."""
+    entries = await stream_entries(redis, streams.JOBS_STREAM)
+    return [(entry_id, f) for entry_id, f in entries if f["render_id"] == render_id]
+
+
+async def lose_queue_entry(api: app.RenderApi, redis: Redis, render: render_pb2.Render) -> None:
+    """As if the XADD after the commit had failed: no entry, no entry id on the row."""
+    await redis.xdel(streams.JOBS_STREAM, render.queue_job_id)
+    async with api.engine.begin() as connection:
+        await connection.execute(
+            update(video_renders)
+            .where(video_renders.c.id == render.render_id)
+            .values(queue_job_id=None)
+        )
+
+
 async def test_redis_down_start_render_is_unavailable_and_writes_nothing(
     base_settings: Settings, database_url: str, channel_to: Any, user: str, token_for: Any
 ) -> None:
@@ -610,58 +628,35 @@ async def test_redis_down_start_render_is_unavailable_and_writes_nothing(
     own_redis.start()
     settings = base_settings.with_overrides(database_url=database_url, redis_url=own_redis.url)
     api = await app.start(settings, port=0, run_sweeper=False)
+    check = Redis.from_url(own_redis.url, decode_responses=True)
     try:
         stub = Stub(channel_to(api.port))
         own_redis.stop()
         began = time.monotonic()
-        error = await expect_error(
-            stub.StartRender(
-                start_request(request_id="while-down"), metadata=bearer(token_for(user))
-            )
-        )
+        request = start_request(request_id="while-down")
+        error = await expect_error(stub.StartRender(request, metadata=bearer(token_for(user))))
         assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
         assert time.monotonic() - began < 5.0  # refused connections: at once, no timeout
         assert await count_rows(api, user) == 0  # a render is admitted only if it can be queued
         own_redis.start()
-        response = await stub.StartRender(
-            start_request(request_id="while-down"), metadata=bearer(token_for(user))
-        )
+        response = await stub.StartRender(request, metadata=bearer(token_for(user)))
         render = response.render
-        check = Redis.from_url(own_redis.url, decode_responses=True)
-
-        async def entries() -> list[tuple[str, dict[str, str]]]:
-            return [
-                (entry_id, f)
-                for entry_id, f in await stream_entries(check, streams.JOBS_STREAM)
-                if f["render_id"] == render.render_id
-            ]
-
-        assert [entry_id for entry_id, _ in await entries()] == [render.queue_job_id]
+        assert [e for e, _ in await entries_of(check, render.render_id)] == [render.queue_job_id]
         # Should the XADD after the commit still fail (Redis dies in between, or render_api
-        # does), the sweeper enqueues the committed render.
-        await check.xdel(streams.JOBS_STREAM, render.queue_job_id)
-        async with api.engine.begin() as connection:
-            await connection.execute(
-                update(video_renders)
-                .where(video_renders.c.id == render.render_id)
-                .values(queue_job_id=None)
-            )
-        from services.render_api.sweeper import Sweeper
-
+        # does), the sweeper enqueues the committed render. (First the entry id's own
+        # recording, after the answer, must be over, or it would undo the loss.)
+        await recorded(stub, user, token_for, render.render_id)
+        await lose_queue_entry(api, check, render)
         sweeper = Sweeper(api.engine, api.redis, grace_seconds=0.0)
-        # Other tests' QUEUED renders have no entry in this fresh Redis either: the
-        # sweeper enqueues them too, which is right; look at this render's entries only.
+        # The module's other QUEUED renders have no entry in this Redis either: the sweeper
+        # enqueues them too, which is right; look at this render's entries only.
         assert await sweeper.sweep_once() >= 1
         await sweeper.sweep_once()
-        swept = await entries()
-        await check.aclose()
+        swept = await entries_of(check, render.render_id)
         assert len(swept) == 1 and swept[0][1]["attempt"] == "1"
-        got = await stub.GetRender(
-            render_service_pb2.GetRenderRequest(render_id=render.render_id),
-            metadata=bearer(token_for(user)),
-        )
-        assert got.render.queue_job_id == swept[0][0]
+        assert (await recorded(stub, user, token_for, render.render_id)).queue_job_id == swept[0][0]
         assert await count_rows(api, user) == 1
     finally:
+        await check.aclose()
         await api.stop(0)
         own_redis.close()

@@ -19,11 +19,9 @@ from typing import Any, ClassVar
 
 import grpc
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 from render.v1 import render_pb2
 from sqlalchemy import func, select
 
-from render_common import streams
 from render_common.auth import mint_token
 from render_common.config import Settings
 from render_common.db.schema import video_renders
@@ -138,18 +136,6 @@ class FaultRig(RenderClient):
             )
             return Counter({str(status): int(count) for status, count in rows.all()})
 
-    async def attempts_over(self, timeout: float = 60.0) -> None:
-        """Wait until every job entry a worker read is acknowledged. A worker acknowledges
-        an attempt last: after the terminal commit, its event and the removal of the
-        attempt's work directory, so a terminal row alone does not mean the attempt is over."""
-        client = self.redis()
-        try:
-            async with asyncio.timeout(timeout):
-                while await pending_entries(client):  # noqa: ASYNC110 (polls Redis)
-                    await asyncio.sleep(0.1)
-        finally:
-            await client.aclose()
-
     def outputs(self, render_id: str) -> list[Path]:
         """Stored outputs of a render (local storage)."""
         return sorted((self.data_dir / "renders").rglob(f"{render_id}.*"))
@@ -176,18 +162,6 @@ class FaultRig(RenderClient):
         await self.api.stop(0)
         self.redis_server.close()
         await self.database.drop()
-
-
-async def pending_entries(client: Redis) -> int:
-    """Job entries read by a worker and not yet acknowledged, over every job queue."""
-    pending = 0
-    for queue in streams.JOB_QUEUES:
-        try:
-            summary = await client.xpending(queue.stream, queue.group)
-        except ResponseError:  # no such stream or group yet
-            continue
-        pending += int(summary["pending"])
-    return pending
 
 
 def stop_process(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -15,8 +15,10 @@ from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from render_common.auth import mint_token
 from render_common.config import ROOT, Settings
+from render_common.redis_client import create_redis
 from services.render_api import app as api_app
 from services.render_worker import app as worker_app
+from tests.support.redis_streams import attempts_over
 
 FFPROBE = ROOT / "remotion" / "node_modules" / "@remotion" / "compositor-linux-x64-gnu" / "ffprobe"
 TERMINAL = {
@@ -87,6 +89,15 @@ class RenderClient:
                     if until(render) if until else render.state in TERMINAL:
                         return render
                 await asyncio.sleep(0.1)
+
+    async def attempts_over(self, timeout: float = 60.0) -> None:
+        """Wait until every job entry a worker read is acknowledged: the attempts' events
+        are published and their work directories removed (a row is terminal before)."""
+        client = create_redis(self.settings.redis_url)
+        try:
+            await attempts_over(client, timeout)
+        finally:
+            await client.aclose()
 
 
 @dataclass
