@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from render.v1 import render_pb2, render_service_pb2
 
 from render_common.downloads import DownloadLinks
+from render_common.poster import resolve_poster_frame
 from render_common.pricing import FPS
 from render_common.renders.record import Render, as_utc
 from render_common.renders.states import Stage, State
@@ -95,6 +96,7 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
         captions_url=links.captions_url(record),
         retry_count=record.retry_count,
         queue_job_id=record.queue_job_id or "",
+        poster_frame=resolve_poster_frame(record.poster_frame, record.frames_total),
     )
     meta = record.metadata
     if meta:

@@ -87,6 +87,7 @@ class Render:
     webhook_last_status: int | None = None
     webhook_last_error: str | None = None
     webhook_delivered_at: datetime | None = None
+    poster_frame: int | None = None  # the thumbnail's frame (migration 0004; null: default)
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Render:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from render_common.batching import Batch, Batcher, drop_outcome
 from render_common.db.schema import WEBHOOK_PENDING
 from render_common.errors import FailedPrecondition, QuotaExceeded, RenderExportError
+from render_common.poster import resolve_poster_frame
 from render_common.queue import current_traceparent
 from render_common.renders.record import Render
 from render_common.renders.states import Stage, State
@@ -323,6 +324,7 @@ def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> 
         "client_metadata": spec.metadata or None,
         "webhook_url": spec.webhook_url or None,
         "webhook_state": WEBHOOK_PENDING if spec.webhook_url else None,
+        "poster_frame": resolve_poster_frame(spec.poster_frame, spec.frames_total),
     }
 
 

@@ -116,6 +116,7 @@ NEW_ROW_COLUMNS = (
     "client_metadata",
     "webhook_url",
     "webhook_state",
+    "poster_frame",
 )
 _JSON_COLUMNS = frozenset(
     name for name in NEW_ROW_COLUMNS if isinstance(video_renders.c[name].type, JSON)

@@ -19,6 +19,7 @@ from render.v1 import render_pb2, render_service_pb2
 from render_common.config import Settings
 from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
+from render_common.poster import poster_frame_problem
 from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
 from render_common.scene_assets import asset_url_problem
 from services.render_api import caller_fields, validation_media
@@ -43,6 +44,7 @@ class RenderSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     soundtrack: dict[str, Any] | None = None  # validation_media.py
     captions: dict[str, Any] | None = None
+    poster_frame: int | None = None  # as requested; None: the default (render_common.poster)
 
     def fingerprint(self) -> str:
         """A stable digest of what was asked, to tell a retry from a reuse of request_id."""
@@ -59,6 +61,8 @@ class RenderSpec:
             asked += [self.webhook_url, self.metadata]
         if self.soundtrack or self.captions:
             asked += [self.soundtrack, self.captions]
+        if self.poster_frame is not None:
+            asked.append({"poster_frame": self.poster_frame})
         body = json.dumps(asked, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -84,6 +88,18 @@ def total_frames(scenes: Sequence[dict[str, Any]]) -> int:
         transition_in = transition_out
         total += length - transition_out
     return max(total, 1)
+
+
+def requested_poster_frame(
+    request: render_service_pb2.StartRenderRequest, frames_total: int
+) -> int | None:
+    """StartRenderRequest.poster_frame, checked to be a frame of the video (None: unset)."""
+    if not request.HasField("poster_frame"):
+        return None
+    problem = poster_frame_problem(request.poster_frame, frames_total)
+    if problem:
+        raise InvalidArgument([("poster_frame", problem)])
+    return request.poster_frame
 
 
 class RequestValidator:
@@ -121,6 +137,7 @@ class RequestValidator:
             request_id=request.request_id,
             webhook_url=url,
             metadata=metadata,
+            poster_frame=requested_poster_frame(request, spec.frames_total),
         )
         return validation_media.with_media(request, spec)
 

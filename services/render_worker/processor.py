@@ -206,6 +206,7 @@ class RenderProcessor:
                 record=partial(self._record_details, render_id),
                 soundtrack=row.soundtrack,
                 captions=row.captions,
+                poster_frame=row.poster_frame,
             )
             output = await self._render_watched(engine, job, report, cancel, state)
             await report(Stage.UPLOADING, UPLOADING_PROGRESS, frames_total)

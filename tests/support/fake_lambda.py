@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.fake_lambda_still import FakeStills, render_still
 from tests.support.processes import free_port
 from tests.support.s3_server import S3Server
 
@@ -91,6 +92,7 @@ class FakeRemotionLambda:
         self.plan = Plan()
         self.renders: dict[str, FakeRender] = {}
         self.invocations: list[dict[str, Any]] = []
+        self.stills = FakeStills()  # renderStillOnLambda (fake_lambda_still.py)
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
@@ -152,6 +154,8 @@ class FakeRemotionLambda:
             return self._start(payload)
         if payload.get("type") == "status":
             return 200, self._status(payload["renderId"]), ""
+        if payload.get("type") == "still":  # renderStillOnLambda: fake_lambda_still.py
+            return render_still(self, payload)
         return 200, {"type": "error", "message": "unknown type", "stack": ""}, ""
 
     def _start(self, payload: dict[str, Any]) -> tuple[int, Any, str]:

@@ -34,6 +34,7 @@ class RenderJob:
     # media.py turns them into the composition's props).
     soundtrack: Mapping[str, Any] | None = None
     captions: Mapping[str, Any] | None = None
+    poster_frame: int | None = None  # the thumbnail's frame (None: render_common.poster's default)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from remotion_lambda import RemotionClient, RenderMediaParams
+from remotion_lambda import RemotionClient, RenderMediaParams, RenderStillParams
 from remotion_lambda.exception import RemotionException, RemotionInvalidArgumentException
-from remotion_lambda.models import Privacy, ShouldDownload, Webhook
+from remotion_lambda.models import Privacy, RenderStillResponse, ShouldDownload, Webhook
 
 from render_common.config import Settings
 from render_common.presets import (
@@ -206,6 +206,10 @@ class LambdaClient:
                 "LAMBDA_ERROR", "Lambda start returned no render id", retryable=True
             )
         return LambdaRender(response.render_id, response.bucket_name, self.function_name)
+
+    async def still(self, params: RenderStillParams) -> RenderStillResponse | None:
+        """Render one still (`render_still_on_lambda`); it is done when this returns."""
+        return await self._call("still", self._client.render_still_on_lambda, params)
 
     async def progress(self, render: LambdaRender) -> dict[str, Any]:
         """The render's progress as the function reports it (camelCase keys)."""

@@ -41,6 +41,7 @@ from services.render_worker.engines.lambda_client import (
     LambdaRender,
     classify_render_errors,
 )
+from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.failures import RenderFailure
 from services.render_worker.media import asset_urls
 
@@ -114,12 +115,16 @@ class LambdaEngine:
             )
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
+        poster = asyncio.create_task(poster_details(self._client, job, render.bucket_name))
         try:
             if started and job.record is not None:
                 await job.record(lambda_details(render))
             await report(Stage.RENDERING, PREPARED_PROGRESS, 0)
-            return await self._follow(job, render, report)
+            output = await self._follow(job, render, report)
+            output.details.update(await poster)  # the thumbnail, rendered meanwhile
+            return output
         finally:
+            poster.cancel()
             self._running.pop(job.render_id, None)
 
     def _resumed(self, job: RenderJob) -> LambdaRender | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from render_common.poster import resolve_poster_frame
 from render_common.presets import (
     AUDIO_ONLY_FORMATS,
     FORMAT_CODECS,
@@ -78,8 +79,8 @@ def host_request(
         "x264Preset": x264_preset if codec == "h264" else None,
         "skipStaticFrames": skip_static_frames,
         "thumbnailPath": None if audio_only else str(job.work_dir / "thumbnail.jpg"),
-        # One second in: past the scenes' entrance animations (frame 0 is often blank).
-        "thumbnailFrame": min(max(job.frames_total - 1, 0), 30),
+        # The caller's poster frame, or one second in (render_common/poster.py).
+        "thumbnailFrame": resolve_poster_frame(job.poster_frame, job.frames_total),
     }
 
 
