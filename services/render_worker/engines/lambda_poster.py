@@ -16,7 +16,7 @@ from remotion_lambda import RenderStillParams
 from remotion_lambda.models import Privacy, ShouldDownload, ValidStillImageFormats
 
 from render_common.poster import resolve_poster_frame
-from render_common.presets import QUALITY_PRESETS
+from render_common.presets import AUDIO_ONLY_FORMATS, QUALITY_PRESETS
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.engines.lambda_client import (
     COMPOSITION_ID,
@@ -57,7 +57,10 @@ def still_params(job: RenderJob, privacy: str, bucket: str) -> RenderStillParams
 
 
 async def poster_details(client: LambdaClient, job: RenderJob, bucket: str) -> dict[str, Any]:
-    """The render's thumbnail columns after rendering its poster ({} if the still failed)."""
+    """The render's thumbnail columns after rendering its poster ({} if the still failed,
+    and for audio-only formats, which have no picture)."""
+    if job.format in AUDIO_ONLY_FORMATS:
+        return {}
     try:
         still = await client.still(still_params(job, client.privacy, bucket))
     except RenderFailure as failure:
