@@ -9,7 +9,7 @@ import importlib.util
 import subprocess
 import sys
 
-MODULES = ("bench.intake", "bench.progress_fanout", "bench.ssr")
+MODULES = ("bench.intake", "bench.progress_fanout", "bench.ssr", "bench.ssr_vertical")
 
 
 def main() -> int:

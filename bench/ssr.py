@@ -100,7 +100,7 @@ def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
     return flags
 
 
-def cli_render(out_dir: Path, flags: Sequence[str]) -> float:
+def cli_render(out_dir: Path, flags: Sequence[str], props: Path = SAMPLE) -> float:
     """Seconds of `npx remotion render` of the same composition and props."""
     output = out_dir / "cli.mp4"
     started = time.perf_counter()
@@ -112,7 +112,7 @@ def cli_render(out_dir: Path, flags: Sequence[str]) -> float:
             "src/index.ts",
             "MainComposition",
             str(output),
-            f"--props={SAMPLE}",
+            f"--props={props}",
             *flags,
             "--log=error",
         ],
@@ -129,24 +129,25 @@ async def service_render(
     stub: render_service_pb2_grpc.RenderServiceStub,
     auth: tuple[tuple[str, str], ...],
     redis: Redis,
+    request: render_service_pb2.StartRenderRequest | None = None,
 ) -> float:
-    """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded (in process).
+    """Seconds from StartRender to a SUCCEEDED render with its MP4 uploaded (in process);
+    the reference clip unless another `request` is given.
 
     The end is the render's terminal event (published after the upload and the database
     update), read with a blocking XREAD: polling GetRender every few milliseconds would
     take CPU from the render on a 2-core machine and skew the comparison.
     """
-    project, scenes = sample_scenes("reference-150")
-    started = time.perf_counter()
-    response = await stub.StartRender(
-        render_service_pb2.StartRenderRequest(
+    if request is None:
+        project, scenes = sample_scenes("reference-150")
+        request = render_service_pb2.StartRenderRequest(
             project_id=project,
             scenes=scenes,
             format=render_pb2.FORMAT_MP4,
             quality=render_pb2.QUALITY_HIGH,
-        ),
-        metadata=auth,
-    )
+        )
+    started = time.perf_counter()
+    response = await stub.StartRender(request, metadata=auth)
     render_id = response.render.render_id
     key, last = streams.events_stream(render_id), "0-0"
     while True:

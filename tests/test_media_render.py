@@ -20,7 +20,9 @@ from google.protobuf import duration_pb2
 from render.v1 import render_pb2
 
 from render_common.captions import Cue, parse_vtt
-from render_common.config import Settings
+from render_common.config import ROOT, Settings
+from services.render_worker.host import RenderHost
+from services.render_worker.host_messages import ProgressMessage
 from tests.support.asset_server import AssetServer
 from tests.support.audio import COMPOSITOR as LIBS
 from tests.support.audio import FFMPEG, SILENCE_DB, loudness_db, pcm
@@ -205,3 +207,37 @@ async def test_private_soundtrack_address_is_refused(stack: Stack) -> None:
     done = await stack.wait(render.render_id, timeout=120)
     assert done.state == render_pb2.Render.STATE_FAILED
     assert done.error.reason == "ASSET_FORBIDDEN" and music.src in done.error.message
+
+
+async def test_static_holds_keep_the_whole_soundtrack(assets: AssetServer, tmp_path: Path) -> None:
+    """The host captures one frame per hold and renders the sound on its own: the music
+    plays to the end although Chromium captured a few frames only."""
+    host = RenderHost(ROOT / "remotion")
+    await host.start()
+
+    async def ignore(_: ProgressMessage) -> None:
+        return None
+
+    try:
+        props = {
+            "projectId": "holds",
+            "scenes": [{"type": "color", "durationInFrames": 60, "props": {"color": "#000"}}],
+            "soundtrack": {
+                "src": assets.url("/tone-3s.wav"),
+                "volume": 1,
+                "fadeInSeconds": 0,
+                "fadeOutSeconds": 0,
+                "startFromSeconds": 0,
+                "loop": False,
+            },
+        }
+        output = tmp_path / "holds.mp4"
+        request: dict[str, Any] = {"inputProps": props, "codec": "h264", "concurrency": 1}
+        request |= {"outputPath": str(output), "width": 320, "height": 180}
+        done = await host.render("holds", request, ignore)  # type: ignore[arg-type]
+    finally:
+        await host.close()
+    assert done["frames"]["captured"] < 10 and done["frames"]["total"] == 60
+    assert float(streams(output)["audio"]["duration"]) == pytest.approx(2.0, abs=0.1)
+    samples = pcm(output)
+    assert loudness_db(samples, 0.1, 0.5) > LOUD_DB and loudness_db(samples, 1.5, 1.9) > LOUD_DB

@@ -7,6 +7,7 @@ import {makeCancelSignal, renderMedia, renderStill, selectComposition} from '@re
 import {classifyError} from './errors.mjs';
 import {planFrames, prestitcherArgs} from './frame-plan.mjs';
 import {probeFile} from './probe.mjs';
+import {holdsShiftSound, startSoundPass} from './sound-pass.mjs';
 import {DEFAULT_IMAGE_FORMAT, validateRequest} from './protocol.mjs';
 import {CHROMIUM_OPTIONS} from './browser.mjs';
 
@@ -166,14 +167,15 @@ const onProgress = (ctx, attempt) => ({renderedFrames, encodedFrames}) => {
 	ctx.emitProgress({stage, progress: share, ...frames}, share >= 1);
 };
 
-/** renderMedia's options for one attempt (with or without a plan). */
+/** renderMedia's options for one attempt (with or without a plan, with or without sound). */
 const mediaOptions = (ctx, attempt) => {
 	const {req, codec, thumb} = ctx;
 	return {
 		...ctx.common,
 		composition: ctx.composition,
 		codec,
-		outputLocation: ctx.outputPath,
+		outputLocation: attempt.sound ? attempt.sound.videoPath : ctx.outputPath,
+		muted: attempt.sound !== null,
 		overwrite: true,
 		crf: ctx.crf,
 		videoBitrate: ctx.videoBitrate,
@@ -201,11 +203,13 @@ const mediaOptions = (ctx, attempt) => {
 /** Step 4: the video. A plan that cannot apply is dropped and every frame captured. */
 const renderVideo = async (ctx, plan) => {
 	// Own cancel signal per attempt, so that a plan that cannot apply can be dropped.
-	const attempt = {...makeCancelSignal(), plan, timestamped: false, dropPlan: false};
+	const attempt = {...makeCancelSignal(), plan, timestamped: false, dropPlan: false, sound: null};
 	ctx.cancelSignal(() => attempt.cancel());
 	ctx.thumb.fromEncoder = false;
+	if (holdsShiftSound(ctx, plan)) attempt.sound = startSoundPass(ctx, attempt.cancelSignal);
 	try {
 		await renderMedia(mediaOptions(ctx, attempt));
+		if (attempt.sound) await attempt.sound.mux();
 	} catch (err) {
 		if (attempt.dropPlan && !ctx.job.cancelled) {
 			ctx.host.log(`job ${ctx.id}: the encoder could not restore static holds; capturing every frame`);

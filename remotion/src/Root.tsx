@@ -44,7 +44,7 @@ const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({pro
 		durationInFrames: totalDurationInFrames(parsed.data.scenes),
 		props: {
 			...props,
-			staticHolds: mediaHolds(staticHolds(parsed.data.scenes, sceneSettlesAt), parsed.data, FPS),
+			...mediaHolds(staticHolds(parsed.data.scenes, sceneSettlesAt), parsed.data, FPS),
 		},
 	};
 };

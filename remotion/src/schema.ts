@@ -136,6 +136,8 @@ export const mainCompositionSchema = z.object({
 	captions: captionsSchema.optional(),
 	/** Output of calculateMetadata (see timeline.ts, staticHolds); any input value is replaced. */
 	staticHolds: z.array(z.tuple([z.number().int(), z.number().int()])).optional(),
+	/** Output of calculateMetadata: skipping the holds would shift the soundtrack (src/media/cues.ts). */
+	holdsShiftSound: z.boolean().optional(),
 });
 
 export type Scene = z.infer<typeof sceneSchema>;

@@ -40,15 +40,16 @@ export const splitHolds = (holds: StaticHold[], cues: readonly CaptionCue[], fps
 };
 
 /**
- * The static holds of a composition with these media: none under a soundtrack (Remotion
- * places audio by captured frame, so skipping frames would move the sound), and cut at
- * the captions' changes.
+ * The static holds of a composition with these media: cut at the captions' changes, and
+ * whether skipping them would shift the soundtrack (Remotion mixes the sound of the
+ * captured frames only): a renderer that skips them must render the sound on its own
+ * (the render host does, lib/sound-pass.mjs).
  */
 export const mediaHolds = (
 	holds: StaticHold[],
 	media: {soundtrack?: unknown; captions?: CaptionsProps},
 	fps: number,
-): StaticHold[] => {
-	if (media.soundtrack) return [];
-	return media.captions ? splitHolds(holds, media.captions.cues, fps) : holds;
-};
+): {staticHolds: StaticHold[]; holdsShiftSound: boolean} => ({
+	staticHolds: media.captions ? splitHolds(holds, media.captions.cues, fps) : holds,
+	holdsShiftSound: Boolean(media.soundtrack),
+});
