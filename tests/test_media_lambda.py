@@ -15,7 +15,6 @@ from render.v1 import render_pb2
 
 from render_common.captions import Cue, parse_vtt
 from render_common.config import Settings
-from tests.support import isolation
 from tests.support.asset_server import AssetServer
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import lambda_settings
@@ -23,9 +22,6 @@ from tests.support.links import download
 from tests.support.scenes import scene
 from tests.support.stack import Stack, start_stack
 
-base_settings = isolation.base_settings
-module_redis = isolation.module_redis
-postgres_url = isolation.postgres_url
 SRT = "1\n00:00:00,500 --> 00:00:01,500\nOn Lambda too\n"
 
 

@@ -26,8 +26,6 @@ from services.render_worker.host_messages import ProgressMessage
 from tests.support.asset_server import AssetServer
 from tests.support.audio import COMPOSITOR as LIBS
 from tests.support.audio import FFMPEG, SILENCE_DB, loudness_db, pcm
-from tests.support.isolation import module_redis, postgres_url, redis  # noqa: F401
-from tests.support.processes import RedisServer
 from tests.support.scenes import scene
 from tests.support.stack import FFPROBE, Stack, start_stack
 
@@ -44,13 +42,9 @@ def assets() -> Iterator[AssetServer]:
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(
-    base_settings: Settings,
-    module_redis: RedisServer,  # noqa: F811
-    postgres_url: str,  # noqa: F811
-    tmp_path_factory: pytest.TempPathFactory,
+    base_settings: Settings, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     settings = base_settings.with_overrides(
-        redis_url=module_redis.url,
         database_url=postgres_url,
         data_dir=str(tmp_path_factory.mktemp("media")),
         asset_allowed_networks=("127.0.0.1/32",),
