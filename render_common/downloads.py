@@ -28,11 +28,13 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from render_common.config import Settings
 from render_common.renders.record import Render
+
+if TYPE_CHECKING:  # the CLI imports this module (resources.py) and reads no Settings
+    from render_common.config import Settings
 
 log = logging.getLogger(__name__)
 

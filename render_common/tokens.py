@@ -12,8 +12,18 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Protocol
 
-from render_common.config import Settings
+
+class TokenSettings(Protocol):
+    """The JWT settings a minted token follows (Settings, or the CLI's ClientSettings)."""
+
+    @property
+    def jwt_secret(self) -> str: ...
+    @property
+    def jwt_issuer(self) -> str: ...
+    @property
+    def jwt_audience(self) -> str: ...
 
 
 def _b64url(data: bytes) -> str:
@@ -21,7 +31,7 @@ def _b64url(data: bytes) -> str:
 
 
 def mint_token(
-    settings: Settings,
+    settings: TokenSettings,
     user_id: str,
     *,
     ttl_seconds: int = 24 * 3600,
@@ -51,6 +61,6 @@ def mint_token(
 SESSION_TOKEN_TYPE = "edge-session"
 
 
-def mint_session_token(settings: Settings, user_id: str, *, ttl_seconds: int = 900) -> str:
+def mint_session_token(settings: TokenSettings, user_id: str, *, ttl_seconds: int = 900) -> str:
     """A short-lived browser session token for `user_id` (HS256 with JWT_SECRET)."""
     return mint_token(settings, user_id, ttl_seconds=ttl_seconds, token_type=SESSION_TOKEN_TYPE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from render_common.config.base import DEV_JWT_SECRET, CommaSeparated
+from render_common.config.plain import PROGRESS_PORT, RENDER_API_PORT
 
 
 class AuthSection(BaseModel):
@@ -22,8 +23,8 @@ class ServingSection(BaseModel):
     """Where each service listens, and how it stops."""
 
     bind_host: str = "[::]"  # BIND_HOST
-    render_api_port: int = 50051  # RENDER_API_PORT
-    progress_port: int = 50052  # PROGRESS_PORT
+    render_api_port: int = RENDER_API_PORT  # RENDER_API_PORT (50051)
+    progress_port: int = PROGRESS_PORT  # PROGRESS_PORT (50052)
     worker_health_port: int = 50053  # WORKER_HEALTH_PORT
     max_message_bytes: int = 1 << 20  # MAX_MESSAGE_BYTES: largest request accepted
     shutdown_grace_seconds: float = 10.0  # SHUTDOWN_GRACE_SECONDS

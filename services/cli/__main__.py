@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 import grpc
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
-from render_common.config import ConfigError, Settings
+from render_common.config import ConfigError
+from render_common.config.client import ClientSettings
 from render_common.renders.states import State
 from render_common.resources import (
     ENGINE_TO_PROTO,
@@ -103,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-async def run(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: ClientSettings) -> int:
     """Execute one subcommand; returns the exit code."""
     endpoints = Endpoints.from_env(settings, args.user)
     async with grpc.aio.insecure_channel(endpoints.render_api) as channel:
@@ -236,7 +237,7 @@ def command(argv: list[str] | None) -> int:
     """Parse `argv` (None: sys.argv) and run the command; returns the exit code."""
     args = parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = ClientSettings.from_env()
     except ConfigError as exc:
         print(f"render: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 
-from render_common.config import Settings
-from render_common.tokens import mint_token
+from render_common.tokens import TokenSettings, mint_token
 
 # Exit codes that mean something to scripts.
 EXIT_OK = 0
@@ -33,6 +33,15 @@ _EXIT_BY_CODE = {
 }
 
 
+class ClientConfig(TokenSettings, Protocol):
+    """What Endpoints reads: Settings, or the CLI's ClientSettings (no pydantic)."""
+
+    @property
+    def effective_render_api_addr(self) -> str: ...
+    @property
+    def effective_progress_addr(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoints:
     """Where the services listen and who the caller is."""
@@ -42,7 +51,7 @@ class Endpoints:
     token: str
 
     @classmethod
-    def from_env(cls, settings: Settings, user: str | None = None) -> Endpoints:
+    def from_env(cls, settings: ClientConfig, user: str | None = None) -> Endpoints:
         """RENDER_API_ADDR / PROGRESS_ADDR, and RENDER_TOKEN or a token minted for RENDER_USER."""
         token = os.environ.get("RENDER_TOKEN", "")
         if not token:
