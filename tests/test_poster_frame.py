@@ -17,18 +17,12 @@ from render.v1 import render_pb2
 
 from render_common.config import Settings
 from render_common.poster import default_poster_frame, resolve_poster_frame
-from tests.support import isolation
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.images import decode
 from tests.support.lambda_env import lambda_settings
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene
 from tests.support.stack import Stack, close_all, start_stack
-
-base_settings = isolation.base_settings
-module_redis = isolation.module_redis
-postgres_url = isolation.postgres_url
-redis = isolation.redis
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

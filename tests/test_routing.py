@@ -20,17 +20,11 @@ from render_common.pricing import Output, lambda_cost, ssr_cost
 from services.render_api import routing
 from services.render_api.routing import Router, choose_engine, lambda_unsupported, price
 from services.render_worker import app as worker_app
-from tests.support import isolation
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import lambda_settings
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene
 from tests.support.stack import Stack, close_all, start_stack
-
-base_settings = isolation.base_settings
-module_redis = isolation.module_redis
-postgres_url = isolation.postgres_url
-redis = isolation.redis
 
 StartStack = Callable[..., Awaitable[Stack]]
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
