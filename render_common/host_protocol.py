@@ -2,10 +2,10 @@
 
 `remotion/protocol/host-protocol.schema.json` describes the JSON lines between the worker
 and the Node render host (`remotion/render-host.mjs`, which validates render requests with
-it). The codec, x264 preset, frame image format and pixel format lists live only there;
-this module reads them (settings validate `X264_PRESET` against them) and the worker's
-typed messages (`services/render_worker/host_messages.py`) are checked against the same
-file by tests/test_host_protocol.py.
+it). The codec, x264 preset, frame image format, pixel format and ProRes profile lists
+live only there; this module reads them (settings validate `X264_PRESET` against them)
+and the worker's typed messages (`services/render_worker/host_messages.py`) are checked
+against the same file by tests/test_host_protocol.py.
 """
 
 from __future__ import annotations
@@ -42,4 +42,5 @@ CODECS = enum("codec")
 X264_PRESETS = enum("x264Preset")
 IMAGE_FORMATS = enum("imageFormat")
 PIXEL_FORMATS = enum("pixelFormat")
+PRORES_PROFILES = enum("proResProfile")
 ERROR_REASONS = enum("hostErrorReason")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from render_common.presets import QUALITY_PRESETS
+from render_common.output_shape import quality_size
 
 FPS = 30  # the default frame rate, and the one the seed's figures are for
 LAMBDA_USD_PER_GB_SECOND = 0.0000166667
@@ -38,8 +38,8 @@ class Output:
         """Pixels of one frame."""
         if self.width and self.height:
             return self.width * self.height
-        preset = QUALITY_PRESETS[self.quality]
-        return preset.width * preset.height
+        width, height = quality_size(self.quality)
+        return width * height
 
     @property
     def duration_seconds(self) -> float:
@@ -76,8 +76,8 @@ class CostEstimate:
 
 def _seed_scale(output: Output) -> float:
     """How much more work than the seed's reference (30 fps at the quality's own size)."""
-    preset = QUALITY_PRESETS[output.quality]
-    return (output.frames / FPS) * output.pixels / (preset.width * preset.height)
+    width, height = quality_size(output.quality)
+    return (output.frames / FPS) * output.pixels / (width * height)
 
 
 def storage_usd(output: Output) -> float:

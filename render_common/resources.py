@@ -10,6 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from render.v1 import render_pb2, render_service_pb2
 
 from render_common.downloads import DownloadLinks
+from render_common.output_shape import OutputShape
 from render_common.poster import resolve_poster_frame
 from render_common.pricing import FPS
 from render_common.renders.record import Render, as_utc
@@ -32,6 +33,7 @@ FORMAT_TO_PROTO: dict[str, render_pb2.Format.ValueType] = {
     "gif": render_pb2.FORMAT_GIF,
     "mp3": render_pb2.FORMAT_MP3,
     "wav": render_pb2.FORMAT_WAV,
+    "mov": render_pb2.FORMAT_MOV,
 }
 FORMAT_FROM_PROTO: dict[int, str] = {v: k for k, v in FORMAT_TO_PROTO.items()}
 QUALITY_TO_PROTO: dict[str, render_pb2.Quality.ValueType] = {
@@ -46,6 +48,36 @@ ENGINE_TO_PROTO: dict[str, render_pb2.Engine.ValueType] = {
     "lambda": render_pb2.ENGINE_LAMBDA,
 }
 ENGINE_FROM_PROTO: dict[int, str] = {v: k for k, v in ENGINE_TO_PROTO.items()}
+ASPECT_RATIO_TO_PROTO: dict[str, render_pb2.AspectRatio.ValueType] = {
+    "16:9": render_pb2.ASPECT_RATIO_16_9,
+    "9:16": render_pb2.ASPECT_RATIO_9_16,
+    "1:1": render_pb2.ASPECT_RATIO_1_1,
+    "4:5": render_pb2.ASPECT_RATIO_4_5,
+}
+ASPECT_RATIO_FROM_PROTO: dict[int, str] = {
+    render_pb2.ASPECT_RATIO_UNSPECIFIED: "",
+    **{v: k for k, v in ASPECT_RATIO_TO_PROTO.items()},
+}
+RESOLUTION_TO_PROTO: dict[str, render_pb2.Resolution.ValueType] = {
+    "720p": render_pb2.RESOLUTION_720P,
+    "1080p": render_pb2.RESOLUTION_1080P,
+    "2160p": render_pb2.RESOLUTION_2160P,
+}
+RESOLUTION_FROM_PROTO: dict[int, str] = {
+    render_pb2.RESOLUTION_UNSPECIFIED: "",
+    **{v: k for k, v in RESOLUTION_TO_PROTO.items()},
+}
+VIDEO_CODEC_TO_PROTO: dict[str, render_pb2.VideoCodec.ValueType] = {
+    "h264": render_pb2.VIDEO_CODEC_H264,
+    "h265": render_pb2.VIDEO_CODEC_H265,
+    "vp8": render_pb2.VIDEO_CODEC_VP8,
+    "vp9": render_pb2.VIDEO_CODEC_VP9,
+    "prores": render_pb2.VIDEO_CODEC_PRORES,
+}
+VIDEO_CODEC_FROM_PROTO: dict[int, str] = {
+    render_pb2.VIDEO_CODEC_UNSPECIFIED: "",
+    **{v: k for k, v in VIDEO_CODEC_TO_PROTO.items()},
+}
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -96,8 +128,9 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
         captions_url=links.captions_url(record),
         retry_count=record.retry_count,
         queue_job_id=record.queue_job_id or "",
-        poster_frame=resolve_poster_frame(record.poster_frame, record.frames_total),
+        poster_frame=resolve_poster_frame(record.poster_frame, record.frames_total, record.fps),
     )
+    set_shape(render, record.shape)
     meta = record.metadata
     if meta:
         render.metadata.CopyFrom(
@@ -207,9 +240,25 @@ def webhook_delivery(record: Render) -> render_pb2.WebhookDelivery:
     return delivery
 
 
-def frames_duration(frames: int) -> duration_pb2.Duration:
-    """Playing time of `frames` at 30 fps."""
-    return seconds_duration(frames / FPS)
+def frames_duration(frames: int, fps: int = FPS) -> duration_pb2.Duration:
+    """Playing time of `frames` at `fps`."""
+    return seconds_duration(frames / fps)
+
+
+def set_shape(
+    message: render_pb2.Render | render_service_pb2.EstimateRenderResponse, shape: OutputShape
+) -> None:
+    """Echo a resolved output shape: size and fps on both; the choices on a Render."""
+    message.width = shape.width
+    message.height = shape.height
+    message.fps = shape.fps
+    if isinstance(message, render_pb2.Render):
+        message.aspect_ratio = ASPECT_RATIO_TO_PROTO[shape.aspect_ratio]
+        message.resolution = RESOLUTION_TO_PROTO[shape.resolution]
+        message.video_codec = VIDEO_CODEC_TO_PROTO.get(
+            shape.video_codec, render_pb2.VIDEO_CODEC_UNSPECIFIED
+        )
+        message.transparent = shape.transparent
 
 
 def secret_message(found: SigningSecret, now: datetime) -> render_service_pb2.WebhookSecret:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from render_common.presets import QUALITY_PRESETS
 from render_common.renders.states import WORKING_STAGES
 from services.render_worker.engines.base import (
     RENDERED_PROGRESS,
@@ -94,9 +93,9 @@ class EngineContract:
 
         assert output.output_path is not None or output.output_url or output.stored is not None
         assert self.output_bytes(output) > 0
-        preset = QUALITY_PRESETS[job.quality]
-        assert int(output.probe["width"]) == preset.width
-        assert int(output.probe["height"]) == preset.height
+        shape = job.output
+        assert int(output.probe["width"]) == shape.width
+        assert int(output.probe["height"]) == shape.height
         assert float(output.probe["durationSec"]) == pytest.approx(job.frames_total / 30, abs=0.1)
 
     async def test_refuses_private_asset_without_retry(

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from bench.ssr import CONCURRENCY, QUALITY, cli_flags
 from render_common.config import Settings
+from render_common.output_shape import default_shape
 from render_common.presets import FRAME_IMAGE_FORMAT, PIXEL_FORMAT, QUALITY_PRESETS
 
 
 def test_cli_flags_are_the_worker_request_of_the_reference_clip() -> None:
     settings = Settings(x264_preset="faster")
     preset = QUALITY_PRESETS[QUALITY]
+    shape = default_shape("mp4", QUALITY)
     flags = cli_flags(settings, settings.x264_preset)
     for expected in (
         "--codec=h264",
         f"--crf={preset.crf}",
         f"--jpeg-quality={preset.jpeg_quality}",
-        f"--width={preset.width}",
-        f"--height={preset.height}",
+        f"--width={shape.width}",
+        f"--height={shape.height}",
         f"--image-format={FRAME_IMAGE_FORMAT}",
         f"--pixel-format={PIXEL_FORMAT}",
         f"--concurrency={CONCURRENCY}",
@@ -24,7 +26,7 @@ def test_cli_flags_are_the_worker_request_of_the_reference_clip() -> None:
         f"--browser-executable={settings.browser_executable}",
     ):
         assert expected in flags
-    # crf wins over the preset's bitrate, in the render host as in Remotion.
+    # CRF only: the presets have no bitrate (render_common/presets.py).
     assert not any(flag.startswith("--video-bitrate") for flag in flags)
 
 

@@ -7,7 +7,6 @@ services/render_worker/host_messages.py or the enums Python uses drift from it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import get_type_hints
 
@@ -16,6 +15,7 @@ import pytest
 from render_common import host_protocol
 from render_common.config import Settings
 from render_common.host_protocol import X264_PRESETS
+from render_common.output_shape import ShapeRequest, resolve_shape
 from render_common.presets import FORMAT_CODECS, FRAME_IMAGE_FORMAT, PIXEL_FORMAT
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.engines.ssr import host_request
@@ -50,11 +50,17 @@ def test_render_options_are_the_render_request_without_type_and_id() -> None:
 def test_enums_are_read_from_the_schema() -> None:
     """The codec and x264 preset lists exist once: in the schema."""
     schema = host_protocol.schema()["$defs"]
-    assert (
-        host_protocol.CODECS
-        == tuple(schema["codec"]["enum"])
-        == ("h264", "vp8", "vp9", "gif", "mp3", "wav")
-    )
+    assert tuple(schema["codec"]["enum"]) == host_protocol.CODECS
+    assert set(host_protocol.CODECS) == {
+        "h264",
+        "h265",
+        "vp8",
+        "vp9",
+        "prores",
+        "gif",
+        "mp3",
+        "wav",
+    }
     for preset in X264_PRESETS:  # settings accept exactly the schema's presets
         assert Settings.from_env({"X264_PRESET": preset}).x264_preset == preset
     assert tuple(schema["x264Preset"]["enum"]) == X264_PRESETS
@@ -81,15 +87,47 @@ def test_the_worker_requests_satisfy_the_schema(fmt: str, quality: str, tmp_path
         work_dir=tmp_path,
     )
     request = host_request(job, [], 2, 60_000, "veryfast")
+    assert_in_schema(request)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "transparent"),
+    [
+        ("mp4", "h265", False),
+        ("webm", "vp9", True),
+        ("mov", "prores", False),
+        ("mov", "prores", True),
+    ],
+)
+def test_requests_of_every_codec_satisfy_the_schema(
+    fmt: str, codec: str, transparent: bool, tmp_path: Path
+) -> None:
+    shape, problems = resolve_shape(
+        ShapeRequest(fmt, "high", "9:16", fps=60, video_codec=codec, transparent=transparent)
+    )
+    assert shape is not None, problems
+    job = RenderJob("r", "p", [], fmt, "high", 150, 1, tmp_path, shape=shape)
+    request = host_request(job, [], 2, 60_000, "veryfast")
+    assert_in_schema(request)
+    assert (request["width"], request["height"], request["fps"]) == (1080, 1920, 60)
+    assert request["inputProps"]["transparent"] is transparent
+    alpha = {"vp9": "yuva420p", "prores": "yuva444p10le"}
+    if transparent:
+        assert (request["imageFormat"], request["pixelFormat"]) == ("png", alpha[codec])
+    assert request.get("proResProfile") == (
+        ("4444" if transparent else "hq") if codec == "prores" else None
+    )
+
+
+def assert_in_schema(request: RenderOptions) -> None:
+    """Only schema properties, the required ones, each value of an allowed kind."""
     render = host_protocol.definition("render")
     assert set(request) <= set(render["properties"])
     assert set(render["required"]) - {"type", "id"} <= set(request)
-    for key in ("codec", "x264Preset", "imageFormat", "pixelFormat"):
+    for key in ("codec", "x264Preset", "imageFormat", "pixelFormat", "proResProfile"):
         value = request.get(key)
         assert value is None or value in host_protocol.enum(key), (key, value)
-    pattern = render["properties"]["videoBitrate"]["pattern"]
-    bitrate = request.get("videoBitrate")
-    assert bitrate is None or re.fullmatch(pattern.replace("\\d", "[0-9]"), bitrate)
+    assert request.get("videoBitrate") is None  # CRF only (render_common/presets.py)
 
 
 def test_codec_round_trip() -> None:

@@ -62,10 +62,13 @@ const select = async (ctx) => {
 	ctx.selected = await selectComposition({...ctx.common, id: req.compositionId ?? 'MainComposition'});
 	ctx.clock.lap('selectMs');
 	cancelled(ctx.job);
-	ctx.composition = {...ctx.selected, width: req.width ?? ctx.selected.width, height: req.height ?? ctx.selected.height};
-	// crf and videoBitrate are mutually exclusive in Remotion: crf wins. GIF takes neither.
-	ctx.crf = codec === 'gif' ? null : (req.crf ?? null);
-	ctx.videoBitrate = codec === 'gif' ? null : (req.videoBitrate ?? null);
+	const {width, height, fps} = ctx.selected;
+	ctx.composition = {...ctx.selected, width: req.width ?? width, height: req.height ?? height, fps: req.fps ?? fps};
+	// crf and videoBitrate are mutually exclusive in Remotion: crf wins. GIF takes neither,
+	// ProRes neither (its profile sets the rate).
+	const rateless = codec === 'gif' || codec === 'prores';
+	ctx.crf = rateless ? null : (req.crf ?? null);
+	ctx.videoBitrate = rateless ? null : (req.videoBitrate ?? null);
 	if (ctx.crf != null && ctx.videoBitrate != null) {
 		host.log(`job ${ctx.id}: both crf and videoBitrate given; using crf=${ctx.crf}, dropping videoBitrate=${ctx.videoBitrate}`);
 		ctx.videoBitrate = null;
@@ -182,6 +185,7 @@ const mediaOptions = (ctx, attempt) => {
 		jpegQuality: ctx.jpegQuality,
 		imageFormat: ctx.imageFormat,
 		pixelFormat: codec === 'gif' ? undefined : (req.pixelFormat ?? undefined),
+		proResProfile: codec === 'prores' ? (req.proResProfile ?? undefined) : undefined,
 		// x264's speed/size trade-off (h264 only); Remotion's default is "medium".
 		x264Preset: codec === 'h264' ? (req.x264Preset ?? null) : null,
 		everyNthFrame: ctx.everyNthFrame,

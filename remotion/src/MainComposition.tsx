@@ -50,11 +50,12 @@ const useSceneFonts = (
 	}, [runs, handle]);
 };
 
-export const MainComposition: React.FC<MainCompositionProps> = ({scenes, soundtrack, captions}) => {
+export const MainComposition: React.FC<MainCompositionProps> = ({scenes, soundtrack, captions, transparent}) => {
 	useSceneFonts(scenes, captions);
 	const planned = useMemo(() => planTimeline(scenes), [scenes]);
+	// Transparent renders have no backdrop: what the scenes leave uncovered keeps its alpha.
 	return (
-		<AbsoluteFill style={{backgroundColor: '#000'}}>
+		<AbsoluteFill style={transparent ? undefined : {backgroundColor: '#000'}}>
 			<TransitionSeries>
 				{planned.flatMap(({scene, transitionOut}, i) => {
 					const items = [

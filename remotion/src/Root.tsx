@@ -28,7 +28,8 @@ const defaultProps: MainCompositionProps = {
 /**
  * Validates inputProps (the render host classifies errors carrying the
  * INVALID_INPUT_PROPS marker as non-retryable) and sizes the composition:
- * sum of scene lengths minus transition overlaps, at least 1 frame. The resolved
+ * sum of scene lengths minus transition overlaps, at least 1 frame; width, height and
+ * fps from the props when given (the server's output shape), else the defaults below. The resolved
  * props carry the static holds, which the render host reads from selectComposition.
  */
 const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({props}) => {
@@ -40,11 +41,14 @@ const calculateMetadata: CalculateMetadataFunction<MainCompositionProps> = ({pro
 			.join('; ');
 		throw new Error(`INVALID_INPUT_PROPS: ${issues}`);
 	}
+	const {width, height, fps} = parsed.data;
 	return {
 		durationInFrames: totalDurationInFrames(parsed.data.scenes),
+		...(width && height ? {width, height} : {}),
+		...(fps ? {fps} : {}),
 		props: {
 			...props,
-			...mediaHolds(staticHolds(parsed.data.scenes, sceneSettlesAt), parsed.data, FPS),
+			...mediaHolds(staticHolds(parsed.data.scenes, sceneSettlesAt), parsed.data, fps ?? FPS),
 		},
 	};
 };

@@ -60,7 +60,7 @@ export const transitionSchema = z
 	);
 
 const durationInFrames = () =>
-	z.number().int().min(1).max(MAX_SCENE_FRAMES).describe('Length of the scene at 30 fps');
+	z.number().int().min(1).max(MAX_SCENE_FRAMES).describe("Length of the scene in frames at the render's frame rate");
 
 export const titlePropsSchema = z.strictObject({
 	text: z.string().min(1).max(200),
@@ -134,6 +134,12 @@ export const mainCompositionSchema = z.object({
 	soundtrack: soundtrackSchema.optional(),
 	/** Captions to burn in (the .vtt sidecar is written by the worker). */
 	captions: captionsSchema.optional(),
+	/** The output's size and frame rate (the server resolves them; Root.tsx's defaults otherwise). */
+	width: z.number().int().min(2).max(7680).optional(),
+	height: z.number().int().min(2).max(7680).optional(),
+	fps: z.number().int().min(1).max(60).optional(),
+	/** No background behind the scenes: what they leave uncovered stays see-through. */
+	transparent: z.boolean().optional(),
 	/** Output of calculateMetadata (see timeline.ts, staticHolds); any input value is replaced. */
 	staticHolds: z.array(z.tuple([z.number().int(), z.number().int()])).optional(),
 	/** Output of calculateMetadata: skipping the holds would shift the soundtrack (src/media/cues.ts). */

@@ -44,7 +44,7 @@ test('a good request is accepted and its codec returned (h264 when absent or nul
 	assert.equal(validateRequest({...good, codec: 'gif', width: 641, height: 361}), 'gif');
 	const {codec, ...noCodec} = good;
 	assert.equal(validateRequest(noCodec), 'h264');
-	for (const k of ['thumbnailPath', 'width', 'height', 'crf', 'jpegQuality', 'videoBitrate', 'concurrency', 'timeoutMs', 'thumbnailFrame', 'x264Preset', 'imageFormat', 'pixelFormat', 'skipStaticFrames', 'codec']) {
+	for (const k of ['thumbnailPath', 'width', 'height', 'crf', 'jpegQuality', 'videoBitrate', 'concurrency', 'timeoutMs', 'thumbnailFrame', 'x264Preset', 'imageFormat', 'pixelFormat', 'skipStaticFrames', 'codec', 'fps', 'proResProfile']) {
 		assert.equal(validateRequest({...good, [k]: null}), 'h264', k);
 	}
 	assert.equal(validateRequest({...good, somethingElse: 1}), 'h264', 'other properties are ignored');
@@ -52,7 +52,8 @@ test('a good request is accepted and its codec returned (h264 when absent or nul
 });
 
 const presets = 'ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, veryslow, placebo';
-const pixelFormats = 'yuv420p, yuv422p, yuv444p, yuv420p10le, yuv422p10le, yuv444p10le';
+const pixelFormats = 'yuv420p, yuv422p, yuv444p, yuv420p10le, yuv422p10le, yuv444p10le, yuva420p, yuva444p10le';
+const codecs = 'h264, h265, vp8, vp9, prores, gif, mp3, wav';
 const CASES = [
 	[{compositionId: 7}, 'compositionId must be a string'],
 	[{compositionId: null}, 'compositionId must be a string'],
@@ -60,7 +61,10 @@ const CASES = [
 	[{inputProps: null}, 'inputProps must be an object'],
 	[{inputProps: []}, 'inputProps must be an object'],
 	[{inputProps: 'x'}, 'inputProps must be an object'],
-	[{codec: 'h265'}, 'codec must be one of h264, vp8, vp9, gif, mp3, wav'],
+	[{codec: 'av1'}, `codec must be one of ${codecs}`],
+	[{fps: 0}, 'fps must be an integer 1..60'],
+	[{fps: 29.97}, 'fps must be an integer 1..60'],
+	[{proResProfile: '422'}, 'proResProfile must be one of 4444-xq, 4444, hq, standard, light, proxy'],
 	[{outputPath: undefined}, 'outputPath must be an absolute path'],
 	[{outputPath: 'relative.mp4'}, 'outputPath must be an absolute path'],
 	[{outputPath: 3}, 'outputPath must be an absolute path'],
@@ -89,7 +93,7 @@ const CASES = [
 	[{pixelFormat: 'rgb24'}, `pixelFormat must be one of ${pixelFormats}`],
 	[{skipStaticFrames: 'no'}, 'skipStaticFrames must be a boolean or null'],
 	// Several refused: the first in the order the host always checked them.
-	[{skipStaticFrames: 'no', codec: 'h265', width: 3}, 'codec must be one of h264, vp8, vp9, gif, mp3, wav'],
+	[{skipStaticFrames: 'no', codec: 'av1', width: 3}, `codec must be one of ${codecs}`],
 	[{pixelFormat: 'rgb24', crf: 'x', outputPath: 'a'}, 'outputPath must be an absolute path'],
 ];
 
@@ -100,9 +104,9 @@ for (const [change, message] of CASES) {
 }
 
 test('the enums are the schema\'s, listed once', () => {
-	assert.deepEqual(enumOf('codec'), ['h264', 'vp8', 'vp9', 'gif', 'mp3', 'wav']);
+	assert.equal(enumOf('codec').join(', '), codecs);
 	assert.equal(enumOf('x264Preset').join(', '), presets);
-	assert.deepEqual(Object.keys(SCHEMA.$defs.render.properties).length, 19); // type, id and the 17 checked fields
+	assert.deepEqual(Object.keys(SCHEMA.$defs.render.properties).length, 21); // type, id and the 19 checked fields
 });
 
 test('host messages are checked against the schema', () => {

@@ -12,6 +12,7 @@ from dataclasses import MISSING, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from render_common.output_shape import OutputShape, default_shape
 from render_common.renders.states import ACTIVE, TERMINAL, Stage, State
 
 
@@ -88,6 +89,15 @@ class Render:
     webhook_last_error: str | None = None
     webhook_delivered_at: datetime | None = None
     poster_frame: int | None = None  # the thumbnail's frame (migration 0004; null: default)
+    # The output's shape (migration 0004); older rows have no width, height, resolution
+    # or codec, and take their quality's and format's defaults (see `shape`).
+    aspect_ratio: str = "16:9"
+    resolution: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: int = 30
+    video_codec: str | None = None
+    transparent: bool = False
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Render:
@@ -132,6 +142,21 @@ class Render:
         """The validated caption track ({"cues", "style", "burn"}), if the request had one."""
         found = (self.spec or {}).get("captions")
         return dict(found) if found else None
+
+    @property
+    def shape(self) -> OutputShape:
+        """The output's resolved shape (the defaults of its quality for older rows)."""
+        if not (self.width and self.height and self.resolution):
+            return default_shape(self.format, self.quality)
+        return OutputShape(
+            self.aspect_ratio or "16:9",
+            self.resolution,
+            self.width,
+            self.height,
+            self.fps or 30,
+            self.video_codec or "",
+            transparent=bool(self.transparent),
+        )
 
     @property
     def lambda_details(self) -> dict[str, str]:

@@ -324,7 +324,8 @@ def _new_row(request: IntakeRequest, fingerprint: str | None, now: datetime) -> 
         "client_metadata": spec.metadata or None,
         "webhook_url": spec.webhook_url or None,
         "webhook_state": WEBHOOK_PENDING if spec.webhook_url else None,
-        "poster_frame": resolve_poster_frame(spec.poster_frame, spec.frames_total),
+        "poster_frame": resolve_poster_frame(spec.poster_frame, spec.frames_total, spec.output.fps),
+        **spec.output.columns(),
     }
 
 

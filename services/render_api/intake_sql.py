@@ -117,6 +117,13 @@ NEW_ROW_COLUMNS = (
     "webhook_url",
     "webhook_state",
     "poster_frame",
+    "aspect_ratio",
+    "resolution",
+    "width",
+    "height",
+    "fps",
+    "video_codec",
+    "transparent",
 )
 _JSON_COLUMNS = frozenset(
     name for name in NEW_ROW_COLUMNS if isinstance(video_renders.c[name].type, JSON)

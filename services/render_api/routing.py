@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.errors import FailedPrecondition
+from render_common.output_shape import OutputShape, lambda_limitation
 from render_common.pricing import CostEstimate, Output, lambda_cost, ssr_cost
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,15 @@ SSR_BACKLOG_GROUP = streams.JOBS_GROUP
 # (`request_options`: RenderSpec's fields by name) and returns a reason, or None when Lambda
 # can. Add a check here for an option the Lambda engine does not implement.
 LambdaCheck = Callable[[Mapping[str, Any]], str | None]
-LAMBDA_CHECKS: list[LambdaCheck] = []
+
+
+def _output_shape_check(options: Mapping[str, Any]) -> str | None:
+    """The output shape Lambda cannot render (render_common.output_shape.lambda_limitation)."""
+    shape = options.get("shape")
+    return lambda_limitation(shape) or None if isinstance(shape, OutputShape) else None
+
+
+LAMBDA_CHECKS: list[LambdaCheck] = [_output_shape_check]
 
 
 def lambda_unsupported(options: Mapping[str, Any]) -> str | None:

@@ -28,6 +28,7 @@ from render_common.resources import (
     frames_duration,
     render_message,
     secret_message,
+    set_shape,
 )
 from services.render_api.enqueuer import Enqueuer
 from services.render_api.intake import Intake, next_reset, usage
@@ -174,15 +175,17 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         """Price and plan a render without starting it."""
         spec = self._validator.estimate_request(request)
         plan = await self._router.plan(spec)
-        return render_service_pb2.EstimateRenderResponse(
+        response = render_service_pb2.EstimateRenderResponse(
             frames_total=spec.frames_total,
-            duration=frames_duration(spec.frames_total),
+            duration=frames_duration(spec.frames_total, spec.output.fps),
             cost=cost_message(plan.cost.as_dict()),
             engine=ENGINE_TO_PROTO[plan.engine],
             within_budget=plan.within_budget,
             max_cost_usd=plan.max_usd,
             engine_reason=plan.choice.reason,
         )
+        set_shape(response, spec.output)
+        return response
 
     async def GetQuota(
         self,

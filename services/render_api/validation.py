@@ -7,11 +7,12 @@ with a host; text props are text, whatever they hold.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf import json_format
 from render.v1 import render_pb2, render_service_pb2
@@ -19,11 +20,47 @@ from render.v1 import render_pb2, render_service_pb2
 from render_common.config import Settings
 from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
+from render_common.output_shape import OutputShape, ShapeRequest, default_shape, resolve_shape
 from render_common.poster import poster_frame_problem
-from render_common.resources import ENGINE_FROM_PROTO, FORMAT_FROM_PROTO, QUALITY_FROM_PROTO
+from render_common.resources import (
+    ASPECT_RATIO_FROM_PROTO,
+    ENGINE_FROM_PROTO,
+    FORMAT_FROM_PROTO,
+    QUALITY_FROM_PROTO,
+    RESOLUTION_FROM_PROTO,
+    VIDEO_CODEC_FROM_PROTO,
+)
 from render_common.scene_assets import asset_url_problem
 from services.render_api import caller_fields, validation_media
 from services.render_api.catalogue import SceneCatalogue
+
+
+class OutputRequest(Protocol):
+    """The fields StartRenderRequest and EstimateRenderRequest share."""
+
+    @property
+    def scenes(self) -> Sequence[render_pb2.Scene]: ...
+    @property
+    def format(self) -> int: ...
+    @property
+    def quality(self) -> int: ...
+    @property
+    def engine(self) -> int: ...
+    @property
+    def aspect_ratio(self) -> int: ...
+    @property
+    def resolution(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def fps(self) -> int: ...
+    @property
+    def video_codec(self) -> int: ...
+    @property
+    def transparent(self) -> bool: ...
+
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 MAX_PROPS_BYTES = 16 * 1024
@@ -45,6 +82,12 @@ class RenderSpec:
     soundtrack: dict[str, Any] | None = None  # validation_media.py
     captions: dict[str, Any] | None = None
     poster_frame: int | None = None  # as requested; None: the default (render_common.poster)
+    shape: OutputShape | None = None  # None only where validation failed
+
+    @property
+    def output(self) -> OutputShape:
+        """The resolved output shape (the quality's defaults when none was resolved)."""
+        return self.shape or default_shape(self.format, self.quality)
 
     def fingerprint(self) -> str:
         """A stable digest of what was asked, to tell a retry from a reuse of request_id."""
@@ -63,6 +106,8 @@ class RenderSpec:
             asked += [self.soundtrack, self.captions]
         if self.poster_frame is not None:
             asked.append({"poster_frame": self.poster_frame})
+        if self.output != default_shape(self.format, self.quality):
+            asked.append(self.output.columns())
         body = json.dumps(asked, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -124,15 +169,9 @@ class RequestValidator:
             )
         url = caller_fields.webhook_url(request, self._settings, violations)
         metadata = caller_fields.metadata(request.metadata, violations)
-        spec = self._spec(
-            request.scenes, request.format, request.quality, request.engine, violations
-        )
-        spec = RenderSpec(
-            scenes=spec.scenes,
-            format=spec.format,
-            quality=spec.quality,
-            requested_engine=spec.requested_engine,
-            frames_total=spec.frames_total,
+        spec = self._spec(request, violations)
+        spec = dataclasses.replace(
+            spec,
             project_id=request.project_id,
             request_id=request.request_id,
             webhook_url=url,
@@ -143,32 +182,24 @@ class RequestValidator:
 
     def estimate_request(self, request: render_service_pb2.EstimateRenderRequest) -> RenderSpec:
         """Validate an EstimateRenderRequest."""
-        violations: list[tuple[str, str]] = []
-        spec = self._spec(
-            request.scenes, request.format, request.quality, request.engine, violations
-        )
-        return validation_media.with_media(request, spec)
+        return validation_media.with_media(request, self._spec(request, []))
 
-    def _spec(
-        self,
-        scenes: Sequence[Any],
-        format_: int,
-        quality: int,
-        engine: int,
-        violations: list[tuple[str, str]],
-    ) -> RenderSpec:
-        fmt = FORMAT_FROM_PROTO.get(format_)
+    def _spec(self, request: OutputRequest, violations: list[tuple[str, str]]) -> RenderSpec:
+        fmt = FORMAT_FROM_PROTO.get(request.format)
         if fmt is None:
-            violations.append(("format", "must be FORMAT_MP4, FORMAT_WEBM or FORMAT_GIF"))
-        qual = QUALITY_FROM_PROTO.get(quality)
+            allowed = ", ".join(f"FORMAT_{name.upper()}" for name in FORMAT_FROM_PROTO.values())
+            violations.append(("format", f"must be {allowed}"))
+        qual = QUALITY_FROM_PROTO.get(request.quality)
         if qual is None:
             violations.append(("quality", "must be QUALITY_LOW, QUALITY_MEDIUM or QUALITY_HIGH"))
+        engine = request.engine
         requested_engine = (
             "" if engine == render_pb2.ENGINE_UNSPECIFIED else ENGINE_FROM_PROTO.get(engine)
         )
         if requested_engine is None:
             violations.append(("engine", "must be ENGINE_AUTO, ENGINE_SSR or ENGINE_LAMBDA"))
-        converted = self._scenes(scenes, violations)
+        shape = self._shape(request, fmt or "", qual or "", violations)
+        converted = self._scenes(request.scenes, violations)
         frames = total_frames(converted) if converted and not violations else 0
         if frames > self._settings.max_total_frames:
             violations.append(
@@ -186,10 +217,41 @@ class RequestValidator:
             quality=qual or "",
             requested_engine=requested_engine or "",
             frames_total=frames,
+            shape=shape,
         )
 
+    @staticmethod
+    def _shape(
+        request: OutputRequest, fmt: str, qual: str, violations: list[tuple[str, str]]
+    ) -> OutputShape | None:
+        """The output shape (render_common.output_shape), its violations added."""
+        names = (
+            ("aspect_ratio", ASPECT_RATIO_FROM_PROTO, request.aspect_ratio),
+            ("resolution", RESOLUTION_FROM_PROTO, request.resolution),
+            ("video_codec", VIDEO_CODEC_FROM_PROTO, request.video_codec),
+        )
+        chosen: dict[str, str] = {}
+        for name, table, value in names:
+            found = table.get(value)
+            if found is None:
+                violations.append((name, f"unknown value {value}"))
+            chosen[name] = found or ""
+        shape, problems = resolve_shape(
+            ShapeRequest(
+                format=fmt,
+                quality=qual,
+                width=request.width,
+                height=request.height,
+                fps=request.fps,
+                transparent=request.transparent,
+                **chosen,
+            )
+        )
+        violations.extend(problems)
+        return shape
+
     def _scenes(
-        self, scenes: Sequence[Any], violations: list[tuple[str, str]]
+        self, scenes: Sequence[render_pb2.Scene], violations: list[tuple[str, str]]
     ) -> list[dict[str, Any]]:
         limit = self._settings.max_scenes
         if not scenes:
@@ -198,58 +260,58 @@ class RequestValidator:
         if len(scenes) > limit:
             violations.append(("scenes", f"at most {limit} scenes are allowed, got {len(scenes)}"))
             return []
-        converted: list[dict[str, Any]] = []
+        converted = (
+            self._scene(scene, f"scenes[{i}]", violations) for i, scene in enumerate(scenes)
+        )
+        return [item for item in converted if item is not None]
+
+    def _scene(
+        self, scene: render_pb2.Scene, prefix: str, violations: list[tuple[str, str]]
+    ) -> dict[str, Any] | None:
+        """One scene in the stored vocabulary (None when its props are too large)."""
+        props = json_format.MessageToDict(scene.props) if scene.HasField("props") else {}
+        size = len(json.dumps(props, separators=(",", ":")))
+        if size > MAX_PROPS_BYTES:
+            violations.append(
+                (f"{prefix}.props", f"props are {size} bytes; at most {MAX_PROPS_BYTES}")
+            )
+            return None
+        item: dict[str, Any] = {
+            "type": scene.type,
+            "durationInFrames": scene.duration_in_frames,
+            "props": props,
+        }
+        self._frames(scene.duration_in_frames, f"{prefix}.duration_in_frames", violations)
+        if scene.HasField("transition") and scene.transition.type:
+            item["transition"] = self._transition(scene.transition, prefix, violations)
+        scene_violations = self._catalogue.validate(item)
+        for violation in scene_violations:
+            violations.append((f"{prefix}.{violation.path}", violation.description))
+        if not scene_violations:
+            violations.extend(
+                (f"{prefix}.{found.field_path}", problem)
+                for found in self._catalogue.assets.find([item])
+                if (problem := asset_url_problem(found.url))
+            )
+        return item
+
+    def _transition(
+        self, transition: render_pb2.Transition, prefix: str, violations: list[tuple[str, str]]
+    ) -> dict[str, Any]:
         transitions = self._catalogue.transition_types
-        for index, scene in enumerate(scenes):
-            prefix = f"scenes[{index}]"
-            props = json_format.MessageToDict(scene.props) if scene.HasField("props") else {}
-            size = len(json.dumps(props, separators=(",", ":")))
-            if size > MAX_PROPS_BYTES:
-                violations.append(
-                    (f"{prefix}.props", f"props are {size} bytes; at most {MAX_PROPS_BYTES}")
+        if transitions and transition.type not in transitions:
+            violations.append(
+                (
+                    f"{prefix}.transition.type",
+                    f"unknown transition {transition.type!r}; expected one of "
+                    + ", ".join(transitions),
                 )
-                continue
-            item: dict[str, Any] = {
-                "type": scene.type,
-                "durationInFrames": scene.duration_in_frames,
-                "props": props,
-            }
-            if not 1 <= scene.duration_in_frames <= self._settings.max_scene_frames:
-                violations.append(
-                    (
-                        f"{prefix}.duration_in_frames",
-                        f"must be between 1 and {self._settings.max_scene_frames}",
-                    )
-                )
-            if scene.HasField("transition") and scene.transition.type:
-                transition = scene.transition
-                if transitions and transition.type not in transitions:
-                    violations.append(
-                        (
-                            f"{prefix}.transition.type",
-                            f"unknown transition {transition.type!r}; expected one of "
-                            + ", ".join(transitions),
-                        )
-                    )
-                if not 1 <= transition.duration_in_frames <= self._settings.max_scene_frames:
-                    violations.append(
-                        (
-                            f"{prefix}.transition.duration_in_frames",
-                            f"must be between 1 and {self._settings.max_scene_frames}",
-                        )
-                    )
-                item["transition"] = {
-                    "type": transition.type,
-                    "durationInFrames": transition.duration_in_frames,
-                }
-            scene_violations = self._catalogue.validate(item)
-            for violation in scene_violations:
-                violations.append((f"{prefix}.{violation.path}", violation.description))
-            if not scene_violations:
-                violations.extend(
-                    (f"{prefix}.{found.field_path}", problem)
-                    for found in self._catalogue.assets.find([item])
-                    if (problem := asset_url_problem(found.url))
-                )
-            converted.append(item)
-        return converted
+            )
+        self._frames(
+            transition.duration_in_frames, f"{prefix}.transition.duration_in_frames", violations
+        )
+        return {"type": transition.type, "durationInFrames": transition.duration_in_frames}
+
+    def _frames(self, frames: int, path: str, violations: list[tuple[str, str]]) -> None:
+        if not 1 <= frames <= self._settings.max_scene_frames:
+            violations.append((path, f"must be between 1 and {self._settings.max_scene_frames}"))

@@ -24,6 +24,7 @@ class RenderOptions(TypedDict):
     thumbnailPath: NotRequired[str | None]
     width: NotRequired[int | None]
     height: NotRequired[int | None]
+    fps: NotRequired[int | None]
     crf: NotRequired[float | None]
     jpegQuality: NotRequired[int | None]
     videoBitrate: NotRequired[str | None]
@@ -33,6 +34,7 @@ class RenderOptions(TypedDict):
     x264Preset: NotRequired[str | None]  # X264_PRESETS
     imageFormat: NotRequired[str | None]  # IMAGE_FORMATS
     pixelFormat: NotRequired[str | None]  # PIXEL_FORMATS
+    proResProfile: NotRequired[str | None]  # PRORES_PROFILES
     skipStaticFrames: NotRequired[bool | None]
 
 

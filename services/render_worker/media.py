@@ -26,8 +26,17 @@ def asset_urls(assets: AssetCatalogue, job: RenderJob) -> list[str]:
 def input_props(
     job: RenderJob, scenes: list[dict[str, Any]], local: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """MainComposition's props; `local` maps asset URLs to the render host's copies."""
-    props: dict[str, Any] = {"scenes": scenes, "projectId": job.project_id}
+    """MainComposition's props; `local` maps asset URLs to the render host's copies. The
+    output's size, fps and alpha size the composition (its calculateMetadata, Root.tsx)."""
+    shape = job.output
+    props: dict[str, Any] = {
+        "scenes": scenes,
+        "projectId": job.project_id,
+        "width": shape.width,
+        "height": shape.height,
+        "fps": shape.fps,
+        "transparent": shape.transparent,
+    }
     if job.soundtrack:
         src = str(job.soundtrack["src"])
         props["soundtrack"] = {**job.soundtrack, "src": (local or {}).get(src, src)}

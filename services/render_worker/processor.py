@@ -207,6 +207,7 @@ class RenderProcessor:
                 soundtrack=row.soundtrack,
                 captions=row.captions,
                 poster_frame=row.poster_frame,
+                shape=row.shape,
             )
             output = await self._render_watched(engine, job, report, cancel, state)
             await report(Stage.UPLOADING, UPLOADING_PROGRESS, frames_total)

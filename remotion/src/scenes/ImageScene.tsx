@@ -15,7 +15,7 @@ export const ImageScene: React.FC<z.infer<typeof imagePropsSchema> & {durationIn
 	});
 	const opacity = interpolate(frame, [0, 10], [0, 1], {extrapolateRight: 'clamp'});
 	return (
-		<AbsoluteFill style={{backgroundColor: '#000'}}>
+		<AbsoluteFill>
 			<Img
 				src={src}
 				style={{

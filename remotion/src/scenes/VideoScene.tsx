@@ -5,7 +5,7 @@ import type {videoPropsSchema} from '../schema';
 
 export const VideoScene: React.FC<z.infer<typeof videoPropsSchema>> = ({src, fit, muted, volume}) => {
 	return (
-		<AbsoluteFill style={{backgroundColor: '#000'}}>
+		<AbsoluteFill>
 			<OffthreadVideo
 				src={src}
 				muted={muted ?? false}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from render_common.downloads import StoredObject
+from render_common.output_shape import OutputShape, default_shape
 
 # Writes engine-specific columns (lambda_render_id, ...) on the render row.
 DetailsRecorder = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -35,6 +36,13 @@ class RenderJob:
     soundtrack: Mapping[str, Any] | None = None
     captions: Mapping[str, Any] | None = None
     poster_frame: int | None = None  # the thumbnail's frame (None: render_common.poster's default)
+    # Size, frame rate, codec and transparency; None: the quality's defaults (16:9, 30 fps).
+    shape: OutputShape | None = None
+
+    @property
+    def output(self) -> OutputShape:
+        """The output's resolved shape."""
+        return self.shape or default_shape(self.format, self.quality)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,14 +18,22 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from remotion_lambda import RemotionClient, RenderMediaParams, RenderStillParams
 from remotion_lambda.exception import RemotionException, RemotionInvalidArgumentException
-from remotion_lambda.models import Privacy, RenderStillResponse, ShouldDownload, Webhook
+from remotion_lambda.models import (
+    Privacy,
+    RenderStillResponse,
+    ShouldDownload,
+    ValidStillImageFormats,
+    Webhook,
+)
 
 from render_common.config import Settings
 from render_common.presets import (
     AUDIO_ONLY_FORMATS,
     FORMAT_CODECS,
     FORMAT_EXTENSIONS,
+    NO_CRF_CODECS,
     QUALITY_PRESETS,
+    encoding,
 )
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.failures import RenderFailure
@@ -127,9 +135,13 @@ def frames_per_lambda(frames_total: int, configured: int) -> int:
 
 
 def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
-    """The seed's renderMediaOnLambda settings for a job."""
+    """renderMediaOnLambda's settings for a job: the quality's CRF and JPEG quality, the
+    shape's size, frame rate, codec and alpha (as the SSR engine asks the render host)."""
     preset = QUALITY_PRESETS[job.quality]
-    codec = FORMAT_CODECS[job.format]
+    shape = job.output
+    audio_only = job.format in AUDIO_ONLY_FORMATS
+    codec = FORMAT_CODECS[job.format] if audio_only else shape.video_codec
+    encoder = encoding(codec, shape.transparent)
     extension = FORMAT_EXTENSIONS[job.format]
     webhook = None
     if settings.webhook_url:
@@ -143,10 +155,14 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         composition=COMPOSITION_ID,
         input_props=input_props(job, job.scenes),
         codec=codec,
-        crf=None if codec == "gif" or job.format in AUDIO_ONLY_FORMATS else preset.crf,
+        crf=None if audio_only or codec in NO_CRF_CODECS else preset.crf,
         jpeg_quality=preset.jpeg_quality,
-        force_width=preset.width,
-        force_height=preset.height,
+        image_format=ValidStillImageFormats(encoder.image_format),
+        pixel_format=None if audio_only else encoder.pixel_format,
+        pro_res_profile=encoder.prores_profile,
+        force_width=shape.width,
+        force_height=shape.height,
+        force_fps=shape.fps,
         privacy=Privacy(settings.lambda_privacy),
         download_behavior=ShouldDownload(
             type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{extension}"

@@ -24,8 +24,7 @@ from redis.exceptions import RedisError
 
 from render_common import streams
 from render_common.downloads import LAMBDA, StoredObject
-from render_common.presets import FORMAT_CODECS, FORMAT_EXTENSIONS
-from render_common.pricing import FPS
+from render_common.presets import FORMAT_EXTENSIONS
 from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
@@ -216,14 +215,14 @@ class LambdaEngine:
         metadata = progress.get("renderMetadata") or {}
         dimensions = metadata.get("dimensions") or {}
         size = int(progress.get("outputSizeInBytes") or 0)
-        duration = job.frames_total / FPS
+        duration = job.output.seconds(job.frames_total)
         probe = {
             "durationSec": duration,
             "sizeBytes": size,
             "width": int(dimensions.get("width") or 0),
             "height": int(dimensions.get("height") or 0),
-            "fps": float(FPS),
-            "codec": str(metadata.get("codec") or FORMAT_CODECS[job.format]),
+            "fps": float(job.output.fps),
+            "codec": str(metadata.get("codec") or job.output.video_codec),
             "bitrate": int(size * 8 / duration) if duration else 0,
         }
         details: dict[str, Any] = lambda_details(render)

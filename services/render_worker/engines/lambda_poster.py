@@ -24,6 +24,7 @@ from services.render_worker.engines.lambda_client import (
     LambdaClient,
 )
 from services.render_worker.failures import RenderFailure
+from services.render_worker.media import input_props
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,18 @@ def still_params(job: RenderJob, privacy: str, bucket: str) -> RenderStillParams
     """renderStillOnLambda's options for a job's poster: the video's props, size, JPEG
     quality, privacy and bucket, at the poster frame."""
     preset = QUALITY_PRESETS[job.quality]
+    shape = job.output
     params = RenderStillParams(
         composition=COMPOSITION_ID,
-        input_props={"scenes": job.scenes, "projectId": job.project_id},
+        input_props=input_props(job, job.scenes),
         image_format=ValidStillImageFormats.JPEG,
         privacy=Privacy(privacy),
         jpeg_quality=preset.jpeg_quality,
-        frame=resolve_poster_frame(job.poster_frame, job.frames_total),
+        frame=resolve_poster_frame(job.poster_frame, job.frames_total, shape.fps),
         out_name=f"{job.render_id}.jpg",
-        force_width=preset.width,
-        force_height=preset.height,
+        force_width=shape.width,
+        force_height=shape.height,
+        force_fps=shape.fps,
         force_bucket_name=bucket,
         max_retries=STILL_MAX_RETRIES,
         timeout_in_milliseconds=DELAY_RENDER_TIMEOUT_MS,

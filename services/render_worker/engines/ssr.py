@@ -10,9 +10,9 @@ from render_common.presets import (
     AUDIO_ONLY_FORMATS,
     FORMAT_CODECS,
     FORMAT_EXTENSIONS,
-    FRAME_IMAGE_FORMAT,
-    PIXEL_FORMAT,
+    NO_CRF_CODECS,
     QUALITY_PRESETS,
+    encoding,
 )
 from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
@@ -53,34 +53,38 @@ def host_request(
     skip_static_frames: bool = True,
     local: dict[str, str] | None = None,
 ) -> RenderOptions:
-    """The render host's render request for a job (seed's quality presets).
+    """The render host's render request for a job: the quality's CRF and JPEG quality, the
+    shape's size, frame rate and codec (render_common.output_shape).
 
     `local` maps asset URLs to the host's prefetched copies (the soundtrack's; the scenes
     come already mapped). Audio-only formats have no picture: no CRF, no thumbnail.
     """
     preset = QUALITY_PRESETS[job.quality]
-    codec = FORMAT_CODECS[job.format]
+    shape = job.output
     audio_only = job.format in AUDIO_ONLY_FORMATS
-    picture = not audio_only and codec != "gif"
+    codec = FORMAT_CODECS[job.format] if audio_only else shape.video_codec
+    encoder = encoding(codec, shape.transparent)
     return {
         "compositionId": "MainComposition",
         "inputProps": input_props(job, scenes, local),
         "codec": codec,
         "outputPath": str(job.work_dir / f"output.{FORMAT_EXTENSIONS[job.format]}"),
-        "width": preset.width,
-        "height": preset.height,
-        "crf": preset.crf if picture else None,
+        "width": shape.width,
+        "height": shape.height,
+        "fps": shape.fps,
+        "crf": None if audio_only or codec in NO_CRF_CODECS else preset.crf,
         "jpegQuality": preset.jpeg_quality,
-        "imageFormat": FRAME_IMAGE_FORMAT,
-        "pixelFormat": PIXEL_FORMAT if picture else None,
-        "videoBitrate": preset.video_bitrate if job.format == "mp4" else None,
+        "imageFormat": encoder.image_format,
+        "pixelFormat": None if audio_only else encoder.pixel_format,
+        "proResProfile": encoder.prores_profile,
+        "videoBitrate": None,  # CRF only (render_common/presets.py)
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
         "x264Preset": x264_preset if codec == "h264" else None,
         "skipStaticFrames": skip_static_frames,
         "thumbnailPath": None if audio_only else str(job.work_dir / "thumbnail.jpg"),
         # The caller's poster frame, or one second in (render_common/poster.py).
-        "thumbnailFrame": resolve_poster_frame(job.poster_frame, job.frames_total),
+        "thumbnailFrame": resolve_poster_frame(job.poster_frame, job.frames_total, job.output.fps),
     }
 
 

@@ -195,23 +195,25 @@ class _QualityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Quality.Value
     QUALITY_UNSPECIFIED: _Quality.ValueType  # 0
     """Not set; StartRender rejects it."""
     QUALITY_LOW: _Quality.ValueType  # 1
-    """1280x720, CRF 28, JPEG quality 70, 1 Mbit/s."""
+    """CRF 28, JPEG quality 70; 720p unless a resolution is given."""
     QUALITY_MEDIUM: _Quality.ValueType  # 2
-    """1920x1080, CRF 23, JPEG quality 80, 2.5 Mbit/s."""
+    """CRF 23, JPEG quality 80; 1080p unless a resolution is given."""
     QUALITY_HIGH: _Quality.ValueType  # 3
-    """1920x1080, CRF 18, JPEG quality 90, 5 Mbit/s."""
+    """CRF 18, JPEG quality 90; 1080p unless a resolution is given (2160p allowed)."""
 
 class Quality(_Quality, metaclass=_QualityEnumTypeWrapper):
-    """Quality selects a preset of resolution, CRF, JPEG quality and bitrate."""
+    """Quality selects the encoder's CRF and JPEG quality, and the default size tier. There is
+    no bitrate cap: CRF keeps the quality constant at every size.
+    """
 
 QUALITY_UNSPECIFIED: Quality.ValueType  # 0
 """Not set; StartRender rejects it."""
 QUALITY_LOW: Quality.ValueType  # 1
-"""1280x720, CRF 28, JPEG quality 70, 1 Mbit/s."""
+"""CRF 28, JPEG quality 70; 720p unless a resolution is given."""
 QUALITY_MEDIUM: Quality.ValueType  # 2
-"""1920x1080, CRF 23, JPEG quality 80, 2.5 Mbit/s."""
+"""CRF 23, JPEG quality 80; 1080p unless a resolution is given."""
 QUALITY_HIGH: Quality.ValueType  # 3
-"""1920x1080, CRF 18, JPEG quality 90, 5 Mbit/s."""
+"""CRF 18, JPEG quality 90; 1080p unless a resolution is given (2160p allowed)."""
 Global___Quality: _TypeAlias = Quality  # noqa: Y015
 
 class _Engine:
@@ -293,7 +295,7 @@ class Transition(_message.Message):
     type: _builtins.str
     """Kind of transition: "fade", "slide" or "wipe"; empty means a hard cut."""
     duration_in_frames: _builtins.int
-    """Length of the overlap with the next scene, in frames (30 fps)."""
+    """Length of the overlap with the next scene, in frames at the render's fps."""
     def __init__(
         self,
         *,
@@ -321,7 +323,7 @@ class Scene(_message.Message):
     type: _builtins.str
     """Which scene component renders it: "title", "text", "image", "video", "color" or "gradient"."""
     duration_in_frames: _builtins.int
-    """Length of the scene in frames at 30 fps."""
+    """Length of the scene in frames at the render's fps."""
     @_builtins.property
     def props(self) -> _struct_pb2.Struct:
         """The component's parameters, checked against the composition catalogue's JSON Schema."""
@@ -855,7 +857,7 @@ class Render(_message.Message):
     progress: _builtins.float
     """Progress from 0 to 1. Output only."""
     frames_total: _builtins.int
-    """Total number of frames at 30 fps. Output only."""
+    """Total number of frames at the render's fps. Output only."""
     scene_count: _builtins.int
     """Number of scenes. Output only."""
     output_url: _builtins.str
