@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,6 +39,7 @@ from services.cli.client import (
     Endpoints,
     describe_error,
 )
+from services.cli.options import add_output_options, output_fields
 from services.cli.scenes import ScenesFileError, load_scenes
 from services.cli.watch import watch_render
 
@@ -66,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--format", choices=FORMATS, default="mp4")
         command.add_argument("--quality", choices=QUALITIES, default="medium")
         command.add_argument("--engine", choices=ENGINES, default="default")
+        add_output_options(command)
 
     start = commands.add_parser("start", help="start a render from a scenes file")
     spec_options(start)
@@ -104,91 +107,98 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+Stub = render_service_pb2_grpc.RenderServiceStub
+Metadata = tuple[tuple[str, str], ...]
+
+
 async def run(args: argparse.Namespace, settings: ClientSettings) -> int:
     """Execute one subcommand; returns the exit code."""
     endpoints = Endpoints.from_env(settings, args.user)
+    if args.command == "watch":
+        return await _watch(endpoints, args.render_id, args.json)
     async with grpc.aio.insecure_channel(endpoints.render_api) as channel:
         stub = render_service_pb2_grpc.RenderServiceStub(channel)
         md = endpoints.metadata
-        if args.command in ("start", "estimate"):
-            project, scenes = load_scenes(args.scenes)
-            if args.command == "estimate":
-                estimate = await stub.EstimateRender(
-                    render_service_pb2.EstimateRenderRequest(
-                        scenes=scenes,
-                        format=FORMATS[args.format],
-                        quality=QUALITIES[args.quality],
-                        engine=ENGINES[args.engine],
-                    ),
-                    metadata=md,
-                )
-                if args.json:
-                    output.print_json(estimate)
-                else:
-                    print(output.estimate_summary(estimate))
-                return EXIT_OK
-            response = await stub.StartRender(
-                render_service_pb2.StartRenderRequest(
-                    project_id=args.project or project or "cli",
-                    scenes=scenes,
-                    format=FORMATS[args.format],
-                    quality=QUALITIES[args.quality],
-                    engine=ENGINES[args.engine],
-                    request_id=args.request_id,
-                ),
-                metadata=md,
+        if args.command == "start":
+            render = await _start(stub, md, args)
+            if args.watch:
+                return await _watch(endpoints, render.render_id, args.json)
+            return _show(args, render, output.render_summary)
+        if args.command == "estimate":
+            _, scenes = load_scenes(args.scenes)
+            request = render_service_pb2.EstimateRenderRequest(scenes=scenes, **_spec_fields(args))
+            return _show(
+                args, await stub.EstimateRender(request, metadata=md), output.estimate_summary
             )
-            render = response.render
-            if not args.watch:
-                output.print_json(render) if args.json else print(output.render_summary(render))
-                return EXIT_OK
-            if not args.json:
-                note = "Ctrl-C stops watching, not the render"
-                print(f"render {render.render_id} queued; watching ({note})", file=sys.stderr)
-            return await _watch(endpoints, render.render_id, args.json)
-        if args.command == "watch":
-            return await _watch(endpoints, args.render_id, args.json)
         if args.command == "get":
-            render = (
-                await stub.GetRender(
-                    render_service_pb2.GetRenderRequest(render_id=args.render_id), metadata=md
-                )
-            ).render
-            output.print_json(render) if args.json else print(output.render_summary(render))
-            return EXIT_OK
+            request_get = render_service_pb2.GetRenderRequest(render_id=args.render_id)
+            render = (await stub.GetRender(request_get, metadata=md)).render
+            return _show(args, render, output.render_summary)
         if args.command == "cancel":
-            render = (
-                await stub.CancelRender(
-                    render_service_pb2.CancelRenderRequest(render_id=args.render_id), metadata=md
-                )
-            ).render
-            output.print_json(render) if args.json else print(output.render_summary(render))
-            return EXIT_OK
+            request_cancel = render_service_pb2.CancelRenderRequest(render_id=args.render_id)
+            render = (await stub.CancelRender(request_cancel, metadata=md)).render
+            return _show(args, render, output.render_summary)
         if args.command == "list":
-            listed = await stub.ListRenders(
-                render_service_pb2.ListRendersRequest(
-                    page_size=max(1, min(args.limit, 100)),
-                    project_id=args.project,
-                    states=[STATES[s] for s in args.state],
-                ),
-                metadata=md,
-            )
-            if args.json:
-                output.print_json(listed)
-            else:
-                for render in listed.renders:
-                    print(output.render_row(render))
-                if not listed.renders:
-                    print("no renders")
-            return EXIT_OK
+            return await _list(stub, md, args)
         if args.command == "quota":
             quota = await stub.GetQuota(render_service_pb2.GetQuotaRequest(), metadata=md)
-            if args.json:
-                output.print_json(quota)
-            else:
-                print(output.quota_summary(quota))
-            return EXIT_OK
+            return _show(args, quota, output.quota_summary)
     raise AssertionError(args.command)
+
+
+def _spec_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The fields StartRenderRequest and EstimateRenderRequest share, from the flags."""
+    return {
+        "format": FORMATS[args.format],
+        "quality": QUALITIES[args.quality],
+        "engine": ENGINES[args.engine],
+        **output_fields(args),
+    }
+
+
+async def _start(stub: Stub, md: Metadata, args: argparse.Namespace) -> render_pb2.Render:
+    """Start the render of the scenes file; says so on stderr when it is to be watched."""
+    project, scenes = load_scenes(args.scenes)
+    request = render_service_pb2.StartRenderRequest(
+        project_id=args.project or project or "cli",
+        scenes=scenes,
+        request_id=args.request_id,
+        **_spec_fields(args),
+    )
+    response: render_service_pb2.StartRenderResponse = await stub.StartRender(request, metadata=md)
+    render = response.render
+    if args.watch and not args.json:
+        note = "Ctrl-C stops watching, not the render"
+        print(f"render {render.render_id} queued; watching ({note})", file=sys.stderr)
+    return render
+
+
+async def _list(stub: Stub, md: Metadata, args: argparse.Namespace) -> int:
+    listed = await stub.ListRenders(
+        render_service_pb2.ListRendersRequest(
+            page_size=max(1, min(args.limit, 100)),
+            project_id=args.project,
+            states=[STATES[s] for s in args.state],
+        ),
+        metadata=md,
+    )
+    if args.json:
+        output.print_json(listed)
+        return EXIT_OK
+    for render in listed.renders:
+        print(output.render_row(render))
+    if not listed.renders:
+        print("no renders")
+    return EXIT_OK
+
+
+def _show(args: argparse.Namespace, message: Any, summary: Callable[[Any], str]) -> int:
+    """Print a response as JSON (--json) or as its summary; EXIT_OK."""
+    if args.json:
+        output.print_json(message)
+    else:
+        print(summary(message))
+    return EXIT_OK
 
 
 async def _watch(endpoints: Endpoints, render_id: str, as_json: bool) -> int:

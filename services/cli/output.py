@@ -50,12 +50,18 @@ def engine_name(value: int) -> str:
     return enum_name(render_pb2.Engine, value, "ENGINE_")
 
 
+def video_codec_name(value: int) -> str:
+    """ "h264", "prores", ... ("-" when none: audio only)."""
+    return enum_name(render_pb2.VideoCodec, value, "VIDEO_CODEC_") if value else "-"
+
+
 def estimate_summary(estimate: render_service_pb2.EstimateRenderResponse) -> str:
     """Frames, engine, cost and budget of an estimate."""
     seconds = estimate.duration.ToTimedelta().total_seconds()
     cost = estimate.cost
     verdict = "within budget" if estimate.within_budget else "TOO EXPENSIVE"
     return (
+        f"{estimate.width}x{estimate.height} at {estimate.fps} fps: "
         f"{estimate.frames_total} frames ({seconds:.1f} s) on {engine_name(estimate.engine)}"
         f" ({estimate.engine_reason})\n"
         f"estimated ${cost.total_usd:.4f} (compute ${cost.compute_usd:.4f},"
@@ -86,7 +92,10 @@ def render_summary(render: render_pb2.Render) -> str:
         ),
         f"project  {render.project_id}   format {format_name(render.format)}"
         f"   quality {quality_name(render.quality)}   engine {engine_name(render.engine)}",
-        f"frames   {render.frames_total} ({render.frames_total / 30:.1f} s)"
+        f"picture  {render.width}x{render.height} {render.fps or 30} fps"
+        f"   codec {video_codec_name(render.video_codec)}"
+        + ("   transparent" if render.transparent else ""),
+        f"frames   {render.frames_total} ({render.frames_total / (render.fps or 30):.1f} s)"
         f"   scenes {render.scene_count}   estimated ${render.cost_estimate.total_usd:.4f}",
     ]
     if render.output_url:

@@ -2,9 +2,10 @@ import React from 'react';
 import {AbsoluteFill, interpolate, useCurrentFrame, useVideoConfig} from 'remotion';
 import type {z} from 'zod';
 import type {textPropsSchema} from '../schema';
-import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit, TEXT_WEIGHT} from './common';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, fitFontSize, unit, TEXT_WEIGHT} from './common';
 
 const TEXT_ENTRANCE = 18;
+const LINE_HEIGHT = 1.35;
 
 /** First frame from which a text scene no longer moves. */
 export const TEXT_SETTLES_AT = entranceSettlesAt(0, TEXT_ENTRANCE);
@@ -14,23 +15,24 @@ export const TextScene: React.FC<z.infer<typeof textPropsSchema>> = ({text, colo
 	const {fps, width, height} = useVideoConfig();
 	const u = unit(width, height);
 	const enter = entrance(frame, fps, TEXT_ENTRANCE);
-	// Long texts get a smaller font so they still fit.
-	const fontSize = (text.length > 400 ? 40 : text.length > 160 ? 52 : 72) * u;
+	// Margins of a tenth of the shorter side; long texts get a smaller font so they fit.
+	const padding = 108 * u;
+	const fontSize = fitFontSize(text, width - 2 * padding, height - 2 * padding, 72 * u, LINE_HEIGHT);
 	return (
 		<AbsoluteFill
 			style={{
 				...centered,
 				backgroundColor: background ?? DEFAULT_BACKGROUND,
 				color: color ?? DEFAULT_TEXT_COLOR,
-				padding: 120 * u,
+				padding,
 			}}
 		>
 			<div
 				style={{
 					fontSize,
 					fontWeight: TEXT_WEIGHT,
-					lineHeight: 1.35,
-					maxWidth: '85%',
+					lineHeight: LINE_HEIGHT,
+					maxWidth: '100%',
 					whiteSpace: 'pre-wrap',
 					overflowWrap: 'break-word',
 					opacity: enter,

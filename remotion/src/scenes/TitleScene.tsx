@@ -2,7 +2,7 @@ import React from 'react';
 import {AbsoluteFill, interpolate, useCurrentFrame, useVideoConfig} from 'remotion';
 import type {z} from 'zod';
 import type {titlePropsSchema} from '../schema';
-import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, unit, TITLE_WEIGHT, SUBTITLE_WEIGHT} from './common';
+import {DEFAULT_BACKGROUND, DEFAULT_TEXT_COLOR, centered, entrance, entranceSettlesAt, fitFontSize, unit, TITLE_WEIGHT, SUBTITLE_WEIGHT} from './common';
 
 const TITLE_ENTRANCE = 20;
 const SUBTITLE_DELAY = 8;
@@ -38,7 +38,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 		>
 			<div
 				style={{
-					fontSize: 120 * u,
+					fontSize: fitFontSize(text, (width - 192 * u) * 0.9, height * 0.45, 120 * u, 1.1),
 					fontWeight: TITLE_WEIGHT,
 					lineHeight: 1.1,
 					letterSpacing: -2 * u,
@@ -54,7 +54,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 				<div
 					style={{
 						marginTop: 32 * u,
-						fontSize: 52 * u,
+						fontSize: fitFontSize(subtitle, (width - 192 * u) * 0.8, height * 0.25, 52 * u, 1.3),
 						fontWeight: SUBTITLE_WEIGHT,
 						lineHeight: 1.3,
 						opacity: subEnter * 0.85,

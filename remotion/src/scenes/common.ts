@@ -9,8 +9,28 @@ export const TEXT_WEIGHT = 500;
 export const DEFAULT_BACKGROUND = '#0f172a';
 export const DEFAULT_TEXT_COLOR = '#f8fafc';
 
-/** Typography scales with the shorter side so quality presets look alike. */
+/** Typography scales with the shorter side so every size and shape looks alike. */
 export const unit = (width: number, height: number) => Math.min(width, height) / 1080;
+
+/** Average advance of a Noto Sans glyph, in ems (measured over English text). */
+const GLYPH_WIDTH_EM = 0.55;
+
+/**
+ * The largest font size up to `max` at which `text` fits a box of `width` x `height`
+ * pixels with `lineHeight`: wrapped lines of about width / (0.55 em) characters, each
+ * explicit line break starting a line. Keeps a 2,000-character text inside a landscape
+ * frame and lets a short one fill a vertical one.
+ */
+export const fitFontSize = (text: string, width: number, height: number, max: number, lineHeight: number): number => {
+	const fits = (size: number) => {
+		const perLine = Math.max(1, Math.floor(width / (GLYPH_WIDTH_EM * size)));
+		const lines = text.split('\n').reduce((sum, line) => sum + Math.max(1, Math.ceil(line.length / perLine)), 0);
+		return lines * lineHeight * size <= height;
+	};
+	let size = max;
+	while (size > 8 && !fits(size)) size *= 0.92;
+	return size;
+};
 
 export const centered: React.CSSProperties = {
 	justifyContent: 'center',

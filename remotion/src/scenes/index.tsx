@@ -4,7 +4,7 @@ import type {Scene} from '../schema';
 import {SUBTITLE_WEIGHT, TEXT_WEIGHT, TITLE_WEIGHT} from './common';
 import {ColorScene} from './ColorScene';
 import {GradientScene} from './GradientScene';
-import {ImageScene} from './ImageScene';
+import {IMAGE_FADE_IN, ImageScene} from './ImageScene';
 import {TEXT_SETTLES_AT, TextScene} from './TextScene';
 import {TitleScene, titleSettlesAt} from './TitleScene';
 import {VideoScene} from './VideoScene';
@@ -32,7 +32,7 @@ export const SceneView: React.FC<{scene: Scene}> = ({scene}) => {
 
 /**
  * First scene frame from which the scene looks the same on every frame (until it ends),
- * or null if it keeps moving: gradients turn, images zoom, videos play. The renderer
+ * or null if it keeps moving: gradients turn, covering images zoom, videos play. The renderer
  * captures one frame of such a hold and repeats it (see timeline.ts, staticHolds).
  */
 export const sceneSettlesAt = (scene: Scene): number | null => {
@@ -44,6 +44,7 @@ export const sceneSettlesAt = (scene: Scene): number | null => {
 		case 'color':
 			return 0;
 		case 'image':
+			return scene.props.fit === 'contain' ? IMAGE_FADE_IN : null;
 		case 'video':
 		case 'gradient':
 			return null;

@@ -1,0 +1,45 @@
+"""The CLI's output flags become the request's output fields."""
+
+from __future__ import annotations
+
+import pytest
+from render.v1 import render_pb2
+
+from services.cli.__main__ import _spec_fields, parser
+
+
+def test_output_flags_fill_the_request_fields() -> None:
+    args = parser().parse_args(
+        [
+            "estimate",
+            "s.json",
+            "--format",
+            "mov",
+            "--aspect-ratio",
+            "9:16",
+            "--resolution",
+            "2160p",
+            "--fps",
+            "60",
+            "--codec",
+            "prores",
+            "--transparent",
+        ]
+    )
+    fields = _spec_fields(args)
+    assert fields["format"] == render_pb2.FORMAT_MOV
+    assert fields["aspect_ratio"] == render_pb2.ASPECT_RATIO_9_16
+    assert fields["resolution"] == render_pb2.RESOLUTION_2160P
+    assert fields["fps"] == 60 and fields["transparent"] is True
+    assert fields["video_codec"] == render_pb2.VIDEO_CODEC_PRORES
+    sized = _spec_fields(parser().parse_args(["start", "s.json", "--size", "1080x1350"]))
+    assert (sized["width"], sized["height"]) == (1080, 1350)
+    plain = _spec_fields(parser().parse_args(["start", "s.json"]))
+    assert set(plain) == {"format", "quality", "engine"}  # the service's defaults apply
+
+
+@pytest.mark.parametrize("flags", [["--size", "1080"], ["--fps", "29"], ["--aspect-ratio", "2:1"]])
+def test_bad_flags_are_usage_errors(flags: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parser().parse_args(["start", "s.json", *flags])
+    assert caught.value.code == 2
