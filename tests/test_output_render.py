@@ -3,7 +3,7 @@
 One stack serves the module; its outputs go to the local S3 server, so each file is read
 back through its download link, with the content type storage gave it. Clips are short:
 the aspect-ratio renders are a few frames at 720p, the frame-rate and codec renders one
-second at 160x90, the 2160p render two frames.
+second at 256x144, the 2160p render two frames.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from render.v1 import render_pb2
 
 from render_common.config import Settings
-from tests.support.isolation import module_redis, postgres_url, redis  # noqa: F401
-from tests.support.processes import RedisServer
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import FFPROBE, Stack, start_stack
 
 pytestmark = pytest.mark.slow
-SMALL = {"width": 160, "height": 90}
+SMALL = {"width": 256, "height": 144}
 SHOW = ("-show_streams", "-show_format")
 GRADIENT: dict[str, Any] = {"from": "#6366f1", "to": "#ec4899"}
 
@@ -38,15 +36,13 @@ GRADIENT: dict[str, Any] = {"from": "#6366f1", "to": "#ec4899"}
 @pytest_asyncio.fixture(scope="module")
 async def stack(
     base_settings: Settings,
-    module_redis: RedisServer,  # noqa: F811
-    postgres_url: str,  # noqa: F811
+    postgres_url: str,
     s3_server: S3Server,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     bucket = f"shape-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(create_bucket, s3_server, bucket)
     settings = base_settings.with_overrides(
-        redis_url=module_redis.url,
         database_url=postgres_url,
         data_dir=str(tmp_path_factory.mktemp("shape")),
         storage_url=f"s3://{bucket}/out",
