@@ -9,7 +9,13 @@ import importlib.util
 import subprocess
 import sys
 
-MODULES = ("bench.intake", "bench.progress_fanout", "bench.ssr", "bench.ssr_vertical")
+MODULES = (
+    "bench.intake",
+    "bench.progress_fanout",
+    "bench.sse_fanout",
+    "bench.ssr",
+    "bench.ssr_vertical",
+)
 
 
 def main() -> int:

@@ -233,6 +233,7 @@ async def _client(port: int, token: str, targets: list[tuple[str, int]]) -> None
         "p50": _percentile(latencies, 0.50),
         "p99": _percentile(latencies, 0.99),
         "max": max(latencies) if latencies else float("nan"),
+        "latencies": latencies,  # for a caller merging several clients (bench/sse_fanout)
     }
     print("RESULT " + json.dumps(summary), flush=True)
     for call in calls:

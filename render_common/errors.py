@@ -120,6 +120,13 @@ class Unauthenticated(RenderExportError):
     default_reason = "UNAUTHENTICATED"
 
 
+class PermissionDenied(RenderExportError):
+    """The caller is known but this request is refused (e.g. from a foreign origin)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = "PERMISSION_DENIED"
+
+
 class NotFound(RenderExportError):
     """The resource does not exist, or belongs to another user."""
 

@@ -88,7 +88,8 @@ class ProgressEvent:
 # stream's first entry): a reader that finds the entry after a client's cursor trimmed away
 # knows exactly whether an event in between was lost (see services/progress).
 # KEYS: render stream[, user stream]. ARGV: maxlen, ttl (0 = keep), user maxlen, user ttl,
-# render id, then the event's fields as name, value pairs.
+# render id, the channel to announce a terminal event on ("" = none: render:ended, see
+# streams.py), then the event's fields as name, value pairs.
 _PUBLISH = """
 local function last_id(key)
   if redis.call('EXISTS', key) == 0 then return 0, 0 end
@@ -117,7 +118,7 @@ if #KEYS > 1 then
 end
 local id = string.format('%d-%d', ms, seq)
 local fields = {}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], id,
   'prev', string.format('%d-%d', render_ms, render_seq), unpack(fields))
 if ARGV[2] ~= '0' then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
@@ -127,6 +128,7 @@ if #KEYS > 1 then
     'prev', string.format('%d-%d', user_ms, user_seq), unpack(fields))
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[5]) end
 return id
 """
 _PUBLISH_SHA = hashlib.sha1(_PUBLISH.encode()).hexdigest()
@@ -152,6 +154,7 @@ async def publish_event(
         streams.USER_EVENTS_MAXLEN,
         ttl_seconds,
         event.render_id,
+        streams.RENDER_ENDED_CHANNEL if event.terminal else "",
     ]
     for name, value in event.to_fields().items():
         args.extend((name, value))

@@ -31,6 +31,10 @@ render:user-events:{user_id}
                             capped at USER_EVENTS_MAXLEN, expires EVENTS_TTL_SECONDS
                             after the user's latest event.
 render:cancel               pub/sub channel carrying render ids to cancel now.
+render:ended                pub/sub channel carrying the id of each render whose terminal
+                            event was just published (by `publish_event`, after the row
+                            was written): wakes render_api's webhook delivery at once
+                            (its database poll stays the durable fallback).
 render:cancel:{render_id}   string flag (TTL 1 day) so a worker that missed the
                             message still sees the cancel before it starts.
 render:lock:sweeper         lock (TTL) so one sweeper at a time re-enqueues.
@@ -65,6 +69,7 @@ EVENTS_PREFIX = "render:events:"
 USER_EVENTS_PREFIX = "render:user-events:"
 USER_EVENTS_MAXLEN = 1000
 CANCEL_CHANNEL = "render:cancel"
+RENDER_ENDED_CHANNEL = "render:ended"
 CANCEL_FLAG_PREFIX = "render:cancel:"
 CANCEL_FLAG_TTL_SECONDS = 24 * 3600
 SWEEPER_LOCK = "render:lock:sweeper"

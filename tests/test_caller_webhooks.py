@@ -29,10 +29,12 @@ from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 from sqlalchemy import inspect
 from standardwebhooks import WebhookVerificationError
 
+from render_common import streams
 from render_common.config import Settings
 from render_common.db.engine import create_engine
 from render_common.db.migrate import alembic_config
 from render_common.downloads import DownloadLinks
+from render_common.redis_client import create_redis
 from render_common.status_details import error_details
 from services.render_api.webhook_delivery import WebhookDelivery
 from tests.support.asset_server import AssetServer
@@ -135,6 +137,25 @@ async def test_ended_render_is_posted_signed_with_metadata_and_recorded(
         render_service_pb2.ListRendersRequest(), metadata=stack.auth
     )
     assert listed.renders[0].webhook_delivery.state == Delivery.STATE_DELIVERED
+
+
+async def test_a_render_ending_wakes_delivery_before_the_next_poll(
+    stacks: StartStack, receiver: Receiver
+) -> None:
+    """The terminal event's render:ended message sends the webhook; the poll is a fallback."""
+    stack = await stacks(caller_webhook_poll_interval_seconds=3600.0)
+    redis = create_redis(stack.settings.redis_url)
+    try:
+        async with asyncio.timeout(60):  # the delivery loop has subscribed
+            while (await redis.pubsub_numsub(streams.RENDER_ENDED_CHANNEL))[0][1] < 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()
+    render = await start_and_cancel(stack, receiver.url())
+    [received] = await receiver.wait_for(1, timeout=120)  # an hour before the next poll
+    assert received.verify(await secret_of(stack))["data"]["renderId"] == render.render_id
+    delivery = await delivery_of(stack, render.render_id)
+    assert delivery.state == Delivery.STATE_DELIVERED and delivery.attempts == 1
 
 
 async def test_render_without_webhook_has_no_delivery(stacks: StartStack, tmp_path: Path) -> None:
@@ -286,7 +307,9 @@ async def test_delivering_process_killed_mid_send_is_delivered_after_restart(
     stacks: StartStack, receiver: Receiver
 ) -> None:
     # This in-process render_api only takes requests; the process under test delivers.
-    stack = await stacks(caller_webhook_poll_interval_seconds=3600.0)
+    stack = await stacks()
+    assert stack.api.webhook_task is not None
+    stack.api.webhook_task.cancel()
     port = free_port()
     victim = _api_process(stack.settings, port)
     rescuer = None

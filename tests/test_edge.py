@@ -223,6 +223,36 @@ async def test_sse_streams_events_with_ids_kinds_and_ends_after_the_terminal_eve
     assert rest[0].data["render"]["renderId"] == render_id
 
 
+async def test_streams_of_one_render_share_the_upstream_and_a_late_one_misses_nothing(
+    stack: EdgeStack, client: httpx.AsyncClient, redis: Redis, user: str
+) -> None:
+    """A second stream joins the first's upstream: it gets the snapshot and every event
+    since, then the same live events; another user's stream is still refused."""
+    render_id = (await start_render(stack, client, user))["renderId"]
+    url = f"{stack.url}/v1/renders/{render_id}/events"
+    async with client.stream("GET", url, headers=stack.headers(user)) as first_response:
+        first = SseReader(first_response)
+        snapshot = await first.next()
+        assert snapshot is not None and snapshot.event == "snapshot"
+        early = [await publish(redis, render_id, user, p) for p in (0.1, 0.2)]
+        assert [(await first.next() or snapshot).id for _ in early] == early
+        async with client.stream("GET", url, headers=stack.headers(user)) as second_response:
+            second = SseReader(second_response)
+            joined = [await second.next() for _ in range(3)]
+            assert [m.event for m in joined if m] == ["snapshot", "event", "event"]
+            assert [m.id for m in joined[1:] if m] == early
+            assert joined[0] is not None and joined[0].data == snapshot.data
+            other = await client.get(url, headers=stack.headers(f"{user}-other"))
+            assert other.status_code == 404
+            live = await publish(redis, render_id, user, 0.3)
+            assert (await first.next() or snapshot).id == live
+            assert (await second.next() or snapshot).id == live
+            await cancel(stack, client, user, render_id)
+            ends = [await first.rest(), await second.rest()]
+    assert [[m.data["state"] for m in end] for end in ends] == [["STATE_CANCELLED"]] * 2
+    assert ends[0][0].id == ends[1][0].id
+
+
 @pytest.mark.parametrize("how", ["header", "query"])
 async def test_last_event_id_resumes_exactly_after_the_event(
     stack: EdgeStack, client: httpx.AsyncClient, redis: Redis, user: str, how: str
@@ -376,10 +406,7 @@ async def test_session_token_in_query_or_cookie_only(
         assert response.status_code == 200
         assert (await SseReader(response).next()) is not None
     async with httpx.AsyncClient(base_url=stack.url, timeout=10) as browser:
-        login = await browser.get("/login", params={"token": session, "next": "/"})
-        assert login.status_code == 303 and login.headers["location"] == "/"
-        cookie = login.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+        await sign_in(browser, stack.url, session)
         async with browser.stream("GET", f"/v1/renders/{render_id}/events") as response:
             assert response.status_code == 200
         whoami = await browser.get("/v1/session")
@@ -409,6 +436,52 @@ async def test_session_token_in_query_or_cookie_only(
         json={"renderId": render_id},
     )
     assert post.status_code == 401
+
+
+async def sign_in(browser: httpx.AsyncClient, origin: str, session: str) -> None:
+    """POST /login as the page's form does, from this edge's own origin."""
+    login = await browser.post(
+        "/login", data={"token": session, "next": "/"}, headers={"origin": origin}
+    )
+    assert login.status_code == 303 and login.headers["location"] == "/"
+    cookie = login.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+    assert "secure" not in cookie  # plain http here
+
+
+async def test_login_needs_a_post_from_an_allowed_origin(stack: EdgeStack, user: str) -> None:
+    """Login CSRF: a link or another site's form cannot sign a browser into a session."""
+    attacker = mint_session_token(stack.settings, f"{user}-attacker", ttl_seconds=300)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=10) as browser:
+        # A sign-in link only shows whose account it is and a button; no cookie.
+        link = await browser.get("/login", params={"token": attacker, "next": "//evil"})
+        assert link.status_code == 200 and "set-cookie" not in link.headers
+        assert f"Continue as {user}-attacker" in link.text
+        assert 'name="next" value="/"' in link.text  # no open redirect
+        assert (await browser.get("/v1/session")).status_code == 401
+        # Another site's auto-submitting form, a form with no Origin, an opaque origin.
+        for headers in ({"origin": "https://evil.example"}, {}, {"origin": "null"}):
+            post = await browser.post("/login", data={"token": attacker}, headers=headers)
+            assert post.status_code == 403, headers
+            assert post.json()["reason"] == "ORIGIN_NOT_ALLOWED"
+            assert "set-cookie" not in post.headers
+        assert (await browser.get("/v1/session")).status_code == 401
+        # A configured origin (the editor's backend page) may sign its user in.
+        allowed = await browser.post(
+            "/login", data={"token": attacker}, headers={"origin": ALLOWED}
+        )
+        assert allowed.status_code == 303
+        # Over HTTPS (here: a trusted proxy says so) the cookie is Secure.
+        secure = await browser.post(
+            "/login",
+            data={"token": attacker},
+            headers={"origin": stack.url, "x-forwarded-proto": "https"},
+        )
+        assert "secure" in secure.headers["set-cookie"].lower()
+        # Bad tokens are refused even from this site; logout needs an allowed origin too.
+        bad = await browser.post("/login", data={"token": "x"}, headers={"origin": stack.url})
+        assert bad.status_code == 401
+        assert (await browser.post("/logout")).status_code == 403
 
 
 async def test_cors_for_configured_origins_only(

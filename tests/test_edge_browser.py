@@ -90,132 +90,137 @@ async def export(page: Page, scenes_file: Path | None = None) -> str:
     return str(await page.evaluate(current))
 
 
+def scenes_file(path: Path, scenes: list[dict[str, object]]) -> Path:
+    """Write a scenes file for the page's file input."""
+    path.write_text(json.dumps({"projectId": "browser", "scenes": scenes}))
+    return path
+
+
+async def sign_in(page: Page, edge: EdgeProcess, session: str, user: str) -> None:
+    """Open the sign-in link: it names the account; its button signs in (by POST)."""
+    await page.goto(f"{edge.url}/login?token={session}")
+    assert await page.text_content("#account") == user
+    await page.get_by_role("button", name=f"Continue as {user}").click()
+    await wait_for_text(page, "#who", f"Signed in as {user}", timeout=15)
+
+
+async def watch_until_done(page: Page) -> list[int]:
+    """The bar's values until the outcome says Done."""
+    seen: list[int] = []
+    async with asyncio.timeout(180):
+        while "Done" not in (await page.text_content("#outcome") or ""):
+            seen.append(await bar(page))
+            await asyncio.sleep(0.05)
+    seen.append(await bar(page))
+    return seen
+
+
+async def export_sample_and_download(page: Page, edge: EdgeProcess, tmp_path: Path) -> None:
+    """Export the tiny sample by keyboard; the bar climbs to 100%; download and probe."""
+    assert await page.eval_on_selector("#sample", "s => s.value") == "tiny.json"
+    await page.focus("#export")
+    await page.keyboard.press("Enter")
+    await page.wait_for_function(
+        "() => new URL(location.href).searchParams.get('render')", timeout=30_000
+    )
+    seen = await watch_until_done(page)
+    assert seen[-1] == 100 and seen == sorted(seen), seen
+    assert "20 / 20 frames" in (await page.text_content("#frames") or "")
+    href = await page.get_attribute("#download", "href")
+    assert href and (await page.is_visible("#download"))
+    download = await page.request.get(f"{edge.url}{href}")
+    assert download.status == 200
+    video = tmp_path / "download.mp4"
+    video.write_bytes(await download.body())
+    probe = ffprobe(video)
+    assert probe["video"]["codec_name"] == "h264"
+    assert (probe["video"]["width"], probe["video"]["height"]) == (1280, 720)
+    # The history lists it with a thumbnail that loads.
+    await page.get_by_role("button", name="Refresh").click()
+    await page.locator("#history img").first.wait_for(timeout=15_000)
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('#history img');"
+        " return i && i.complete && i.naturalWidth > 0; }",
+        timeout=15_000,
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "edge-export-page.png"), full_page=True)
+
+
+async def reload_mid_render(page: Page, longer: Path) -> None:
+    """Reload while rendering: the bar carries on from where it was, never back."""
+    render_id = await export(page, longer)
+    async with asyncio.timeout(180):
+        while not 5 <= (before := await bar(page)) <= 80:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    await page.reload()
+    after = await watch_until_done(page)
+    assert after[0] >= before, (before, after[:10])
+    assert after == sorted(after) and after[-1] == 100, after
+    assert await page.eval_on_selector("#current-id", "e => e.textContent") == render_id
+
+
+async def cancel_from_the_page(page: Page, stack: Stack, longer: Path) -> None:
+    """Cancel: the page says so, no download, the render is CANCELLED."""
+    cancelled_id = await export(page, longer)
+    await page.get_by_role("button", name="Cancel").click()
+    await wait_for_text(page, "#outcome", "Cancelled", timeout=60)
+    assert await page.is_hidden("#download")
+    final = await stack.get(cancelled_id)
+    assert final.state == render_pb2.Render.STATE_CANCELLED
+
+
+async def failure_then_quota(page: Page, tmp_path: Path) -> None:
+    """A failing render says why; the next export is over the daily quota, in words."""
+    image = {"type": "image", "durationInFrames": 10, "props": {"src": "http://127.0.0.1:9/x.png"}}
+    await export(page, scenes_file(tmp_path / "failing.json", [image]))
+    await wait_for_text(page, "#outcome", "Render failed:", timeout=60)
+    assert "(ASSET_FORBIDDEN)" in (await page.text_content("#outcome") or "")
+    assert await page.is_hidden("#download")
+    assert await page.text_content("#stage") == "failed"
+    await page.get_by_role("button", name="Export").click()
+    await wait_for_text(page, "#error", "Quota reached:", timeout=15)
+    assert await page.get_attribute("#error", "role") == "alert"
+    await page.screenshot(path=str(ARTIFACTS / "edge-errors.png"), full_page=True)
+
+
+async def other_users_render_is_not_found(
+    page: Page, stack: Stack, edge: EdgeProcess, user: str
+) -> None:
+    """Another user's render id in the address: "Render not found", nothing shown."""
+    other = Stack(stack.settings, stack.api, None, stack.channel, f"{user}-other")
+    theirs = await other.start([scene("color", 30, color="red")])
+    await other.stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=theirs.render_id),
+        metadata=other.auth,
+    )
+    await page.goto(f"{edge.url}/?render={theirs.render_id}")
+    await wait_for_text(page, "#error", "Render not found", timeout=15)
+    assert await page.is_hidden("#current")
+
+
 async def test_export_page_in_a_real_browser(
     world: tuple[Stack, EdgeProcess], tmp_path: Path, user: str
 ) -> None:
     stack, edge = world
     session = mint_session_token(stack.settings, user, ttl_seconds=1800)
-    longer = tmp_path / "longer.json"
-    longer.write_text(
-        json.dumps(
-            {
-                "projectId": "browser",
-                "scenes": [
-                    {
-                        "type": "gradient",
-                        "durationInFrames": 150,
-                        "props": {"from": "navy", "to": "teal"},
-                    },
-                    {"type": "title", "durationInFrames": 150, "props": {"text": "Still going"}},
-                ],
-            }
-        )
+    longer = scenes_file(
+        tmp_path / "longer.json",
+        [
+            {"type": "gradient", "durationInFrames": 150, "props": {"from": "navy", "to": "teal"}},
+            {"type": "title", "durationInFrames": 150, "props": {"text": "Still going"}},
+        ],
     )
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM)
         page = await browser.new_page(viewport={"width": 1100, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"{edge.url}/login?token={session}")
-        await wait_for_text(page, "#who", f"Signed in as {user}", timeout=15)
-
-        # 1. Export the tiny sample (keyboard: focus the button, press Enter); the bar
-        # climbs to 100% and never goes back.
-        assert await page.eval_on_selector("#sample", "s => s.value") == "tiny.json"
-        await page.focus("#export")
-        await page.keyboard.press("Enter")
-        await page.wait_for_function(
-            "() => new URL(location.href).searchParams.get('render')", timeout=30_000
-        )
-        seen: list[int] = []
-        async with asyncio.timeout(180):
-            while "Done" not in (await page.text_content("#outcome") or ""):
-                seen.append(await bar(page))
-                await asyncio.sleep(0.05)
-        seen.append(await bar(page))
-        assert seen[-1] == 100, seen
-        assert seen == sorted(seen), seen
-        assert "20 / 20 frames" in (await page.text_content("#frames") or "")
-        href = await page.get_attribute("#download", "href")
-        assert href and (await page.is_visible("#download"))
-        download = await page.request.get(f"{edge.url}{href}")
-        assert download.status == 200
-        video = tmp_path / "download.mp4"
-        video.write_bytes(await download.body())
-        probe = ffprobe(video)
-        assert probe["video"]["codec_name"] == "h264"
-        assert (probe["video"]["width"], probe["video"]["height"]) == (1280, 720)
-        # The history lists it with a thumbnail that loads.
-        await page.get_by_role("button", name="Refresh").click()
-        thumbnail = page.locator("#history img").first
-        await thumbnail.wait_for(timeout=15_000)
-        await page.wait_for_function(
-            "() => { const i = document.querySelector('#history img'); return i && i.complete && i.naturalWidth > 0; }",
-            timeout=15_000,
-        )
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "edge-export-page.png"), full_page=True)
-
-        # 2. Reload in mid-render: the bar carries on from where it was.
-        render_id = await export(page, longer)
-        async with asyncio.timeout(180):
-            while not 5 <= (before := await bar(page)) <= 80:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-        await page.reload()
-        after: list[int] = []
-        async with asyncio.timeout(180):
-            while "Done" not in (await page.text_content("#outcome") or ""):
-                after.append(await bar(page))
-                await asyncio.sleep(0.05)
-        after.append(await bar(page))
-        assert after[0] >= before, (before, after[:10])
-        assert after == sorted(after) and after[-1] == 100, after
-        assert await page.eval_on_selector("#current-id", "e => e.textContent") == render_id
-
-        # 3. Cancel from the page.
-        cancelled_id = await export(page, longer)
-        await page.get_by_role("button", name="Cancel").click()
-        await wait_for_text(page, "#outcome", "Cancelled", timeout=60)
-        assert await page.is_hidden("#download")
-        final = await stack.get(cancelled_id)
-        assert final.state == render_pb2.Render.STATE_CANCELLED
-
-        # 4. A render that fails says why; the next export is over the daily quota.
-        failing = tmp_path / "failing.json"
-        failing.write_text(
-            json.dumps(
-                {
-                    "projectId": "browser",
-                    "scenes": [
-                        {
-                            "type": "image",
-                            "durationInFrames": 10,
-                            "props": {"src": "http://127.0.0.1:9/x.png"},
-                        }
-                    ],
-                }
-            )
-        )
-        await export(page, failing)
-        await wait_for_text(page, "#outcome", "Render failed:", timeout=60)
-        assert "(ASSET_FORBIDDEN)" in (await page.text_content("#outcome") or "")
-        assert await page.is_hidden("#download")
-        assert await page.text_content("#stage") == "failed"
-        await page.get_by_role("button", name="Export").click()
-        await wait_for_text(page, "#error", "Quota reached:", timeout=15)
-        assert await page.get_attribute("#error", "role") == "alert"
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTIFACTS / "edge-errors.png"), full_page=True)
-
-        # 5. Another user's render id in the address: not found, in words.
-        other = Stack(stack.settings, stack.api, None, stack.channel, f"{user}-other")
-        theirs = await other.start([scene("color", 30, color="red")])
-        await other.stub.CancelRender(
-            render_service_pb2.CancelRenderRequest(render_id=theirs.render_id),
-            metadata=other.auth,
-        )
-        await page.goto(f"{edge.url}/?render={theirs.render_id}")
-        await wait_for_text(page, "#error", "Render not found", timeout=15)
-        assert await page.is_hidden("#current")
+        await sign_in(page, edge, session, user)
+        await export_sample_and_download(page, edge, tmp_path)
+        await reload_mid_render(page, longer)
+        await cancel_from_the_page(page, stack, longer)
+        await failure_then_quota(page, tmp_path)
+        await other_users_render_is_not_found(page, stack, edge, user)
         await browser.close()
     assert not errors, errors

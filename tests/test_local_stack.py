@@ -56,7 +56,17 @@ def test_up_restart_down(tmp_path: Path) -> None:
         link = next(w for w in up.stdout.split() if "/login?token=" in w)
         assert link.startswith(f"http://127.0.0.1:{env['EDGE_PORT']}/login?token=")
         with httpx.Client(timeout=10) as browser:
-            page = browser.get(link, follow_redirects=True)
+            # The link shows whose account it is; its button POSTs the sign-in form.
+            form = browser.get(link)
+            assert "Continue as stack-page-user" in form.text
+            base = link.split("/login")[0]
+            token = link.split("token=", 1)[1]
+            page = browser.post(
+                f"{base}/login",
+                data={"token": token, "next": "/"},
+                headers={"origin": base},
+                follow_redirects=True,
+            )
             assert page.status_code == 200 and "Export video" in page.text
             assert browser.get(f"{link.split('/login')[0]}/v1/session").json() == {
                 "user": "stack-page-user"

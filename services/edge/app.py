@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import grpc
-import uvicorn
 from render.v1 import progress_service_pb2 as ps
 from render.v1 import render_service_pb2 as rs
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from render_common.config import Settings
 from render_common.errors import NotFound, RenderExportError
-from render_common.listen import bound_socket
-from render_common.runner import service_settings
-from services.edge.auth import SESSION_COOKIE, Authenticator, Caller
+from services.edge.auth import Authenticator, Caller
 from services.edge.connect import connect_apps
 from services.edge.errors import status_of, status_of_rpc_error
+from services.edge.feeds import FeedHub
 from services.edge.files import RenderFiles
+from services.edge.login import Login
 from services.edge.sse import EventCache, error_response, open_stream
 from services.edge.upstream import Upstream
 
@@ -63,10 +61,12 @@ class Edge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.auth = Authenticator(settings)
+        self.login = Login(settings, self.auth, PAGE_HEADERS)
         self.files = RenderFiles(settings)
         self.samples = Path(settings.remotion_dir) / "samples"
         self.upstream: Upstream | None = None
         self.events = EventCache()
+        self.hub = FeedHub(settings.edge_heartbeat_seconds)
 
     @property
     def up(self) -> Upstream:
@@ -87,15 +87,14 @@ class Edge:
         except RenderExportError as exc:
             return error_response(status_of(exc))
         after = _resume_id(request)
-        call = self.up.progress.WatchRender(
-            ps.WatchRenderRequest(render_id=request.path_params["render_id"], after_event_id=after),
-            metadata=caller.metadata,
-        )
+        render_id = request.path_params["render_id"]
+        request_message = ps.WatchRenderRequest(render_id=render_id, after_event_id=after)
         return await open_stream(
-            call,
-            self.settings.edge_heartbeat_seconds,
+            self.hub,
+            lambda: self.up.progress.WatchRender(request_message, metadata=caller.metadata),
+            partial(self.events.format, "render"),
+            key=None if after else (caller.user, render_id),
             resumed=bool(after),
-            formatter=partial(self.events.format, "render"),
         )
 
     async def watch_renders(self, request: Request) -> Response:
@@ -106,19 +105,17 @@ class Edge:
             return error_response(status_of(exc))
         query = request.query_params
         after = _resume_id(request)
-        call = self.up.progress.WatchRenders(
-            ps.WatchRendersRequest(
-                project_id=query.get("project_id", ""),
-                include_active=query.get("include_active", "true").lower() != "false",
-                after_event_id=after,
-            ),
-            metadata=caller.metadata,
+        request_message = ps.WatchRendersRequest(
+            project_id=query.get("project_id", ""),
+            include_active=query.get("include_active", "true").lower() != "false",
+            after_event_id=after,
         )
         return await open_stream(
-            call,
-            self.settings.edge_heartbeat_seconds,
+            self.hub,
+            lambda: self.up.progress.WatchRenders(request_message, metadata=caller.metadata),
+            partial(self.events.format, "renders"),
+            key=None,
             resumed=bool(after),
-            formatter=partial(self.events.format, "renders"),
         )
 
     async def render_file(self, request: Request) -> Response:
@@ -136,34 +133,6 @@ class Edge:
             return error_response(status_of(exc))
         except grpc.aio.AioRpcError as exc:
             return error_response(status_of_rpc_error(exc))
-
-    async def login(self, request: Request) -> Response:
-        """GET /login?token=<session token>: set the HttpOnly session cookie, go to the page."""
-        try:
-            caller = self.auth.session(request.query_params.get("token", ""))
-        except RenderExportError as exc:
-            return error_response(status_of(exc))
-        claims = self.auth.verifier.decode(caller.token)
-        target = request.query_params.get("next", "/")
-        if not target.startswith("/") or target.startswith("//"):
-            target = "/"
-        response = RedirectResponse(target, status_code=303, headers=PAGE_HEADERS)
-        response.set_cookie(
-            SESSION_COOKIE,
-            caller.token,
-            max_age=max(int(claims["exp"]) - int(time.time()), 0),
-            httponly=True,
-            secure=self.settings.edge_cookie_secure,
-            samesite="lax",
-            path="/",
-        )
-        return response
-
-    async def logout(self, _: Request) -> Response:
-        """POST /logout: forget the session cookie."""
-        response = Response(status_code=204)
-        response.delete_cookie(SESSION_COOKIE, path="/")
-        return response
 
     async def whoami(self, request: Request) -> Response:
         """GET /v1/session: who the page is signed in as (401 when not)."""
@@ -197,9 +166,11 @@ class Edge:
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         """Open the upstream channels for the app's lifetime."""
         self.upstream = Upstream.connect(self.settings)
+        self.hub.start()
         try:
             yield
         finally:
+            await self.hub.stop()
             await self.upstream.close()
 
     def routes(self) -> list[BaseRoute]:
@@ -208,8 +179,9 @@ class Edge:
         return [
             Route("/", self.page),
             Route("/healthz", self.health),
-            Route("/login", self.login),
-            Route("/logout", self.logout, methods=["POST"]),
+            Route("/login", self.login.form, methods=["GET"]),
+            Route("/login", self.login.submit, methods=["POST"]),
+            Route("/logout", self.login.logout, methods=["POST"]),
             Route("/v1/session", self.whoami),
             Route("/v1/renders/events", self.watch_renders),
             Route("/v1/renders/{render_id}/events", self.watch_render),
@@ -244,29 +216,5 @@ def create_app(settings: Settings) -> Starlette:
         )
     ]
     app = Starlette(routes=edge.routes(), middleware=middleware, lifespan=edge.lifespan)
+    app.state.edge = edge
     return app
-
-
-def server(settings: Settings, *, port: int | None = None) -> tuple[uvicorn.Server, Any]:
-    """A uvicorn server for the edge (uvloop, httptools) and its bound socket."""
-    config = uvicorn.Config(
-        create_app(settings),
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        backlog=8192,
-        timeout_keep_alive=30,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
-    sock = bound_socket(settings.bind_host, settings.edge_port if port is None else port)
-    return uvicorn.Server(config), sock
-
-
-def main() -> None:
-    """Run the edge until SIGTERM/SIGINT."""
-    settings = service_settings("edge")  # uvicorn below handles the signals and the stop
-    srv, sock = server(settings)
-    log.info("edge serving", extra={"port": sock.getsockname()[1]})
-    srv.run(sockets=[sock])

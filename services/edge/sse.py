@@ -1,4 +1,4 @@
-"""Server-Sent Events: one upstream gRPC stream per open HTTP response, plus heartbeats.
+"""Server-Sent Events: progress messages as SSE, over upstream feeds (services/edge/feeds.py).
 
 Each RenderEvent becomes
     id: <event_id>            (left out when empty: such a message is no resume point)
@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.edge.errors import error_body, http_status, status_of_rpc_error
+from services.edge.feeds import Feed, FeedHub, Key, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ HEADERS = {
     "cache-control": "no-cache, no-transform",
     "x-accel-buffering": "no",  # nginx: do not buffer the stream
 }
-HEARTBEAT = b": heartbeat\n\n"
 TERMINAL_STATES = frozenset(
     {
         render_pb2.Render.STATE_SUCCEEDED,
@@ -98,87 +98,70 @@ def error_response(status: Any) -> Response:
 
 
 async def open_stream(
-    call: Any, heartbeat_seconds: float, *, resumed: bool, formatter: Callable[[Any], bytes]
+    hub: FeedHub,
+    open_call: Callable[[], Any],
+    formatter: Callable[[Any], bytes],
+    *,
+    key: Key | None,
+    resumed: bool,
 ) -> Response:
-    """Wait for the upstream's first answer, then the response that streams the rest.
+    """Join (or open) the feed, wait for the upstream's first answer, then stream.
 
+    `key`: share the upstream with the other streams under it (None: a stream of its own).
     204 No Content when there is nothing to stream: the upstream ended at once, or a
     resume found the render over with nothing recorded after the client's last event
     (the service then repeats the final state without an id, and EventSource would
     reconnect for ever); GetRender has the final state.
     """
-    first: asyncio.Task[Any] = asyncio.ensure_future(call.read())
-    done, _ = await asyncio.wait({first}, timeout=FIRST_MESSAGE_WAIT_SECONDS)
-    if first in done:
-        try:
-            message = first.result()
-        except grpc.aio.AioRpcError as exc:
-            return error_response(status_of_rpc_error(exc))
+    feed = hub.joinable(key) if key is not None else None
+    if feed is None:
+        feed = hub.open(open_call(), formatter, key)
+    await asyncio.wait({feed.first}, timeout=FIRST_MESSAGE_WAIT_SECONDS)
+    if feed.first.done():
+        error = feed.first.exception()
+        if isinstance(error, grpc.aio.AioRpcError):
+            return error_response(status_of_rpc_error(error))
+        message = feed.first.result()
         if message is grpc.aio.EOF or (
             resumed and not message.event.event_id and message.event.state in TERMINAL_STATES
         ):
-            call.cancel()
+            if not feed.subscribers:
+                feed.close()
             return Response(status_code=204, headers=HEADERS)
-    return EventStreamResponse(call, first, heartbeat_seconds, formatter)
+    return EventStreamResponse(feed, feed.subscribe())
 
 
 class EventStreamResponse(Response):
-    """A text/event-stream response fed by one gRPC server stream."""
+    """A text/event-stream response fed by one subscriber of a feed."""
 
     media_type = "text/event-stream"
 
-    def __init__(
-        self,
-        call: Any,
-        first: asyncio.Task[Any],
-        heartbeat_seconds: float,
-        formatter: Callable[[Any], bytes],
-    ) -> None:
+    def __init__(self, feed: Feed, subscriber: Subscriber) -> None:
         super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
         # A stream has no length: drop the content-length Response adds for an empty body.
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
-        self.call = call
-        self.first = first
-        self.heartbeat = heartbeat_seconds
-        self.format = formatter
+        self.feed = feed
+        self.subscriber = subscriber
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Stream until the upstream ends, fails, or the client goes away."""
-        read = self.first
+        """Stream until the feed ends, the client goes away or falls too far behind."""
+        subscriber = self.subscriber
         gone: asyncio.Task[bool] = asyncio.ensure_future(_disconnected(receive))
+        gone.add_done_callback(lambda _: subscriber.drop())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await _body(send, f"retry: {RECONNECT_MILLISECONDS}\n\n".encode())
-            while True:
-                done, _ = await asyncio.wait(
-                    {read, gone}, timeout=self.heartbeat, return_when=asyncio.FIRST_COMPLETED
-                )
-                if gone in done:
-                    return
-                if read not in done:
-                    await _body(send, HEARTBEAT)
-                    continue
-                try:
-                    response = read.result()
-                except grpc.aio.AioRpcError as exc:
-                    log.info(
-                        "upstream stream ended",
-                        extra={"code": exc.code().name, "detail": exc.details()},
-                    )
-                    break
-                if response is grpc.aio.EOF:
-                    break
-                await _body(send, self.format(response.event))
-                read = asyncio.ensure_future(self.call.read())
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            while (chunk := await subscriber.next()) is not None:
+                await _body(send, chunk)
+            if not gone.done():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             return  # the client went away while we wrote
         finally:
-            self.call.cancel()
-            for task in (read, gone):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            self.feed.unsubscribe(subscriber)
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await gone
 
 
 async def _body(send: Send, chunk: bytes) -> None:

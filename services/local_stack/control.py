@@ -160,7 +160,8 @@ def page_user() -> str:
 
 
 def page_url(settings: Settings) -> str:
-    """A link to the export page that signs in with a fresh session token (local use)."""
+    """A link to the edge's sign-in form with a fresh session token (local use): it names
+    the account and its button signs in (GET alone never does: login CSRF)."""
     token = mint_session_token(
         settings, page_user(), ttl_seconds=settings.edge_session_max_ttl_seconds
     )

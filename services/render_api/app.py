@@ -96,7 +96,7 @@ async def start(
         task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
     webhook_task = None
     if run_webhooks:
-        webhook_task = asyncio.create_task(WebhookDelivery(settings, engine, links).run())
+        webhook_task = asyncio.create_task(WebhookDelivery(settings, engine, links, redis).run())
     return RenderApi(
         server=server,
         engine=engine,

@@ -1,8 +1,11 @@
 """Caller webhook delivery: POST each ended render to its webhook, signed, retried, durable.
 
-A loop in render_api polls the database every CALLER_WEBHOOK_POLL_INTERVAL_SECONDS for
-due deliveries (render_common/db/webhooks.py: terminal renders with a pending webhook),
-leases them, and sends each in its own task, at most CALLER_WEBHOOK_CONCURRENCY at once.
+A loop in render_api polls the database every CALLER_WEBHOOK_POLL_INTERVAL_SECONDS, and
+at once when a render ends (the `render:ended` pub/sub channel, which `publish_event`
+announces terminal events on after their row was written; a missed message only waits
+for the poll), for due deliveries (render_common/db/webhooks.py: terminal renders with a
+pending webhook), leases them, and sends each in its own task, at most
+CALLER_WEBHOOK_CONCURRENCY at once.
 The body is the render.v1.WebhookEvent JSON; the headers are Standard Webhooks'
 (render_common/webhook_signing.py), signed with the owner's secret(s) in force. A 2xx
 answer delivers it. Anything else (a 3xx too: redirects are not followed, as Svix does),
@@ -27,13 +30,16 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 from google.protobuf import json_format
+from redis.asyncio import Redis
 from render.v1 import render_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from render_common import streams
 from render_common.config import Settings
 from render_common.db import webhooks
 from render_common.db.webhooks import Claim, Outcome
 from render_common.downloads import DownloadLinks
+from render_common.outage import REDIS_DOWN
 from render_common.outbound import (
     ForbiddenAddress,
     Unresolvable,
@@ -67,8 +73,16 @@ def event_body(row: Render, links: DownloadLinks) -> bytes:
 class WebhookDelivery:
     """The delivery loop of one process (see the module docstring)."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, links: DownloadLinks) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        links: DownloadLinks,
+        redis: Redis | None = None,
+    ) -> None:
         self._engine = engine
+        self._redis = redis
+        self._wake = asyncio.Event()
         self._links = links
         self._timeout = settings.caller_webhook_timeout_seconds
         self._poll = settings.caller_webhook_poll_interval_seconds
@@ -83,19 +97,40 @@ class WebhookDelivery:
 
     async def run(self) -> None:
         """Poll and deliver until cancelled; a database outage only delays deliveries."""
+        listener = asyncio.create_task(self._listen()) if self._redis is not None else None
         try:
             while True:
                 try:
                     await self.tick()
                 except Exception:
                     log.warning("webhook delivery poll failed", exc_info=True)
-                await asyncio.sleep(self._poll)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                self._wake.clear()
         finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             for task in list(self._in_flight):
                 task.cancel()
             for task in list(self._in_flight):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _listen(self) -> None:
+        """Wake the loop whenever a render ends; through Redis outages, retry every second."""
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(streams.RENDER_ENDED_CHANNEL)
+                    while True:
+                        if await pubsub.get_message(timeout=1.0) is not None:
+                            self._wake.set()
+            except REDIS_DOWN:
+                log.debug("render:ended listener: redis away", exc_info=True)
+                await asyncio.sleep(1.0)
 
     async def tick(self) -> int:
         """Claim what is due (as many as there is room for) and start sending it."""

@@ -57,7 +57,7 @@ class EdgeProcess:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine starts Python slowly
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the edge exited: {self.log.read_text()[-2000:]}")

@@ -1,25 +1,9 @@
 // The export page: Connect calls (JSON over POST) and SSE progress, no framework, no build.
-// Auth: the HttpOnly session cookie set by /login, or a session token passed in the URL
-// fragment (#token=...), kept in sessionStorage and sent as a bearer header (Connect) or
-// ?access_token= (EventSource, images and download links, which cannot send headers).
+// Auth: the HttpOnly session cookie set by POST /login (see services/edge/login.py); the
+// page never holds a token itself, so a link cannot sign it into someone else's account.
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL = new Set(["STATE_SUCCEEDED", "STATE_FAILED", "STATE_CANCELLED"]);
-
-const token = (() => {
-  const match = location.hash.match(/token=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem("edgeToken", decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname + location.search);
-  }
-  return sessionStorage.getItem("edgeToken") || "";
-})();
-
-// A URL the browser fetches by itself (EventSource, <img>, <a>): carries the token if any.
-function authUrl(path) {
-  if (!token) return path;
-  return path + (path.includes("?") ? "&" : "?") + "access_token=" + encodeURIComponent(token);
-}
 
 class RpcError extends Error {
   constructor(body, httpStatus) {
@@ -52,7 +36,6 @@ function errorInfoReason(details) {
 // One unary RPC with the Connect protocol (JSON).
 async function rpc(service, method, message) {
   const headers = { "content-type": "application/json", "connect-protocol-version": "1" };
-  if (token) headers.authorization = "Bearer " + token;
   const response = await fetch(`/render.v1.${service}/${method}`, {
     method: "POST", headers, body: JSON.stringify(message), credentials: "same-origin",
   });
@@ -129,7 +112,7 @@ function finish(event) {
   if (state === "STATE_SUCCEEDED") {
     showProgress({ ...event, progress: 1 });
     $("outcome").textContent = "Done: your video is ready.";
-    $("download").href = authUrl(`/v1/renders/${render.renderId || watching}/output`);
+    $("download").href = `/v1/renders/${render.renderId || watching}/output`;
     $("download").hidden = false;
   } else if (state === "STATE_FAILED") {
     $("stage").textContent = "failed";
@@ -172,7 +155,7 @@ async function watch(id) {
     return;
   }
   setRenderParam(id);
-  source = new EventSource(authUrl(`/v1/renders/${encodeURIComponent(id)}/events`));
+  source = new EventSource(`/v1/renders/${encodeURIComponent(id)}/events`);
   const onEvent = (message) => {
     const event = JSON.parse(message.data);
     if (TERMINAL.has(event.state)) finish(event);
@@ -211,7 +194,7 @@ async function loadHistory() {
     const row = document.createElement("tr");
     if (render.thumbnailUrl) {
       const img = document.createElement("img");
-      img.src = authUrl(`/v1/renders/${render.renderId}/thumbnail`);
+      img.src = `/v1/renders/${render.renderId}/thumbnail`;
       img.alt = `Thumbnail of render ${render.renderId}`;
       img.loading = "lazy";
       cell(row, img);
@@ -229,7 +212,7 @@ async function loadHistory() {
     cell(row, render.createTime ? new Date(render.createTime).toLocaleString() : "");
     if (render.outputUrl) {
       const download = document.createElement("a");
-      download.href = authUrl(`/v1/renders/${render.renderId}/output`);
+      download.href = `/v1/renders/${render.renderId}/output`;
       download.textContent = "Download";
       download.setAttribute("download", "");
       cell(row, download);
@@ -297,9 +280,9 @@ async function init() {
     if (name === "tiny.json") option.selected = true;
     $("sample").append(option);
   }
-  const who = await fetch("/v1/session", { headers: token ? { authorization: "Bearer " + token } : {} });
+  const who = await fetch("/v1/session");
   if (!who.ok) {
-    $("who").textContent = "Not signed in: open the sign-in link that `make up` printed.";
+    $("who").textContent = "Not signed in: open the sign-in link that `make up` printed, or /login.";
     return;
   }
   $("who").textContent = `Signed in as ${(await who.json()).user}`;
