@@ -110,6 +110,8 @@ class Feed:
         subscriber = Subscriber()
         if self.log:
             subscriber.push(b"".join(self.log))
+            if self.key is None:
+                self.log.clear()
         if self.done:
             subscriber.end()
         self.subscribers.add(subscriber)
@@ -137,7 +139,11 @@ class Feed:
                 if message is grpc.aio.EOF:
                     break
                 chunk = self.format(message.event)
-                if len(self.log) < LOG_LIMIT:
+                # Shared: joiners replay the log. A stream's own: only until it subscribes.
+                if self.key is None:
+                    if not self.subscribers:
+                        self.log.append(chunk)
+                elif len(self.log) < LOG_LIMIT:
                     self.log.append(chunk)
                 else:
                     self.log_full = True

@@ -10,7 +10,9 @@ what the victim exports lands in the attacker's account) is closed like this:
   request's `Origin` is this edge or one of EDGE_ALLOWED_ORIGINS: an editor's backend
   signs its user in with an auto-submitting form on its own (allowed) page; any other
   site's form is refused with 403. A missing or `null` Origin is refused too (browsers
-  send Origin on every POST).
+  send Origin on every POST; `null` when the form's page has `Referrer-Policy:
+  no-referrer` or `same-origin` and posts cross-site, so the editor's sign-in page must
+  keep the default policy, `strict-origin-when-cross-origin`).
 
 The cookie is HttpOnly, SameSite=Lax (sent on top-level navigations to the edge, never on
 other sites' subrequests or cross-site POSTs), Path=/, Secure when the request came over
@@ -81,7 +83,9 @@ class Login:
                 )
                 button = f"Continue as {html.escape(user)}"
         page = PAGE.format(fields=fields, next=next_path, button=button)
-        return HTMLResponse(page, headers=self.headers)
+        # A form POSTed from a no-referrer page carries `Origin: null`: this one must not.
+        headers = {**self.headers, "referrer-policy": "same-origin"}
+        return HTMLResponse(page, headers=headers)
 
     async def submit(self, request: Request) -> Response:
         """POST /login: check the Origin and the token, set the cookie, go to `next`."""
