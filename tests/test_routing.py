@@ -255,3 +255,38 @@ async def test_lambda_cannot_honour_goes_to_ssr_or_is_refused(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stack.start(scenes_of(45), engine=LAMBDA)
     assert rich_error(caught.value).reason == "LAMBDA_UNSUPPORTED_OPTION"
+
+
+async def test_estimate_follows_the_pixels_on_both_engines(
+    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str, stacks: list[Stack]
+) -> None:
+    settings = lambda_settings(settings_for(base_settings, postgres_url, tmp_path))
+    stack = await start_stack(settings, user, worker=False)
+    stacks.append(stack)
+
+    async def estimate(engine: Any, **fields: Any) -> render_service_pb2.EstimateRenderResponse:
+        request = render_service_pb2.EstimateRenderRequest(
+            scenes=scenes_of(120), format=render_pb2.FORMAT_MP4, engine=engine, **fields
+        )
+        response: render_service_pb2.EstimateRenderResponse = await stack.stub.EstimateRender(
+            request, metadata=stack.auth
+        )
+        return response
+
+    for engine in (LAMBDA, SSR):
+        hd = await estimate(engine, quality=render_pb2.QUALITY_HIGH)
+        uhd = await estimate(
+            engine, quality=render_pb2.QUALITY_HIGH, resolution=render_pb2.RESOLUTION_2160P
+        )
+        vertical = await estimate(
+            engine, quality=render_pb2.QUALITY_HIGH, aspect_ratio=render_pb2.ASPECT_RATIO_9_16
+        )
+        assert (uhd.width, uhd.height, vertical.width) == (3840, 2160, 1080)
+        assert uhd.cost.compute_usd == pytest.approx(4 * hd.cost.compute_usd)
+        assert vertical.cost.total_usd == pytest.approx(hd.cost.total_usd)
+        fast = await estimate(engine, quality=render_pb2.QUALITY_HIGH, fps=60)
+        assert fast.cost.total_usd == pytest.approx(hd.cost.total_usd)  # the same frames
+        assert fast.duration.ToTimedelta().total_seconds() == pytest.approx(2.0)
+    lambda_hd = await estimate(LAMBDA, quality=render_pb2.QUALITY_HIGH)
+    ssr_hd = await estimate(SSR, quality=render_pb2.QUALITY_HIGH)
+    assert lambda_hd.cost.compute_usd != pytest.approx(ssr_hd.cost.compute_usd)

@@ -28,6 +28,7 @@ from render_common.config import Settings
 from render_common.errors import FailedPrecondition
 from render_common.output_shape import OutputShape, lambda_limitation
 from render_common.pricing import CostEstimate, Output, lambda_cost, ssr_cost
+from services.render_api.validation import RenderSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def lambda_unsupported(options: Mapping[str, Any]) -> str | None:
     return None
 
 
-def request_options(spec: Any) -> dict[str, Any]:
-    """A validated request (a RenderSpec dataclass) as options by field name."""
+def request_options(spec: RenderSpec) -> dict[str, Any]:
+    """A validated request as options by field name."""
     return {item.name: getattr(spec, item.name) for item in fields(spec)}
 
 
@@ -131,16 +132,15 @@ def price(engine: str, output: Output, settings: Settings) -> CostEstimate:
     )
 
 
-def output_of(spec: Any) -> Output:
-    """What a validated request renders: frames, quality, and its resolved size and fps
-    (`spec.output`, the resolved shape; the quality preset's size at 30 fps without one)."""
-    shape = getattr(spec, "output", None) or spec
+def output_of(spec: RenderSpec) -> Output:
+    """What a validated request renders: its frames, quality, resolved size and fps."""
+    shape = spec.output
     return Output(
         frames=spec.frames_total,
         quality=spec.quality,
-        width=int(getattr(shape, "width", 0) or 0),
-        height=int(getattr(shape, "height", 0) or 0),
-        fps=int(getattr(shape, "fps", 0) or 30),
+        width=shape.width,
+        height=shape.height,
+        fps=shape.fps,
     )
 
 
@@ -188,8 +188,8 @@ class Router:
         self._settings = settings
         self._redis = redis
 
-    async def plan(self, spec: Any) -> RenderPlan:
-        """Where `spec` (a RenderSpec) runs and at what price; FailedPrecondition when the
+    async def plan(self, spec: RenderSpec) -> RenderPlan:
+        """Where `spec` runs and at what price; FailedPrecondition when the
         engine it must run on (requested, or RENDER_MODE) cannot take it."""
         settings = self._settings
         requested = spec.requested_engine
