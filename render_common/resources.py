@@ -131,25 +131,30 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
         poster_frame=resolve_poster_frame(record.poster_frame, record.frames_total, record.fps),
     )
     set_shape(render, record.shape)
-    meta = record.metadata
-    if meta:
-        render.metadata.CopyFrom(
-            render_pb2.OutputMetadata(
-                duration=seconds_duration(float(meta.get("duration", 0.0))),
-                size_bytes=int(meta.get("fileSize", 0)),
-                width=int(meta.get("resolution", {}).get("width", 0)),
-                height=int(meta.get("resolution", {}).get("height", 0)),
-                fps=float(meta.get("fps", 0.0)),
-                codec=str(meta.get("codec", "")),
-                bitrate_bps=int(meta.get("bitrate", 0) or 0),
-                audio_codec=str(meta.get("audioCodec") or ""),
-                audio_sample_rate_hz=int(meta.get("audioSampleRate", 0) or 0),
-                audio_channels=int(meta.get("audioChannels", 0) or 0),
-            )
-        )
+    if record.metadata:
+        render.metadata.CopyFrom(output_metadata(record.metadata))
     soundtrack = record.soundtrack
     if soundtrack:
         render.soundtrack.CopyFrom(soundtrack_message(soundtrack))
+    _set_outcome(render, record)
+    _set_times(
+        render,
+        create_time=record.created_at,
+        start_time=record.started_at,
+        complete_time=record.completed_at,
+        update_time=record.updated_at,
+    )
+    if record.client_metadata:
+        render.client_metadata.update(record.client_metadata)
+    if record.webhook_url:
+        render.webhook.url = record.webhook_url
+    if record.webhook_state:
+        render.webhook_delivery.CopyFrom(webhook_delivery(record))
+    return render
+
+
+def _set_outcome(render: render_pb2.Render, record: Render) -> None:
+    """The error, the costs and where the Lambda render is, when known."""
     if record.status == State.FAILED or record.error_reason:
         render.error.CopyFrom(
             render_pb2.RenderError(
@@ -172,20 +177,22 @@ def render_message(record: Render, links: DownloadLinks) -> render_pb2.Render:
                 bucket_name=record.lambda_bucket_name or "",
             )
         )
-    _set_times(
-        render,
-        create_time=record.created_at,
-        start_time=record.started_at,
-        complete_time=record.completed_at,
-        update_time=record.updated_at,
+
+
+def output_metadata(meta: Mapping[str, Any]) -> render_pb2.OutputMetadata:
+    """The probed output as OutputMetadata, from its stored JSON form."""
+    return render_pb2.OutputMetadata(
+        duration=seconds_duration(float(meta.get("duration", 0.0))),
+        size_bytes=int(meta.get("fileSize", 0)),
+        width=int(meta.get("resolution", {}).get("width", 0)),
+        height=int(meta.get("resolution", {}).get("height", 0)),
+        fps=float(meta.get("fps", 0.0)),
+        codec=str(meta.get("codec", "")),
+        bitrate_bps=int(meta.get("bitrate", 0) or 0),
+        audio_codec=str(meta.get("audioCodec") or ""),
+        audio_sample_rate_hz=int(meta.get("audioSampleRate", 0) or 0),
+        audio_channels=int(meta.get("audioChannels", 0) or 0),
     )
-    if record.client_metadata:
-        render.client_metadata.update(record.client_metadata)
-    if record.webhook_url:
-        render.webhook.url = record.webhook_url
-    if record.webhook_state:
-        render.webhook_delivery.CopyFrom(webhook_delivery(record))
-    return render
 
 
 def soundtrack_message(stored: Mapping[str, Any]) -> render_pb2.Soundtrack:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -23,6 +25,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from render.v1 import render_pb2
 
 from render_common.config import Settings
+from tests.support.audio import COMPOSITOR, FFMPEG
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import FFPROBE, Stack, start_stack
@@ -85,11 +88,9 @@ async def rendered(
     return done, probe(output), response.headers["content-type"]
 
 
-def probe(path: Path, decoder: str | None = None) -> dict[str, Any]:
-    """The first video stream as ffprobe sees it (frames counted); `decoder` forces one
-    (libvpx-vp9 is the one that reads VP9's alpha in WebM)."""
-    forced = ["-c:v", decoder] if decoder else []
-    command = [str(FFPROBE), "-v", "error", *forced, "-count_frames", "-print_format", "json"]
+def probe(path: Path) -> dict[str, Any]:
+    """The first video stream as ffprobe sees it (frames counted)."""
+    command = [str(FFPROBE), "-v", "error", "-count_frames", "-print_format", "json"]
     out = subprocess.run(
         [*command, *SHOW, str(path)],
         capture_output=True,
@@ -99,6 +100,23 @@ def probe(path: Path, decoder: str | None = None) -> dict[str, Any]:
     data = json.loads(out)
     video = next(s for s in data["streams"] if s["codec_type"] == "video")
     return {**video, "path": path, "duration": float(data["format"]["duration"])}
+
+
+def decoded_pixel_format(path: Path, decoder: str) -> str:
+    """The pixel format `decoder` decodes the first frame to: FFmpeg's native VP9 decoder
+    drops WebM's alpha (BlockAdditional), libvpx-vp9 keeps it. Remotion's ffprobe takes no
+    decoder option, so its ffmpeg decodes one frame and reports the stream."""
+    decode = [str(FFMPEG), "-hide_banner", "-c:v", decoder, "-i", str(path), "-frames:v", "1"]
+    log = subprocess.run(
+        [*decode, "-f", "image2", "-c:v", "png", "-y", str(path.with_suffix(".png"))],
+        capture_output=True,
+        check=True,
+        text=True,
+        env={**os.environ, "LD_LIBRARY_PATH": str(COMPOSITOR)},
+    ).stderr
+    found = re.search(rf"Stream #0:0.*Video: \w+ \({re.escape(decoder)}\), (\w+)", log)
+    assert found, log
+    return found[1]
 
 
 def rate(stream: dict[str, Any]) -> float:
@@ -156,7 +174,7 @@ async def test_vp9_webm_keeps_alpha(stack: Stack, tmp_path: Path) -> None:
         stack, tmp_path, scenes, format=render_pb2.FORMAT_WEBM, transparent=True, **SMALL
     )
     assert video["codec_name"] == "vp9" and content_type == "video/webm"
-    assert probe(video["path"], "libvpx-vp9")["pix_fmt"] == "yuva420p"
+    assert decoded_pixel_format(video["path"], "libvpx-vp9") == "yuva420p"
     assert done.transparent and done.video_codec == render_pb2.VIDEO_CODEC_VP9
 
 
