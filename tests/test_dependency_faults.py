@@ -278,6 +278,18 @@ async def check_nothing_half_written(
         await rows.engine.dispose()
 
 
+async def through_fault_and_back(
+    client: Client, fault: Fault, database_url: str, redis_url: str, user: str
+) -> int:
+    """burst_through the fault, then check_nothing_half_written; the figures are recorded
+    and printed. Returns how many refused calls had in fact been committed."""
+    calls = await burst_through(client, fault)
+    ambiguous = await check_nothing_half_written(database_url, redis_url, user, client, calls)
+    FIGURES[f"{fault.name}_ambiguous_commits"] = ambiguous
+    print("\nfigures:", FIGURES)
+    return ambiguous
+
+
 async def test_silent_database_gives_unavailable_then_recovers(
     base_settings: Settings,
     postgres_url: str,
@@ -291,11 +303,7 @@ async def test_silent_database_gives_unavailable_then_recovers(
     )
     client = await client_for(settings)
     fault = Fault("db_paused", "DATABASE_UNAVAILABLE", pg_proxy.pause, pg_proxy.resume)
-    calls = await burst_through(client, fault)
-    FIGURES["db_paused_ambiguous_commits"] = await check_nothing_half_written(
-        postgres_url, own_redis.url, user, client, calls
-    )
-    print("\nfigures:", FIGURES)
+    await through_fault_and_back(client, fault, postgres_url, own_redis.url, user)
 
 
 async def test_dead_database_gives_unavailable_at_once_then_recovers(
@@ -316,13 +324,9 @@ async def test_dead_database_gives_unavailable_at_once_then_recovers(
     )
     client = await client_for(settings)
     fault = Fault("db_killed", "DATABASE_UNAVAILABLE", pg_proxy.kill, pg_proxy.start)
-    calls = await burst_through(client, fault)
+    await through_fault_and_back(client, fault, postgres_url, own_redis.url, user)
     # Refused connections answer at once, well inside the 10 s timeouts.
     assert FIGURES["db_killed_unavailable_max_s"] < 5.0
-    FIGURES["db_killed_ambiguous_commits"] = await check_nothing_half_written(
-        postgres_url, own_redis.url, user, client, calls
-    )
-    print("\nfigures:", FIGURES)
 
 
 async def test_silent_redis_gives_unavailable_then_recovers(
@@ -335,7 +339,5 @@ async def test_silent_redis_gives_unavailable_then_recovers(
     settings = fault_settings(base_settings, database_url=postgres_url, redis_url=own_redis.url)
     client = await client_for(settings)
     fault = Fault("redis_paused", "REDIS_UNAVAILABLE", own_redis.pause, own_redis.resume)
-    calls = await burst_through(client, fault)
-    ambiguous = await check_nothing_half_written(postgres_url, own_redis.url, user, client, calls)
+    ambiguous = await through_fault_and_back(client, fault, postgres_url, own_redis.url, user)
     assert ambiguous == 0  # a Redis refusal happens before the commit
-    print("\nfigures:", FIGURES)

@@ -13,8 +13,6 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from redis.asyncio import Redis
 from render.v1 import progress_service_pb2, progress_service_pb2_grpc, render_pb2
 from sqlalchemy import insert, update
@@ -30,7 +28,7 @@ from services.progress import app
 from tests.conftest import bearer
 from tests.support.processes import RedisServer, sqlite_url
 from tests.support.redis_streams import entries as stream_entries
-from tests.support.rpc import rich_error
+from tests.support.rpc import check_health_and_reflection, rich_error
 
 Stub = progress_service_pb2_grpc.ProgressServiceStub
 StartProgress = Callable[..., Awaitable[tuple[app.Progress, Stub]]]
@@ -945,18 +943,7 @@ async def test_health_reflection_and_graceful_shutdown(
     channel_to: Any,
 ) -> None:
     progress, stub = await start_progress_sqlite()
-    channel = channel_to(progress.port)
-    health = health_pb2_grpc.HealthStub(channel)
-    reply = await health.Check(health_pb2.HealthCheckRequest(service="render.v1.ProgressService"))
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-
-    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
-        yield reflection_pb2.ServerReflectionRequest(list_services="")
-
-    async for answer in reflection.ServerReflectionInfo(requests()):
-        names = {s.name for s in answer.list_services_response.service}
-        assert {"render.v1.ProgressService", "grpc.health.v1.Health"} <= names
+    await check_health_and_reflection(channel_to(progress.port), "render.v1.ProgressService")
     render_id = await insert_render(progress.engine, user, status="running")
     call = watch(stub, render_id, token_for(user))
     await call.read()

@@ -12,8 +12,6 @@ import grpc
 import jwt
 import pytest
 import pytest_asyncio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 from sqlalchemy import func, select, update
@@ -32,7 +30,7 @@ from tests.conftest import TEST_SECRET, bearer
 from tests.support.processes import RedisServer
 from tests.support.redis_streams import entries as stream_entries
 from tests.support.redis_streams import fields as stream_fields
-from tests.support.rpc import rich_error
+from tests.support.rpc import check_health_and_reflection, rich_error
 from tests.support.scenes import scene, start_request
 
 Stub = render_service_pb2_grpc.RenderServiceStub
@@ -289,18 +287,7 @@ async def test_get_quota(start_api: StartApi, user: str, token_for: Any) -> None
 
 async def test_health_and_reflection(start_api: StartApi, channel_to: Any) -> None:
     api, _ = await start_api()
-    channel = channel_to(api.port)
-    health = health_pb2_grpc.HealthStub(channel)
-    reply = await health.Check(health_pb2.HealthCheckRequest(service="render.v1.RenderService"))
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-
-    async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
-        yield reflection_pb2.ServerReflectionRequest(list_services="")
-
-    async for answer in reflection.ServerReflectionInfo(requests()):
-        names = {s.name for s in answer.list_services_response.service}
-        assert {"render.v1.RenderService", "grpc.health.v1.Health"} <= names
+    await check_health_and_reflection(channel_to(api.port), "render.v1.RenderService")
 
 
 # --- validation ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from render.v1 import render_pb2, render_service_pb2
 from render_common import streams
 from render_common.config import Settings
 from tests.support.asset_server import AssetServer
-from tests.support.processes import free_port, sqlite_url
+from tests.support.processes import sqlite_url, worker_environment
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.redis_streams import render_events as events_of
 from tests.support.s3_server import S3Server
@@ -281,17 +281,7 @@ async def test_failure_names_the_url_the_client_sent(stack_factory: StartStack) 
 
 
 def _worker_process(settings: Settings, name: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "RENDER_DATA_DIR": settings.data_dir,
-        "WORKER_NAME": name,
-        "WORKER_HEALTH_PORT": str(free_port()),
-        "VISIBILITY_TIMEOUT_SECONDS": "3",
-        "LOG_FORMAT": "text",
-        "JWT_SECRET": settings.jwt_secret,
-    }
+    env = worker_environment(settings, name)
     return subprocess.Popen(
         [sys.executable, "-m", "services.render_worker"], env=env, start_new_session=True
     )

@@ -30,7 +30,7 @@ from services.cli.client import Endpoints
 from services.cli.watch import watch_render
 from services.progress import app as progress_app
 from services.render_api import app as api_app
-from tests.support.processes import RedisServer, ThrowawayDatabase, free_port
+from tests.support.processes import RedisServer, ThrowawayDatabase, worker_environment
 from tests.support.scenes import scene
 from tests.support.stack import RenderClient
 
@@ -79,23 +79,16 @@ class FaultRig(RenderClient):
         """A scripted worker process (its own session, so a kill reaches only it)."""
         name = name or f"worker-{uuid.uuid4().hex[:6]}"
         s = self.settings
-        variables = {
-            **os.environ,
-            "DATABASE_URL": s.database_url,
-            "REDIS_URL": s.redis_url,
-            "RENDER_DATA_DIR": s.data_dir,
-            "WORKER_NAME": name,
-            "WORKER_HEALTH_PORT": str(free_port()),
-            "VISIBILITY_TIMEOUT_SECONDS": str(s.visibility_timeout_seconds),
-            "RETRY_BASE_DELAY_SECONDS": str(s.retry_base_delay_seconds),
-            "MAX_DELIVERIES": str(s.max_deliveries),
-            "REDIS_OUTAGE_SECONDS": str(s.redis_outage_seconds),
-            "WORKER_CONCURRENCY": str(s.worker_concurrency),
-            "SHUTDOWN_GRACE_SECONDS": "2",
-            "LOG_FORMAT": "text",
-            "JWT_SECRET": s.jwt_secret,
+        variables = worker_environment(
+            s,
+            name,
+            RETRY_BASE_DELAY_SECONDS=str(s.retry_base_delay_seconds),
+            MAX_DELIVERIES=str(s.max_deliveries),
+            REDIS_OUTAGE_SECONDS=str(s.redis_outage_seconds),
+            WORKER_CONCURRENCY=str(s.worker_concurrency),
+            SHUTDOWN_GRACE_SECONDS="2",
             **env,
-        }
+        )
         log = (self.logs / f"{name}.log").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.support.scripted_worker"],

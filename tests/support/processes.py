@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from render_common.config import ROOT
+from render_common.config import ROOT, Settings
 
 
 def free_port() -> int:
@@ -237,3 +237,21 @@ def migrate_database(url: str) -> None:
     if process.returncode != 0:
         raise RuntimeError(f"migrate failed ({process.returncode}):\n{output}")
     _MIGRATED.add(url)
+
+
+def worker_environment(settings: Settings, name: str, **variables: str) -> dict[str, str]:
+    """The environment of a worker process (`python -m services.render_worker` or the
+    scripted one) on `settings`' database, Redis and data directory, named `name`, with a
+    free health port; `variables` add to it or override it."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "RENDER_DATA_DIR": settings.data_dir,
+        "WORKER_NAME": name,
+        "WORKER_HEALTH_PORT": str(free_port()),
+        "VISIBILITY_TIMEOUT_SECONDS": str(settings.visibility_timeout_seconds),
+        "LOG_FORMAT": "text",
+        "JWT_SECRET": settings.jwt_secret,
+        **variables,
+    }
