@@ -191,7 +191,7 @@ async def test_killed_attempt_leaves_no_work_directory(rig_factory: RigFactory) 
     assert len(left) == 1  # the attempt's directory, with its output, as a real render's
     # A second live worker starting on the same disk leaves the victim's directory alone.
     bystander = rig.spawn_worker("bystander")
-    await asyncio.sleep(2.0)
+    await rig.started(bystander)  # its start-up cleanup is done
     assert left[0].exists()
     stop_process(victim, signal.SIGKILL)
     stop_process(bystander, signal.SIGTERM)

@@ -13,6 +13,7 @@ import jwt
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 from sqlalchemy import func, select, update
 
@@ -196,37 +197,47 @@ async def test_cancel_queued_render(
     assert again.render.state == render_pb2.Render.STATE_CANCELLED
 
 
+async def set_status(api: app.RenderApi, render_id: str, status: str) -> None:
+    """Move a render's row to `status`, as a worker would."""
+    async with api.engine.begin() as connection:
+        await connection.execute(
+            update(video_renders).where(video_renders.c.id == render_id).values(status=status)
+        )
+
+
+async def next_message(pubsub: PubSub, kind: str, timeout: float = 30.0) -> Any:
+    """The next message of a kind ("subscribe": the confirmation; "message": published)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await pubsub.get_message(timeout=1.0)
+            if message is not None and message["type"] == kind:
+                return message
+
+
 async def test_cancel_running_render_signals_workers(
     start_api: StartApi, user: str, token_for: Any, redis: Redis
 ) -> None:
     api, stub = await start_api()
     auth = bearer(token_for(user))
     render = (await stub.StartRender(start_request(), metadata=auth)).render
-    async with api.engine.begin() as connection:
-        await connection.execute(
-            update(video_renders)
-            .where(video_renders.c.id == render.render_id)
-            .values(status="running")
-        )
+    await set_status(api, render.render_id, "running")
     pubsub = redis.pubsub()
     await pubsub.subscribe(streams.CANCEL_CHANNEL)
-    await pubsub.get_message(timeout=1)  # subscribe confirmation
-    response = await stub.CancelRender(
-        render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
-    )
-    message = await pubsub.get_message(timeout=2)
-    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-    assert message is not None and message["data"] == render.render_id
+    try:
+        await next_message(pubsub, "subscribe")  # subscribed before anything is published
+        response = await stub.CancelRender(
+            render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth
+        )
+        message = await next_message(pubsub, "message")
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    assert message["data"] == render.render_id
     assert response.render.state == render_pb2.Render.STATE_RUNNING  # no worker here to stop it
     async with api.engine.connect() as connection:
-        flagged = (
-            await connection.execute(
-                select(video_renders.c.cancel_requested).where(
-                    video_renders.c.id == render.render_id
-                )
-            )
-        ).scalar_one()
-    assert flagged is True
+        flagged = await connection.execute(
+            select(video_renders.c.cancel_requested).where(video_renders.c.id == render.render_id)
+        )
+    assert flagged.scalar_one() is True
 
 
 async def test_cancel_terminal_render_is_failed_precondition(
@@ -235,12 +246,7 @@ async def test_cancel_terminal_render_is_failed_precondition(
     api, stub = await start_api()
     auth = bearer(token_for(user))
     render = (await stub.StartRender(start_request(), metadata=auth)).render
-    async with api.engine.begin() as connection:
-        await connection.execute(
-            update(video_renders)
-            .where(video_renders.c.id == render.render_id)
-            .values(status="succeeded")
-        )
+    await set_status(api, render.render_id, "succeeded")
     error = await expect_error(
         stub.CancelRender(
             render_service_pb2.CancelRenderRequest(render_id=render.render_id), metadata=auth

@@ -62,6 +62,7 @@ class FaultRig(RenderClient):
     user: str
     logs: Path
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    health_ports: dict[int, int] = field(default_factory=dict)  # worker pid -> its port
     watchers: list[Watcher] = field(default_factory=list)
 
     ride_out_unavailable: ClassVar[bool] = True
@@ -99,12 +100,29 @@ class FaultRig(RenderClient):
         )
         log.close()
         self.workers.append(process)
+        self.health_ports[process.pid] = int(variables["WORKER_HEALTH_PORT"])
         return process
 
     async def start(self, script: str, **fields: Any) -> render_pb2.Render:
         """StartRender of a scripted render."""
         project = fields.pop("project_id", "faults")
         return await self.start_render(script_scenes(script), project, **fields)
+
+    async def started(self, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+        """Wait until a worker serves health, which it does once it has started (after
+        removing what dead workers left in the work directory)."""
+        port = self.health_ports[process.pid]
+        async with asyncio.timeout(timeout):
+            while True:
+                assert process.poll() is None, f"worker exited with {process.returncode}"
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.1)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                return
 
     def watch(self, render_id: str) -> Watcher:
         """Follow a render with the CLI's resuming watcher."""
