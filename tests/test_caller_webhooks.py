@@ -183,9 +183,11 @@ async def test_receiver_down_then_up_gets_it_once_per_webhook_id(
     await receiver.start()
     delivery = await delivery_of(stack, render.render_id)
     assert delivery.state == Delivery.STATE_DELIVERED and delivery.last_status_code == 200
-    assert delivery.attempts >= 5 and not delivery.last_error
     statuses = [r.answered for r in receiver.received]
     assert statuses == [503, 503, 200]
+    # The three answered, and before them at least the first, refused: an attempt counts
+    # when claimed, so the second one seen above may have connected after the restart.
+    assert delivery.attempts >= len(statuses) + 1 and not delivery.last_error
     assert {r.webhook_id for r in receiver.received} == {delivery.webhook_id}
     assert list(receiver.processed) == [delivery.webhook_id]  # de-duplicated: once
     secret = await secret_of(stack)
