@@ -127,3 +127,22 @@ async def test_both_engines_render_the_thumbnail_at_the_poster_frame(
         expected = RED if frame < 30 else BLUE
         assert close_to(colour, expected), (render_pb2.Engine.Name(engine), frame, colour)
     assert sorted(fake_lambda.stills.frames) == [10, 45]
+
+
+async def test_lambda_render_without_its_still_succeeds_without_thumbnail(
+    base_settings: Settings,
+    postgres_url: str,
+    tmp_path: Path,
+    user: str,
+    fake_lambda: FakeRemotionLambda,
+    stacks: list[Stack],
+) -> None:
+    fake_lambda.plan.seconds = 0.3
+    fake_lambda.stills.fail = True
+    stack = await start_stack(settings_for(base_settings, postgres_url, tmp_path), user, warm=False)
+    stacks.append(stack)
+    render = await stack.start(red_then_blue(), engine=render_pb2.ENGINE_LAMBDA, poster_frame=5)
+    done = await stack.wait(render.render_id, timeout=120)
+    assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
+    assert done.output_url and not done.thumbnail_url and done.poster_frame == 5
+    assert fake_lambda.stills.frames == [5]

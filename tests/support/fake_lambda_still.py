@@ -34,6 +34,7 @@ class FakeStills:
     """How the fake renders stills, and the frames it was asked for."""
 
     real: bool = False  # render the frame with Remotion (else a placeholder JPEG)
+    fail: bool = False  # answer every still with the function's error
     frames: list[int] = field(default_factory=list)
 
 
@@ -91,6 +92,8 @@ def render_still(fake: FakeRemotionLambda, payload: dict[str, Any]) -> tuple[int
     bucket = payload.get("bucketName") or "remotionlambda-useast1-testbucket"
     key = f"renders/{render_id}/{payload.get('outName') or 'out.jpeg'}"
     fake.stills.frames.append(int(payload.get("frame") or 0))
+    if fake.stills.fail:
+        return 200, {"type": "error", "message": "renderStill failed: test", "stack": ""}, ""
     if not fake.stills.real:
         body = PLACEHOLDER_JPEG
     else:
