@@ -15,9 +15,12 @@
   publish time (time.time_ns()) in `message`; every client measures arrival minus that
   (one machine, one clock), and p99 is over all (event, stream) arrivals.
 
-Targets (issue 16): sse p99 under the grpc phase's p99 + 10 ms; memory per open stream
-= (edge RSS with the streams open - edge RSS idle) / streams, reported. Options:
-`--renders N --watchers N --clients N --rate N --seconds S --strict --limit S`.
+Each path runs ROUNDS times, alternating (grpc, sse, sse, grpc, ...), and its rounds are
+pooled, so a burst of load from elsewhere hits both. Targets (issue 16): sse p99 under the
+grpc p99 + 10 ms. Reported besides: memory per open stream = (edge RSS with the streams
+open - edge RSS idle) / streams, and the serving CPU per delivery (progress; progress +
+edge for sse), which the machine's load does not skew as it skews latency. Options:
+`--renders N --watchers N --clients N --rounds N --rate N --seconds S --strict --limit S`.
 """
 
 from __future__ import annotations
@@ -61,6 +64,15 @@ def raise_fd_limit() -> int:
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class Publisher:
@@ -108,13 +120,15 @@ async def phase(
     token: str,
     targets: list[tuple[str, int]],
     publisher: Publisher,
-    server_pid: int,
+    server_pids: list[int],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Open the streams in CLIENTS processes running `client`, push, merge their latencies.
 
     `client`: the module arguments of a client speaking OPEN / READY / STOP / RESULT.
+    `server_pids`: the serving processes, the last one holding the streams (its RSS).
     """
+    server_pid = server_pids[-1]
     idle_rss = _rss_mb(server_pid)
     shares = [targets[i :: args.clients] for i in range(args.clients)]
     children = [await Child.start(*client, token, json.dumps(share)) for share in shares if share]
@@ -124,28 +138,45 @@ async def phase(
         for child in children:
             await child.expect("READY", 120)
         open_rss = _rss_mb(server_pid)
+        cpu = _cpu_seconds(server_pids)
         sent = await publisher.steady([r for r, _ in targets], args.rate, args.seconds)
         await asyncio.sleep(1.0)
+        cpu = _cpu_seconds(server_pids) - cpu
         for child in children:
             await child.send("STOP")
         results = [json.loads(await c.expect("RESULT", 60)) for c in children]
     finally:
         for child in children:
             await child.stop()
-    latencies = [value for result in results for value in result["latencies"]]
     streams = sum(int(ok) for ok, _ in opened)
     return {
         "phase": name,
         "open": streams,
         "failed": sum(int(failed) for _, failed in opened),
-        "received": len(latencies),
+        "latencies": [value for result in results for value in result["latencies"]],
         "expected": sent * args.watchers,
-        "p50": _percentile(latencies, 0.50),
-        "p99": _percentile(latencies, 0.99),
-        "max": max(latencies) if latencies else float("nan"),
+        "cpu_s": cpu,
         "rss_mb": open_rss,
         "idle_rss_mb": idle_rss,
         "kb_per_stream": (open_rss - idle_rss) * 1024 / max(streams, 1),
+    }
+
+
+def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds of one path as one row: latencies and counts summed, memory of round 1."""
+    latencies = [value for row in rows for value in row["latencies"]]
+    expected = sum(row["expected"] for row in rows)
+    return {
+        **rows[0],
+        "open": min(row["open"] for row in rows),
+        "failed": sum(row["failed"] for row in rows),
+        "received": len(latencies),
+        "expected": expected,
+        "p50": _percentile(latencies, 0.50),
+        "p99": _percentile(latencies, 0.99),
+        "p99s": [_percentile(row["latencies"], 0.99) for row in rows],
+        "max": max(latencies) if latencies else float("nan"),
+        "cpu_us": sum(row["cpu_s"] for row in rows) * 1e6 / max(len(latencies), 1),
     }
 
 
@@ -191,27 +222,28 @@ async def run(args: argparse.Namespace) -> int:
         await _wait_http(f"http://127.0.0.1:{ports['edge']}/healthz", 120)
         publisher = Publisher(redis)
 
-        streams = args.renders * args.watchers
-        print(f"-- grpc: {streams} streams on progress, {args.clients} clients", flush=True)
-        grpc_row = await phase(
-            "grpc",
-            ["-m", "bench.progress_fanout", "--client", str(ports["progress"])],
-            token,
-            [(r, args.watchers) for r in grpc_ids],
-            publisher,
-            progress.process.pid,
-            args,
-        )
-        print(f"-- sse: {streams} streams on the edge, {args.clients} clients", flush=True)
-        sse_row = await phase(
-            "sse",
-            ["-m", "bench.sse_clients", str(ports["edge"])],
-            token,
-            [(r, args.watchers) for r in sse_ids],
-            publisher,
-            edge.process.pid,
-            args,
-        )
+        paths = {
+            "grpc": (
+                ["-m", "bench.progress_fanout", "--client", str(ports["progress"])],
+                grpc_ids,
+                [progress.process.pid],
+            ),
+            "sse": (
+                ["-m", "bench.sse_clients", str(ports["edge"])],
+                sse_ids,
+                [progress.process.pid, edge.process.pid],
+            ),
+        }
+        rows: dict[str, list[dict[str, Any]]] = {"grpc": [], "sse": []}
+        for index in range(args.rounds):  # alternating, so a load burst hits both paths
+            for name in ("grpc", "sse") if index % 2 == 0 else ("sse", "grpc"):
+                client, ids, pids = paths[name]
+                print(
+                    f"-- round {index + 1} {name}: {len(ids) * args.watchers} streams", flush=True
+                )
+                targets = [(r, args.watchers) for r in ids]
+                rows[name].append(await phase(name, client, token, targets, publisher, pids, args))
+        grpc_row, sse_row = pooled(rows["grpc"]), pooled(rows["sse"])
         return _report(grpc_row, sse_row, fd_limit, args)
     finally:
         for child in children:
@@ -227,12 +259,13 @@ def _report(
     print()
     print(
         f"{'path':<6}{'streams':>9}{'failed':>7}{'received':>10}{'expected':>10}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RSS MB':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'RSS MB':>9}{'CPU us/delivery':>17}  p99 by round"
     )
     for r in (grpc_row, sse_row):
         print(
             f"{r['phase']:<6}{r['open']:>9}{r['failed']:>7}{r['received']:>10}{r['expected']:>10}"
             f"{r['p50']:>9.2f}{r['p99']:>9.2f}{r['max']:>9.1f}{r['rss_mb']:>9.0f}"
+            f"{r['cpu_us']:>17.1f}  {', '.join(f'{v:.1f}' for v in r['p99s'])}"
         )
     over = sse_row["p99"] - grpc_row["p99"]
     print(
@@ -268,10 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=500)
     parser.add_argument("--watchers", type=int, default=10)
-    parser.add_argument("--clients", type=int, default=4, help="SSE client processes")
+    parser.add_argument("--clients", type=int, default=4, help="client processes per path")
+    parser.add_argument("--rounds", type=int, default=2, help="phases per path, alternating")
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--limit", type=float, default=300.0, help="wall-clock limit (s)")
+    parser.add_argument("--limit", type=float, default=600.0, help="wall-clock limit (s)")
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args(argv)
 
