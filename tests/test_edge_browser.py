@@ -116,8 +116,13 @@ async def watch_until_done(page: Page) -> list[int]:
 
 
 async def export_sample_and_download(page: Page, edge: EdgeProcess, tmp_path: Path) -> None:
-    """Export the tiny sample by keyboard; the bar climbs to 100%; download and probe."""
+    """Export the tiny sample, 9:16 at 60 fps, by keyboard; the bar climbs to 100%;
+    download and probe."""
     assert await page.eval_on_selector("#sample", "s => s.value") == "tiny.json"
+    await page.get_by_label("Aspect ratio").select_option("ASPECT_RATIO_9_16")
+    await page.get_by_label("Frame rate").focus()
+    await page.keyboard.press("End")  # the last choice: 60 fps
+    assert await page.get_by_label("Frame rate").input_value() == "60"
     await page.focus("#export")
     await page.keyboard.press("Enter")
     await page.wait_for_function(
@@ -125,7 +130,8 @@ async def export_sample_and_download(page: Page, edge: EdgeProcess, tmp_path: Pa
     )
     seen = await watch_until_done(page)
     assert seen[-1] == 100 and seen == sorted(seen), seen
-    assert "20 / 20 frames" in (await page.text_content("#frames") or "")
+    frames = (await page.text_content("#frames") or "").split()
+    assert frames[0] == frames[2] and int(frames[0]) >= 20, frames
     href = await page.get_attribute("#download", "href")
     assert href and (await page.is_visible("#download"))
     download = await page.request.get(f"{edge.url}{href}")
@@ -134,7 +140,8 @@ async def export_sample_and_download(page: Page, edge: EdgeProcess, tmp_path: Pa
     video.write_bytes(await download.body())
     probe = ffprobe(video)
     assert probe["video"]["codec_name"] == "h264"
-    assert (probe["video"]["width"], probe["video"]["height"]) == (1280, 720)
+    assert (probe["video"]["width"], probe["video"]["height"]) == (720, 1280)
+    assert probe["video"]["r_frame_rate"] == "60/1"
     # The history lists it with a thumbnail that loads.
     await page.get_by_role("button", name="Refresh").click()
     await page.locator("#history img").first.wait_for(timeout=15_000)
@@ -143,8 +150,11 @@ async def export_sample_and_download(page: Page, edge: EdgeProcess, tmp_path: Pa
         " return i && i.complete && i.naturalWidth > 0; }",
         timeout=15_000,
     )
+    assert "9:16 · 60 fps" in (await page.text_content("#history") or "")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "edge-export-page.png"), full_page=True)
+    await page.get_by_label("Aspect ratio").select_option("ASPECT_RATIO_16_9")  # the next
+    await page.get_by_label("Frame rate").select_option("30")  # exports: short and small
 
 
 async def reload_mid_render(page: Page, longer: Path) -> None:

@@ -208,7 +208,7 @@ async function loadHistory() {
     state.className = `state-${shortState(render.state)}`;
     state.textContent = shortState(render.state) + (render.error && render.error.message ? `: ${render.error.message}` : "");
     cell(row, state);
-    cell(row, `${(render.format || "").replace("FORMAT_", "").toLowerCase()} ${(render.quality || "").replace("QUALITY_", "").toLowerCase()}`);
+    cell(row, describeOutput(render));
     cell(row, render.createTime ? new Date(render.createTime).toLocaleString() : "");
     if (render.outputUrl) {
       const download = document.createElement("a");
@@ -229,6 +229,14 @@ async function scenesToExport() {
   try { return JSON.parse(text); } catch { throw new Error("the scenes file is not JSON"); }
 }
 
+// "mp4 low · 9:16 · 60 fps": the output as the history lists it.
+function describeOutput(render) {
+  const parts = [`${(render.format || "").replace("FORMAT_", "").toLowerCase()} ${(render.quality || "").replace("QUALITY_", "").toLowerCase()}`];
+  if (render.aspectRatio) parts.push(render.aspectRatio.replace("ASPECT_RATIO_", "").replace("_", ":"));
+  if (render.fps) parts.push(`${render.fps} fps`);
+  return parts.join(" · ");
+}
+
 async function startExport(event) {
   event.preventDefault();
   showError("");
@@ -240,6 +248,8 @@ async function startExport(event) {
       scenes: spec.scenes || spec,
       format: $("format").value,
       quality: $("quality").value,
+      aspectRatio: $("aspect-ratio").value,
+      fps: Number($("fps").value),
       requestId: crypto.randomUUID(),
     });
     await watch(render.renderId);
