@@ -15,6 +15,7 @@ MODULES = (
     "bench.sse_fanout",
     "bench.ssr",
     "bench.ssr_vertical",
+    "bench.lambda_fanout",
 )
 
 

@@ -1,14 +1,25 @@
-"""The `render:jobs` stream: adding one attempt of a render, with its trace context."""
+"""The job queues (render:jobs:ssr, render:jobs:lambda): adding attempts of renders to
+their engine's queue, with their trace context, and creating the consumer groups."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from opentelemetry import propagate
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from render_common import streams
+
+
+class QueuedAttempt(NamedTuple):
+    """One attempt of a render, for its engine's queue."""
+
+    render_id: str
+    attempt: int
+    traceparent: str
+    engine: str  # "ssr" | "lambda": which queue carries it
 
 
 def current_traceparent() -> str:
@@ -18,30 +29,37 @@ def current_traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
+def entry_fields(render_id: str, attempt: int, traceparent: str) -> dict[str, str]:
+    """The fields of a queue entry."""
+    return {"render_id": render_id, "attempt": str(attempt), "traceparent": traceparent}
+
+
 async def enqueue_attempt(
-    redis: Redis, render_id: str, attempt: int, *, traceparent: str | None = None
+    redis: Redis, render_id: str, attempt: int, engine: str, *, traceparent: str | None = None
 ) -> str:
-    """XADD one attempt of a render to render:jobs; returns the entry id."""
+    """XADD one attempt of a render to its engine's queue; returns the entry id."""
     traceparent = current_traceparent() if traceparent is None else traceparent
-    [reply] = await enqueue_attempts(redis, [(render_id, attempt, traceparent)])
+    [reply] = await enqueue_attempts(
+        redis, [QueuedAttempt(render_id, attempt, traceparent, engine)]
+    )
     if isinstance(reply, Exception):
         raise reply
     return reply
 
 
 async def enqueue_attempts(
-    redis: Redis, attempts: Sequence[tuple[str, int, str]]
+    redis: Redis, attempts: Sequence[QueuedAttempt]
 ) -> list[str | Exception]:
-    """XADD (render_id, attempt, traceparent) attempts in one pipeline round trip.
+    """XADD attempts, each to its engine's queue, in one pipeline round trip.
 
     Returns each entry id, or the error Redis answered for that command; a connection
     failure raises for all of them.
     """
     pipeline = redis.pipeline(transaction=False)
-    for render_id, attempt, traceparent in attempts:
+    for render_id, attempt, traceparent, engine in attempts:
         pipeline.xadd(
-            streams.JOBS_STREAM,
-            {"render_id": render_id, "attempt": str(attempt), "traceparent": traceparent},
+            streams.job_queue(engine).stream,
+            entry_fields(render_id, attempt, traceparent),  # type: ignore[arg-type]
             maxlen=streams.JOBS_MAXLEN,
             approximate=True,
         )
@@ -49,20 +67,24 @@ async def enqueue_attempts(
     return [reply if isinstance(reply, Exception) else str(reply) for reply in replies]
 
 
-async def ensure_group(redis: Redis) -> bool:
-    """Create the consumer group (and the stream) if missing; True if it was created.
+async def ensure_group(redis: Redis, queue: streams.JobQueue | None = None) -> bool:
+    """Create the consumer group of `queue` (every queue when None) and its stream if
+    missing; True if one was created.
 
     Idempotent (BUSYGROUP is success), so anyone may call it: workers at start-up and
     whenever Redis answers NOGROUP (it restarted without its data), the sweeper on every
-    pass. The group starts at id 0, so entries added before it existed are delivered.
+    pass. A group starts at id 0, so entries added before it existed are delivered.
     """
-    try:
-        await redis.xgroup_create(streams.JOBS_STREAM, streams.JOBS_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
-        return False
-    return True
+    created = False
+    for each in streams.JOB_QUEUES if queue is None else (queue,):
+        try:
+            await redis.xgroup_create(each.stream, each.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+            continue
+        created = True
+    return created
 
 
 def is_missing_group(exc: BaseException) -> bool:

@@ -46,6 +46,10 @@ render:lambda:webhook:{lambda_render_id}
                             list holding the verified webhook payload of a Lambda render,
                             read without removal (BLMOVE onto itself) by the engine that
                             follows the render (TTL 7 days).
+render:lambda:webhooks      pub/sub channel carrying the Lambda render id of each webhook
+                            parked, so the worker following that render reads it at once
+                            (its poller also checks parked payloads: a missed message
+                            only delays the completion).
 """
 
 from __future__ import annotations
@@ -59,9 +63,6 @@ LAMBDA_JOBS_GROUP = "render-workers-lambda"
 LEGACY_JOBS_STREAM = "render:jobs"
 LEGACY_JOBS_GROUP = "render-workers"
 JOBS_MAXLEN = 100_000
-# The single stream's names, used until every writer and reader routes by engine.
-JOBS_STREAM = LEGACY_JOBS_STREAM
-JOBS_GROUP = LEGACY_JOBS_GROUP
 RETRY_ZSET = "render:retry"
 DEAD_STREAM = "render:dead"
 DEAD_MAXLEN = 10_000
@@ -76,6 +77,7 @@ SWEEPER_LOCK = "render:lock:sweeper"
 WEBHOOK_SEEN_PREFIX = "render:webhook:seen:"
 WEBHOOK_SEEN_TTL_SECONDS = 7 * 24 * 3600
 LAMBDA_WEBHOOK_PREFIX = "render:lambda:webhook:"
+LAMBDA_WEBHOOK_CHANNEL = "render:lambda:webhooks"
 
 
 @dataclass(frozen=True, slots=True)

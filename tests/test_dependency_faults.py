@@ -252,7 +252,7 @@ async def check_queue_entries(rows: Rows, redis_url: str) -> None:
     try:
         deadline = time.monotonic() + 30
         while True:
-            queued = {f["render_id"] for f in await stream_fields(redis, streams.JOBS_STREAM)}
+            queued = {f["render_id"] for f in await stream_fields(redis, streams.SSR_JOBS_STREAM)}
             ids = await rows.ids()
             if ids <= queued or time.monotonic() > deadline:
                 break

@@ -8,6 +8,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from render_common import streams
 from render_common.config import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -84,8 +85,8 @@ def test_keda_scales_workers_on_stream_lag() -> None:
     assert scaled["spec"]["scaleTargetRef"]["name"] == "render-worker"
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["type"] == "redis-streams"
-    assert trigger["metadata"]["stream"] == "render:jobs"
-    assert trigger["metadata"]["consumerGroup"] == "render-workers"
+    assert trigger["metadata"]["stream"] == streams.SSR_JOBS_STREAM
+    assert trigger["metadata"]["consumerGroup"] == streams.SSR_JOBS_GROUP
     assert int(trigger["metadata"]["lagCount"]) >= 1
     (auth,) = by_kind("TriggerAuthentication")
     assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]

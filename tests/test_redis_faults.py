@@ -172,7 +172,7 @@ async def test_render_that_kills_its_worker_is_dead_lettered(rig_factory: RigFac
     client = rig.redis()
     try:
         dead = await stream_fields(client, streams.DEAD_STREAM)
-        pending = await client.xpending(streams.JOBS_STREAM, streams.JOBS_GROUP)
+        pending = await client.xpending(streams.SSR_JOBS_STREAM, streams.SSR_JOBS_GROUP)
     finally:
         await client.aclose()
     assert [(d["render_id"], d["reason"]) for d in dead] == [

@@ -78,7 +78,7 @@ async def count_rows(api: app.RenderApi, user: str) -> int:
 
 
 async def jobs_for(redis: Redis, render_id: str) -> list[dict[str, str]]:
-    jobs = await stream_fields(redis, streams.JOBS_STREAM)
+    jobs = await stream_fields(redis, streams.SSR_JOBS_STREAM)
     return [fields for fields in jobs if fields.get("render_id") == render_id]
 
 
@@ -599,13 +599,13 @@ def admitted_all(results: list[Any]) -> list[str]:
 
 async def entries_of(redis: Redis, render_id: str) -> list[tuple[str, dict[str, str]]]:
     """The job stream's entries of one render, (entry id, fields)."""
-    entries = await stream_entries(redis, streams.JOBS_STREAM)
+    entries = await stream_entries(redis, streams.SSR_JOBS_STREAM)
     return [(entry_id, f) for entry_id, f in entries if f["render_id"] == render_id]
 
 
 async def lose_queue_entry(api: app.RenderApi, redis: Redis, render: render_pb2.Render) -> None:
     """As if the XADD after the commit had failed: no entry, no entry id on the row."""
-    await redis.xdel(streams.JOBS_STREAM, render.queue_job_id)
+    await redis.xdel(streams.SSR_JOBS_STREAM, render.queue_job_id)
     async with api.engine.begin() as connection:
         await connection.execute(
             update(video_renders)

@@ -158,11 +158,11 @@ async def test_forget_lost_entry_and_reenqueue(
     assert (await stored(engine, render_id)).queue_job_id is None
     [(rid, entry_id)] = await transitions.reenqueue([(render_id, 1)])
     assert rid == render_id
-    entries: Any = await redis.xrange(streams.JOBS_STREAM, entry_id, entry_id)
+    entries: Any = await redis.xrange(streams.SSR_JOBS_STREAM, entry_id, entry_id)
     [(_, fields)] = entries
     assert fields["render_id"] == render_id and fields["attempt"] == "1"
     assert (await stored(engine, render_id)).queue_job_id == entry_id
-    await redis.xdel(streams.JOBS_STREAM, entry_id)  # no work for other tests' workers
+    await redis.xdel(streams.SSR_JOBS_STREAM, entry_id)  # no work for other tests' workers
     # A render that meanwhile has an entry keeps it.
     await transitions.reenqueue([(render_id, 1)])
     assert (await stored(engine, render_id)).queue_job_id == entry_id
@@ -270,15 +270,15 @@ async def test_cancelled_and_hand_back(
     render_id = await insert_render(engine, user)
     claimed = await worker.claim(render_id, 1, reclaimed=False, entry_id="1-0")
     assert claimed is not None
-    assert await other.hand_back(render_id, user, 1, "") is None
-    back = await worker.hand_back(render_id, user, 1, "")
+    assert await other.hand_back(render_id, user, 1, "", "ssr") is None
+    back = await worker.hand_back(render_id, user, 1, "", "ssr")
     assert back is not None and back.status is State.QUEUED and back.attempt == 0
     entry_id = (await stored(engine, render_id)).queue_job_id
     assert entry_id is not None
-    entries: Any = await redis.xrange(streams.JOBS_STREAM, entry_id, entry_id)
+    entries: Any = await redis.xrange(streams.SSR_JOBS_STREAM, entry_id, entry_id)
     [(_, fields)] = entries
     assert fields["render_id"] == render_id and fields["attempt"] == "1"
-    await redis.xdel(streams.JOBS_STREAM, entry_id)
+    await redis.xdel(streams.SSR_JOBS_STREAM, entry_id)
     assert (await events_of(redis, render_id))[-1]["state"] == "queued"
     claimed = await worker.claim(render_id, 1, reclaimed=False, entry_id="2-0")
     assert claimed is not None

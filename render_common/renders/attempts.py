@@ -9,11 +9,12 @@ holds the render, or it is no longer in the state the transition leaves).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 from render_common.config import Settings
 from render_common.renders.bookkeeping import Bookkeeping
-from render_common.renders.lease import Lease, RenderLifecycle
+from render_common.renders.lease import Heartbeat, Lease, RenderLifecycle
 from render_common.renders.record import Render
 from render_common.renders.states import Stage, State
 
@@ -66,6 +67,10 @@ class AttemptTransitions:
     async def renew_lease(self, render_id: str, stage: str, progress: float) -> Lease:
         """Record progress and renew the lease; whether it is held, cancelled or lost."""
         return await self.rows.heartbeat(render_id, stage, progress)
+
+    async def renew_leases(self, beats: Sequence[Heartbeat]) -> dict[str, Lease]:
+        """`renew_lease` for many renders in one statement; each render's lease."""
+        return await self.rows.heartbeat_many(beats)
 
     async def succeed(self, render: Render, values: dict[str, Any]) -> Render | None:
         """RUNNING here -> SUCCEEDED with the output columns `values`; the terminal event."""
@@ -126,7 +131,9 @@ class AttemptTransitions:
         queued = await self.rows.schedule_retry(render.id, attempt + 1, reason, message, stack)
         if queued is None:
             return None
-        if not await self.side.retry_entry(render.id, attempt + 1, traceparent, delay):
+        if not await self.side.retry_entry(
+            render.id, attempt + 1, traceparent, delay, render.engine
+        ):
             await self.rows.forget_retry_entry(render.id, attempt + 1)
         await self.side.event(
             render.id,
@@ -141,7 +148,7 @@ class AttemptTransitions:
         return queued
 
     async def hand_back(
-        self, render_id: str, user_id: str, attempt: int, traceparent: str
+        self, render_id: str, user_id: str, attempt: int, traceparent: str, engine: str
     ) -> Render | None:
         """RUNNING here -> QUEUED with `attempt` unspent (shutdown, Redis lost mid-attempt):
         a new entry carries it (or the sweeper, if Redis is away). Never raises."""
@@ -149,7 +156,7 @@ class AttemptTransitions:
             queued = await self.rows.hand_back(render_id, attempt)
             if queued is None:
                 return None
-            entry_id = await self.side.requeue(render_id, attempt, traceparent, within=2.0)
+            entry_id = await self.side.requeue(render_id, attempt, traceparent, engine, within=2.0)
             if entry_id is not None:
                 await self.rows.record_entry(render_id, entry_id)
             await self.side.event(

@@ -63,11 +63,17 @@ class Bookkeeping:
         return True
 
     async def retry_entry(
-        self, render_id: str, attempt: int, traceparent: str, delay: float
+        self, render_id: str, attempt: int, traceparent: str, delay: float, engine: str
     ) -> bool:
-        """Schedule `attempt` in render:retry after `delay` seconds; False if not written."""
+        """Schedule `attempt` in render:retry after `delay` seconds, for `engine`'s queue;
+        False if not written."""
         member = json.dumps(
-            {"render_id": render_id, "attempt": attempt, "traceparent": traceparent}
+            {
+                "render_id": render_id,
+                "attempt": attempt,
+                "traceparent": traceparent,
+                "engine": engine,
+            }
         )
 
         async def add() -> int:
@@ -98,12 +104,15 @@ class Bookkeeping:
         return await self._attempt(add, f"dead letter of {render_id}", within=self._within)
 
     async def requeue(
-        self, render_id: str, attempt: int, traceparent: str, *, within: float
+        self, render_id: str, attempt: int, traceparent: str, engine: str, *, within: float
     ) -> str | None:
-        """A new render:jobs entry for `attempt` (a hand-back); None if Redis was away."""
+        """A new entry for `attempt` in `engine`'s queue (a hand-back); None if Redis was
+        away."""
         try:
             return await ride_out(
-                lambda: enqueue_attempt(self._redis, render_id, attempt, traceparent=traceparent),
+                lambda: enqueue_attempt(
+                    self._redis, render_id, attempt, engine, traceparent=traceparent
+                ),
                 within=within,
                 what=f"entry of {render_id}",
             )

@@ -9,11 +9,14 @@ redelivered entry can never complete a render twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, case, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.db import renders
@@ -35,28 +38,57 @@ class Lease(StrEnum):
     LOST = "lost"
 
 
+class Heartbeat(NamedTuple):
+    """One running render's lease renewal, with the progress to record."""
+
+    render_id: str
+    stage: str
+    progress: float
+
+
 class RenderLifecycle:
     """Conditional updates of video_renders for one worker."""
 
-    def __init__(self, engine: AsyncEngine, worker_id: str, *, visibility_seconds: float) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        worker_id: str,
+        *,
+        visibility_seconds: float,
+        concurrency: int = 0,
+    ) -> None:
         self._engine = engine
+        # At most `concurrency` of these statements at once (0: no bound): hundreds of
+        # Lambda renders claiming or completing together wait here, in order, instead of
+        # timing out waiting for a pooled connection (DB_POOL_TIMEOUT_SECONDS).
+        self._gate = asyncio.Semaphore(concurrency) if concurrency else None
         self.worker_id = worker_id
         # A RUNNING render's worker renews its lease (updated_at) every HEARTBEAT_SECONDS.
         # A reclaimed entry (Redis saw no heartbeat for VISIBILITY_TIMEOUT_SECONDS) takes
         # the render over only if the database has not seen one for this long either.
         self._lease = timedelta(seconds=min(visibility_seconds / 2, 3 * HEARTBEAT_SECONDS))
 
+    @contextlib.asynccontextmanager
+    async def _gated(self) -> AsyncIterator[None]:
+        if self._gate is None:
+            yield
+            return
+        async with self._gate:
+            yield
+
     async def current(self, render_id: str) -> Render | None:
         """The render row as it is now."""
-        return await renders.get(self._engine, render_id)
+        async with self._gated():
+            return await renders.get(self._engine, render_id)
 
     async def record_entry(self, render_id: str, entry_id: str) -> None:
         """Record the stream entry now carrying the render."""
-        await renders.mark_enqueued(self._engine, render_id, entry_id)
+        async with self._gated():
+            await renders.mark_enqueued(self._engine, render_id, entry_id)
 
     async def record_retry_entry(self, render_id: str, entry_id: str) -> None:
         """Record the entry of a retry moved into the stream (replacing the retry marker)."""
-        async with self._engine.begin() as connection:
+        async with self._gated(), self._engine.begin() as connection:
             await connection.execute(
                 update(video_renders)
                 .where(c.id == render_id, c.status == State.QUEUED, c.queue_job_id.like("retry:%"))
@@ -130,7 +162,7 @@ class RenderLifecycle:
         return await self._update_returning(statement)
 
     async def _update_returning(self, statement: Any) -> Render | None:
-        async with self._engine.begin() as connection:
+        async with self._gated(), self._engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
         return Render.from_row(row) if row is not None else None
 
@@ -156,11 +188,43 @@ class RenderLifecycle:
             .values(stage=stage, progress=progress, updated_at=datetime.now(UTC))
             .returning(c.cancel_requested)
         )
-        async with self._engine.begin() as connection:
+        async with self._gated(), self._engine.begin() as connection:
             cancel_requested = (await connection.execute(statement)).scalar()
         if cancel_requested is None:
             return Lease.LOST
         return Lease.CANCEL_REQUESTED if cancel_requested else Lease.HELD
+
+    async def heartbeat_many(self, beats: Sequence[Heartbeat]) -> dict[str, Lease]:
+        """`heartbeat` for many renders in one UPDATE (a worker following hundreds of
+        Lambda renders renews them all at once); each render's lease."""
+        if not beats:
+            return {}
+        ids = [beat.render_id for beat in beats]
+        statement = (
+            update(video_renders)
+            .where(c.id.in_(ids), c.status == State.RUNNING, c.worker_id == self.worker_id)
+            .values(
+                stage=case({b.render_id: b.stage for b in beats}, value=c.id, else_=c.stage),
+                progress=case(
+                    {b.render_id: b.progress for b in beats}, value=c.id, else_=c.progress
+                ),
+                updated_at=datetime.now(UTC),
+            )
+            .returning(c.id, c.cancel_requested)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._gated(), self._engine.begin() as connection:
+            held = {str(r[0]): bool(r[1]) for r in (await connection.execute(statement)).all()}
+        return {
+            render_id: (
+                Lease.LOST
+                if render_id not in held
+                else Lease.CANCEL_REQUESTED
+                if held[render_id]
+                else Lease.HELD
+            )
+            for render_id in ids
+        }
 
     async def record_details(self, render_id: str, values: dict[str, Any]) -> bool:
         """Record engine columns (e.g. the Lambda render id); False when the lease is lost."""
@@ -217,7 +281,8 @@ class RenderLifecycle:
     async def forget_retry_entry(self, render_id: str, next_attempt: int) -> bool:
         """The retry entry could not be written (Redis away): the row stops naming one,
         and the sweeper enqueues `next_attempt` once its grace has passed."""
-        return await renders.forget_entry(self._engine, render_id, f"retry:{next_attempt}")
+        async with self._gated():
+            return await renders.forget_entry(self._engine, render_id, f"retry:{next_attempt}")
 
     async def cancelled(self, render_id: str) -> Render | None:
         """Mark the render CANCELLED after its renderer stopped."""

@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.config import Settings
 from render_common.db import renders
 from render_common.db.schema import video_renders
-from render_common.queue import current_traceparent, enqueue_attempts
+from render_common.queue import current_traceparent
 from render_common.renders.bookkeeping import Bookkeeping
 from render_common.renders.record import Render
+from render_common.renders.routing import enqueue_routed
 from render_common.renders.states import Stage, State
 
 c = video_renders.c
@@ -137,14 +138,13 @@ class Transitions:
         return await renders.forget_entry(self._engine, render_id, entry)
 
     async def reenqueue(self, attempts: list[tuple[str, int]]) -> list[tuple[str, str]]:
-        """New render:jobs entries for QUEUED renders' next attempts, (render_id, attempt)
-        pairs, in one round trip, recorded on the rows that name none; the (render_id,
-        entry id) pairs Redis took."""
+        """New entries, each in its engine's queue, for QUEUED renders' next attempts,
+        (render_id, attempt) pairs, in one round trip, recorded on the rows that name none;
+        the (render_id, entry id) pairs Redis took."""
         if not attempts:
             return []
-        traceparent = current_traceparent()
-        replies = await enqueue_attempts(
-            self.side.redis, [(render_id, attempt, traceparent) for render_id, attempt in attempts]
+        replies = await enqueue_routed(
+            self._engine, self.side.redis, attempts, current_traceparent()
         )
         recorded = [
             (render_id, reply)

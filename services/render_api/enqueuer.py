@@ -1,4 +1,5 @@
-"""First attempts of admitted renders into render:jobs, and their entry ids onto the rows.
+"""First attempts of admitted renders into their engine's queue (render:jobs:ssr or
+render:jobs:lambda), and their entry ids onto the rows.
 
 StartRender's order is: commit the rows, XADD their first attempts, answer. Recording the
 entry id on the row (`queue_job_id`, the sweeper's bookkeeping) happens after the answer,
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.batching import Batch, Batcher
 from render_common.db import renders
 from render_common.errors import Unavailable
-from render_common.queue import enqueue_attempts
+from render_common.queue import QueuedAttempt, enqueue_attempts
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class FirstAttempt:
 
     render_id: str
     traceparent: str
+    engine: str  # "ssr" | "lambda": the queue its entry goes to
 
 
 class Enqueuer:
@@ -63,12 +65,13 @@ class Enqueuer:
             raise Unavailable("Redis is unavailable; retry", reason="REDIS_UNAVAILABLE") from exc
 
     async def enqueue(self, attempts: Sequence[FirstAttempt]) -> list[str | None]:
-        """The entry id of each attempt in render:jobs, or None where Redis did not take it."""
+        """The entry id of each attempt in its queue, or None where Redis did not take it."""
         if not attempts:
             return []
         try:
             replies = await enqueue_attempts(
-                self._redis, [(a.render_id, 1, a.traceparent) for a in attempts]
+                self._redis,
+                [QueuedAttempt(a.render_id, 1, a.traceparent, a.engine) for a in attempts],
             )
         except (RedisError, OSError) as exc:
             log.warning(

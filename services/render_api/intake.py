@@ -148,7 +148,10 @@ class Intake:
                 if isinstance(result, Admission) and result.created
             ]
             entry_ids = await self._enqueuer.enqueue(
-                [FirstAttempt(a.render.id, request.traceparent) for _, a, request in created]
+                [
+                    FirstAttempt(a.render.id, request.traceparent, a.render.engine)
+                    for _, a, request in created
+                ]
             )
             for (index, admission, _), entry_id in zip(created, entry_ids, strict=True):
                 results[index] = replace(

@@ -33,8 +33,8 @@ from services.render_api.validation import RenderSpec
 log = logging.getLogger(__name__)
 
 # The queue whose waiting entries are AUTO's "SSR backlog".
-SSR_BACKLOG_STREAM = streams.JOBS_STREAM
-SSR_BACKLOG_GROUP = streams.JOBS_GROUP
+SSR_BACKLOG_STREAM = streams.SSR_JOBS_STREAM
+SSR_BACKLOG_GROUP = streams.SSR_JOBS_GROUP
 
 # Why Lambda cannot honour a request: each check gets the validated request's options
 # (`request_options`: RenderSpec's fields by name) and returns a reason, or None when Lambda

@@ -5,11 +5,12 @@ without persistence, a failover that drops the last writes) and a step can fail 
 its database write and its Redis write. Every pass, under a Redis lock so that one
 replica sweeps at a time, the sweeper:
 
-1. re-creates the `render-workers` group if Redis lost it (idempotent), so the entries
-   it adds are read;
-2. for QUEUED renders naming an entry, checks the entry still exists: a `render:jobs`
-   id in the stream, or a `retry:<attempt>` marker in `render:retry`; a lost one is
-   replaced by a new entry for the same attempt;
+1. re-creates the queues' consumer groups if Redis lost them (idempotent), so the
+   entries it adds are read;
+2. for QUEUED renders naming an entry, checks the entry still exists: a stream id in one
+   of the job queues (render:jobs:ssr, render:jobs:lambda, or the legacy render:jobs),
+   or a `retry:<attempt>` marker in `render:retry`; a lost one is replaced by a new
+   entry for the same attempt, in the render's engine's queue;
 3. for RUNNING renders whose worker has not renewed its lease for
    max(2 x VISIBILITY_TIMEOUT_SECONDS, SWEEPER_GRACE_SECONDS) and whose entry is not
    pending in the group (so XAUTOCLAIM cannot take it over), hands the render back to the
@@ -163,25 +164,36 @@ class Sweeper:
         return waiting
 
     async def _present_in_stream(self, entries: list[str]) -> set[str]:
+        """The entries one of the job queues still holds (the row does not say which)."""
         if not entries:
             return set()
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry in entries:
-                pipe.xrange(streams.JOBS_STREAM, entry, entry)
+                for queue in streams.JOB_QUEUES:
+                    pipe.xrange(queue.stream, entry, entry)
             replies = await pipe.execute(raise_on_error=False)
+        width = len(streams.JOB_QUEUES)
         # An error answer (not a stream id) counts as present: re-enqueue only what is gone.
-        return {entry for entry, reply in zip(entries, replies, strict=True) if reply}
+        return {
+            entry
+            for index, entry in enumerate(entries)
+            if any(replies[index * width : (index + 1) * width])
+        }
 
     async def _pending(self, entry: str) -> bool:
-        try:
-            pending = await self._redis.xpending_range(
-                streams.JOBS_STREAM, streams.JOBS_GROUP, min=entry, max=entry, count=1
-            )
-        except RedisError as exc:
-            if "NOGROUP" in str(exc):
-                return False
-            raise
-        return bool(pending)
+        """Whether a consumer group of one of the job queues holds the entry pending."""
+        for queue in streams.JOB_QUEUES:
+            try:
+                pending = await self._redis.xpending_range(
+                    queue.stream, queue.group, min=entry, max=entry, count=1
+                )
+            except RedisError as exc:
+                if "NOGROUP" in str(exc):
+                    continue
+                raise
+            if pending:
+                return True
+        return False
 
     async def run(self, interval: float) -> None:
         """Sweep every `interval` seconds until cancelled; failures are logged and retried."""

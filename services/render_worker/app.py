@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -26,8 +27,11 @@ from services.render_worker.consumer import Consumer
 from services.render_worker.engines.base import Engine
 from services.render_worker.engines.lambda_client import LambdaClient
 from services.render_worker.engines.lambda_engine import LambdaEngine
+from services.render_worker.engines.lambda_tracker import LambdaTracker
 from services.render_worker.engines.ssr import SsrEngine
 from services.render_worker.host import RenderHost
+from services.render_worker.leases import LeaseKeeper
+from services.render_worker.loop_lag import LoopLagProbe
 from services.render_worker.processor import RenderProcessor
 from services.render_worker.storage import create_storage
 from services.render_worker.webhook import WebhookServer, start_webhook_server
@@ -47,11 +51,16 @@ class Worker:
     redis: Redis
     blocking_redis: Redis
     work_dirs: WorkDirs
+    leases: asyncio.Task[None]
+    loop_lag: LoopLagProbe
     webhook: WebhookServer | None = None
 
     async def stop(self, grace: float) -> None:
         """Finish or hand back renders, then close everything."""
         await self.consumer.stop(grace)
+        self.leases.cancel()
+        await asyncio.gather(self.leases, return_exceptions=True)
+        await self.loop_lag.stop()
         if self.webhook is not None:
             await self.webhook.stop()
         if self.health is not None:
@@ -67,6 +76,12 @@ class Worker:
 def worker_name(settings: Settings) -> str:
     """This worker's consumer name: WORKER_NAME or host-pid."""
     return settings.worker_name or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def pool_size(settings: Settings) -> int:
+    """Pooled database connections: an SSR slot needs few; hundreds of Lambda renders
+    claiming or completing together need more (they queue for them, see RenderLifecycle)."""
+    return 10 if settings.lambda_configured else 5
 
 
 def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
@@ -98,14 +113,23 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
         )
     }
     if settings.lambda_configured:
-        engines["lambda"] = LambdaEngine(
-            LambdaClient(settings),
-            redis_for(settings, block_seconds=settings.lambda_poll_interval_seconds),
-            fetcher,
-            assets=assets,
-            poll_interval_seconds=settings.lambda_poll_interval_seconds,
-        )
+        engines["lambda"] = build_lambda_engine(settings, fetcher, assets)
     return engines
+
+
+def build_lambda_engine(
+    settings: Settings, fetcher: AssetFetcher, assets: AssetCatalogue
+) -> LambdaEngine:
+    """The Lambda engine with its client (thread pool) and tracker (own Redis client)."""
+    client = LambdaClient(settings)
+    tracker = LambdaTracker(
+        client,
+        redis_for(settings, block_seconds=1.0),  # pub/sub of parked webhooks
+        poll_interval=settings.lambda_poll_interval_seconds,
+        webhooks=bool(settings.webhook_url),
+        pollers=settings.lambda_call_threads,
+    )
+    return LambdaEngine(client, tracker, fetcher, assets=assets, settings=settings)
 
 
 async def start(
@@ -129,10 +153,48 @@ async def start(
         extra={
             "worker": worker.consumer.name,
             "concurrency": settings.worker_concurrency,
+            "lambda_max_in_flight": settings.lambda_max_in_flight,
             "engines": sorted(worker.engines),
         },
     )
     return worker
+
+
+@dataclass
+class _Opened:
+    """The clients a worker opens first."""
+
+    db: AsyncEngine
+    redis: Redis
+    blocking: Redis  # XREADGROUP blocks at most a second; pub/sub listens without a timeout
+    engines: dict[str, Engine]
+    work_dirs: WorkDirs
+
+
+async def _open(
+    opened: AsyncExitStack, settings: Settings, engines: dict[str, Engine] | None, warm: bool
+) -> _Opened:
+    data_dir = Path(settings.data_dir)
+    db = await open_engine(settings, pool_size=pool_size(settings), pre_ping=True)
+    opened.push_async_callback(db.dispose)
+    redis = redis_for(settings)
+    opened.push_async_callback(redis.aclose)
+    blocking = redis_for(settings, block_seconds=1.0)
+    opened.push_async_callback(blocking.aclose)
+    engines = engines if engines is not None else build_engines(settings, data_dir)
+    for engine in engines.values():
+        opened.push_async_callback(engine.close)
+    ssr = engines.get("ssr")
+    if warm and isinstance(ssr, SsrEngine):
+        await ssr.warm()
+    work_dirs = WorkDirs(
+        data_dir / "work",
+        worker_name(settings),
+        legacy_max_age_seconds=settings.render_timeout_seconds,
+    )
+    opened.callback(work_dirs.close)
+    work_dirs.sweep_stale()  # what killed workers (this one's last run too) left behind
+    return _Opened(db, redis, blocking, engines, work_dirs)
 
 
 async def _start(
@@ -143,59 +205,55 @@ async def _start(
     warm: bool,
     webhook_port: int | None,
 ) -> Worker:
-    data_dir = Path(settings.data_dir)
-    db = await open_engine(settings, pool_size=5, pre_ping=True)
-    opened.push_async_callback(db.dispose)
-    redis = redis_for(settings)
-    opened.push_async_callback(redis.aclose)
-    # XREADGROUP blocks at most a second (consumer.py); pub/sub listens without a timeout.
-    blocking = redis_for(settings, block_seconds=1.0)
-    opened.push_async_callback(blocking.aclose)
-    engines = engines if engines is not None else build_engines(settings, data_dir)
-    for engine in engines.values():
-        opened.push_async_callback(engine.close)
-    ssr = engines.get("ssr")
-    if warm and isinstance(ssr, SsrEngine):
-        await ssr.warm()
+    parts = await _open(opened, settings, engines, warm)
     name = worker_name(settings)
-    work_dirs = WorkDirs(
-        data_dir / "work", name, legacy_max_age_seconds=settings.render_timeout_seconds
-    )
-    opened.callback(work_dirs.close)
-    work_dirs.sweep_stale()  # what killed workers (this one's last run too) left behind
     transitions = AttemptTransitions(
         settings,
-        RenderLifecycle(db, name, visibility_seconds=settings.visibility_timeout_seconds),
-        Bookkeeping(settings, redis),
+        RenderLifecycle(
+            parts.db,
+            name,
+            visibility_seconds=settings.visibility_timeout_seconds,
+            concurrency=pool_size(settings) - 2,  # the rest for the webhook and the drain
+        ),
+        Bookkeeping(settings, parts.redis),
     )
+    keeper = LeaseKeeper(transitions)
+    leases = asyncio.create_task(keeper.run(), name="leases")
+    opened.callback(leases.cancel)
+    loop_lag = LoopLagProbe()
+    loop_lag.start()
+    opened.push_async_callback(loop_lag.stop)
     processor = RenderProcessor(
-        settings,
-        transitions,
-        engines,
-        create_storage(settings),
-        work_dirs,
+        settings, transitions, parts.engines, create_storage(settings), parts.work_dirs, keeper
     )
-    consumer = Consumer(settings, redis, blocking, processor, transitions, name)
+    consumer = Consumer(
+        settings,
+        parts.redis,
+        parts.blocking,
+        processor,
+        transitions,
+        name,
+        db=parts.db,
+        follow_lambda="lambda" in parts.engines,
+    )
     await consumer.start()
     opened.push_async_callback(consumer.stop, 0.0)
-    health = await start_server(
-        [],
-        settings=settings,
-        port=settings.worker_health_port if health_port is None else health_port,
-        authenticate=False,
-    )
+    port = settings.worker_health_port if health_port is None else health_port
+    health = await start_server([], settings=settings, port=port, authenticate=False)
     opened.push_async_callback(health.stop, 1)
     webhook = None
-    if "lambda" in engines and settings.webhook_secret:
-        webhook = await start_webhook_server(settings, db, redis, port=webhook_port)
+    if "lambda" in parts.engines and settings.webhook_secret:
+        webhook = await start_webhook_server(settings, parts.db, parts.redis, port=webhook_port)
     return Worker(
         consumer=consumer,
         health=health,
-        engines=engines,
-        db=db,
-        redis=redis,
-        blocking_redis=blocking,
-        work_dirs=work_dirs,
+        engines=parts.engines,
+        db=parts.db,
+        redis=parts.redis,
+        blocking_redis=parts.blocking,
+        work_dirs=parts.work_dirs,
+        leases=leases,
+        loop_lag=loop_lag,
         webhook=webhook,
     )
 

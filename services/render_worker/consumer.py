@@ -1,15 +1,11 @@
-"""The render:jobs consumer: reads, reclaims, retries, cancels and shuts down gracefully.
+"""The worker's consumer: one reader per job queue, plus what they share.
 
-- XREADGROUP only as many entries as there are free slots (WORKER_CONCURRENCY), so other
-  workers get the rest.
-- Redis answering NOGROUP (it restarted without its data) re-creates the group, at id 0,
-  so the entries the sweeper adds back are read.
-- Entries of a worker that went silent longer than VISIBILITY_TIMEOUT_SECONDS are taken
-  over with XAUTOCLAIM; a live worker keeps its entries fresh with XCLAIM ... JUSTID
-  (which does not count as a delivery). A reclaimed entry carries its delivery count
-  (XPENDING times_delivered): past MAX_DELIVERIES the processor fails the render.
-- Retries wait in the render:retry sorted set; a Lua script moves due ones into the stream
-  atomically, so two workers never enqueue the same retry.
+- render:jobs:ssr feeds the SSR slots (WORKER_CONCURRENCY); render:jobs:lambda feeds the
+  Lambda follower (LAMBDA_MAX_IN_FLIGHT), when this worker has the Lambda engine. A flood
+  of Lambda renders never takes an SSR slot (services/render_worker/queue_reader.py).
+- Retries wait in the render:retry sorted set; a Lua script moves due ones into their
+  engine's queue atomically, so two workers never enqueue the same retry.
+- The legacy render:jobs stream is drained into the engines' queues (legacy_drain.py).
 - Cancel messages on render:cancel stop the matching render within a second.
 - SIGTERM: stop reading, let running renders finish within SHUTDOWN_GRACE_SECONDS, then
   cancel the rest, which hands their attempts back to the queue.
@@ -21,30 +17,35 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common import metrics, streams
+from render_common import streams
 from render_common.config import Settings
-from render_common.outage import REDIS_DOWN, ride_out
-from render_common.queue import ensure_group, is_missing_group
+from render_common.queue import ensure_group
 from render_common.renders.attempts import AttemptTransitions
 from render_common.tasks import raise_if_cancelling
-from services.render_worker.processor import Delivery, RenderProcessor
+from services.render_worker.legacy_drain import LegacyDrain
+from services.render_worker.processor import RenderProcessor
+from services.render_worker.queue_reader import QueueReader, Running
 
 log = logging.getLogger(__name__)
-ACK_OUTAGE_SECONDS = 10.0
+LAMBDA_READ_BATCH = 100  # entries per XREADGROUP / XAUTOCLAIM of the Lambda queue
 
+# KEYS: retry zset, SSR queue, Lambda queue, legacy stream (members without an engine,
+# scheduled before the split: the legacy drain routes them).
 MOVE_DUE_RETRIES = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 100)
 local moved = {}
 for _, member in ipairs(due) do
   if redis.call('ZREM', KEYS[1], member) == 1 then
     local job = cjson.decode(member)
-    local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+    local stream = KEYS[4]
+    if job.engine == 'ssr' then stream = KEYS[2] elseif job.engine == 'lambda' then
+      stream = KEYS[3] end
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*',
       'render_id', job.render_id, 'attempt', tostring(job.attempt),
       'traceparent', job.traceparent or '')
     table.insert(moved, job.render_id)
@@ -55,15 +56,8 @@ return moved
 """
 
 
-@dataclass
-class _Running:
-    delivery: Delivery
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-
 class Consumer:
-    """Feeds render:jobs entries to the processor with bounded concurrency."""
+    """Feeds the job queues' entries to the processor, each queue with its own bound."""
 
     def __init__(
         self,
@@ -73,15 +67,41 @@ class Consumer:
         processor: RenderProcessor,
         transitions: AttemptTransitions,
         name: str,
+        *,
+        db: AsyncEngine,
+        follow_lambda: bool,
     ) -> None:
         self._settings = settings
         self._redis = redis
         self._blocking = blocking_redis
-        self._processor = processor
         self._transitions = transitions
         self.name = name
-        self._running: dict[str, _Running] = {}
-        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self.readers = [
+            QueueReader(
+                streams.SSR_QUEUE,
+                settings,
+                redis,
+                blocking_redis,
+                name,
+                processor.process,
+                slots=settings.worker_concurrency,
+                batch=1,
+            )
+        ]
+        if follow_lambda:
+            self.readers.append(
+                QueueReader(
+                    streams.LAMBDA_QUEUE,
+                    settings,
+                    redis,
+                    blocking_redis,
+                    name,
+                    processor.process,
+                    slots=settings.lambda_max_in_flight,
+                    batch=LAMBDA_READ_BATCH,
+                )
+            )
+        self._drain = LegacyDrain(redis, db, name, idle_seconds=settings.visibility_timeout_seconds)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._move_retries = redis.register_script(MOVE_DUE_RETRIES)
@@ -89,141 +109,35 @@ class Consumer:
     @property
     def active(self) -> int:
         """Renders running now."""
-        return len(self._running)
+        return sum(len(reader.running) for reader in self.readers)
+
+    def _running(self) -> list[Running]:
+        return [running for reader in self.readers for running in reader.running.values()]
 
     async def start(self) -> None:
-        """Create the group and start the loops."""
+        """Create the groups and start the loops."""
         await ensure_group(self._redis)
         self._tasks = [
-            asyncio.create_task(self._take_loop(), name="take"),
+            asyncio.create_task(reader.take_loop(self._stopping), name=f"take {reader.queue}")
+            for reader in self.readers
+        ]
+        self._tasks += [
             asyncio.create_task(self._retry_loop(), name="retry"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._cancel_loop(), name="cancel"),
+            asyncio.create_task(self._drain.run(self._stopping), name="legacy-drain"),
         ]
 
-    async def _take_loop(self) -> None:
-        """Fill free slots: reclaim a silent worker's entry when due, else read a new one."""
-        idle_ms = int(self._settings.visibility_timeout_seconds * 1000)
-        reclaim_every = max(0.5, self._settings.visibility_timeout_seconds / 4)
-        next_reclaim = 0.0
-        while not self._stopping.is_set():
-            await self._slots.acquire()
-            try:
-                delivery = None
-                now = time.monotonic()
-                if now >= next_reclaim:
-                    next_reclaim = now + reclaim_every
-                    metrics.queue_depth.record(int(await self._redis.xlen(streams.JOBS_STREAM)))
-                    delivery = await self._reclaim(idle_ms)
-                if delivery is None:
-                    block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
-                    delivery = await self._read(min(block_ms, 1000))
-            except (RedisError, OSError) as exc:
-                delivery = None
-                if is_missing_group(exc):
-                    log.warning("consumer group missing (Redis lost its data); re-creating it")
-                    await self._recreate_group()
-                else:
-                    log.warning("reading render:jobs failed; retrying", extra={"error": str(exc)})
-                    await asyncio.sleep(1.0)
-            if delivery is None:
-                self._slots.release()
-                continue
-            self._dispatch(delivery)
-
-    async def _recreate_group(self) -> None:
-        try:
-            await ensure_group(self._redis)
-        except (RedisError, OSError) as exc:
-            log.warning("re-creating the consumer group failed", extra={"error": str(exc)})
-            await asyncio.sleep(1.0)
-
-    async def _read(self, block_ms: int) -> Delivery | None:
-        reply = await self._blocking.xreadgroup(
-            streams.JOBS_GROUP, self.name, {streams.JOBS_STREAM: ">"}, count=1, block=block_ms
-        )
-        batches: list[Any] = list(reply or [])
-        entries: list[Any] = [entry for _, items in batches for entry in items]
-        if not entries:
-            return None
-        entry_id, fields = entries[0]
-        return Delivery.from_entry(str(entry_id), dict(fields), reclaimed=False)
-
-    async def _reclaim(self, idle_ms: int) -> Delivery | None:
-        reply = await self._redis.xautoclaim(
-            streams.JOBS_STREAM, streams.JOBS_GROUP, self.name, idle_ms, "0-0", count=1
-        )
-        claimed: list[Any] = [entry for entry in reply[1] if entry and entry[1]]
-        if not claimed:
-            return None
-        entry_id, fields = claimed[0]
-        if entry_id in self._running:
-            return None  # ours, still running: Redis was away and missed our heartbeats
-        pending = await self._redis.xpending_range(
-            streams.JOBS_STREAM, streams.JOBS_GROUP, min=entry_id, max=entry_id, count=1
-        )
-        deliveries = int(pending[0]["times_delivered"]) if pending else 1
-        log.warning(
-            "reclaimed an entry from a silent worker",
-            extra={
-                "entry": entry_id,
-                "render_id": fields.get("render_id"),
-                "deliveries": deliveries,
-            },
-        )
-        return Delivery.from_entry(
-            str(entry_id), dict(fields), reclaimed=True, deliveries=deliveries
-        )
-
-    def _dispatch(self, delivery: Delivery) -> None:
-        running = _Running(delivery=delivery)
-        self._running[delivery.entry_id] = running
-        running.task = asyncio.create_task(self._process(running))
-
-    async def _process(self, running: _Running) -> None:
-        delivery = running.delivery
-        try:
-            if await self._processor.process(delivery, running.cancel):
-                await self._acknowledge(delivery.entry_id)
-        except asyncio.CancelledError:
-            await asyncio.shield(self._acknowledge(delivery.entry_id))  # handed back as a new entry
-            raise
-        except Exception:
-            # The entry stays pending; XAUTOCLAIM retries it after the visibility timeout.
-            raise_if_cancelling()
-            log.exception(
-                "processing failed; entry left for reclaim", extra={"entry": delivery.entry_id}
-            )
-        finally:
-            self._running.pop(delivery.entry_id, None)
-            self._slots.release()
-
-    async def _acknowledge(self, entry_id: str) -> None:
-        """XACK and XDEL the entry, riding out a Redis outage (bounded). An entry that
-        stays pending is reclaimed later, and its claim finds the render done: a skip."""
-
-        async def acknowledge() -> None:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.xack(streams.JOBS_STREAM, streams.JOBS_GROUP, entry_id)
-                pipe.xdel(streams.JOBS_STREAM, entry_id)
-                await pipe.execute()
-
-        try:
-            await ride_out(
-                acknowledge,
-                within=min(self._settings.redis_outage_seconds, ACK_OUTAGE_SECONDS),
-                what=f"ack of {entry_id}",
-            )
-        except REDIS_DOWN as exc:
-            log.warning("entry not acknowledged", extra={"entry": entry_id, "error": str(exc)})
-
     async def _retry_loop(self) -> None:
+        keys = [
+            streams.RETRY_ZSET,
+            streams.SSR_JOBS_STREAM,
+            streams.LAMBDA_JOBS_STREAM,
+            streams.LEGACY_JOBS_STREAM,
+        ]
         while not self._stopping.is_set():
             try:
-                moved = await self._move_retries(
-                    keys=[streams.RETRY_ZSET, streams.JOBS_STREAM],
-                    args=[time.time(), streams.JOBS_MAXLEN],
-                )
+                moved = await self._move_retries(keys=keys, args=[time.time(), streams.JOBS_MAXLEN])
                 for render_id, entry_id in zip(moved[::2], moved[1::2], strict=True):
                     await self._transitions.reenqueue_retry(render_id, entry_id)
             except (RedisError, OSError) as exc:
@@ -240,13 +154,8 @@ class Consumer:
         interval = max(0.2, self._settings.visibility_timeout_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            ids: list[Any] = list(self._running)
-            if not ids:
-                continue
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.xclaim(
-                    streams.JOBS_STREAM, streams.JOBS_GROUP, self.name, 0, ids, justid=True
-                )
+            for reader in self.readers:
+                await reader.keep_fresh()
 
     async def _cancel_loop(self) -> None:
         while not self._stopping.is_set():
@@ -257,7 +166,7 @@ class Consumer:
                     if message.get("type") != "message":
                         continue
                     render_id = message.get("data")
-                    for running in list(self._running.values()):
+                    for running in self._running():
                         if running.delivery.render_id == render_id:
                             running.cancel.set()
             except (RedisError, OSError) as exc:
@@ -273,7 +182,7 @@ class Consumer:
         for task in self._tasks:
             if task.get_name() != "heartbeat":  # keep our entries fresh during the grace
                 task.cancel()
-        tasks = [r.task for r in self._running.values() if r.task is not None]
+        tasks = [task for reader in self.readers for task in reader.tasks()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -16,60 +14,25 @@ from opentelemetry import propagate, trace
 
 from render_common import metrics
 from render_common.config import Settings
-from render_common.downloads import StoredObject
 from render_common.outage import REDIS_LOST
-from render_common.presets import FORMAT_CONTENT_TYPES, FORMAT_EXTENSIONS
 from render_common.renders.attempts import AttemptTransitions
-from render_common.renders.lease import HEARTBEAT_SECONDS, Lease
 from render_common.renders.record import Render
 from render_common.renders.states import Stage, State
 from render_common.tasks import cancelling
-from services.render_worker.engines.base import (
-    UPLOADING_PROGRESS,
-    Engine,
-    RenderJob,
-    RenderOutput,
-)
+from services.render_worker.delivery import Delivery
+from services.render_worker.engines.base import UPLOADING_PROGRESS, Engine, RenderJob
 from services.render_worker.failures import RenderCancelled, RenderFailure
-from services.render_worker.sidecar import audio_metadata, store_sidecar
-from services.render_worker.storage import Storage, output_key
+from services.render_worker.leases import HeldLease, LeaseKeeper
+from services.render_worker.outputs import store_output
+from services.render_worker.sidecar import store_sidecar
+from services.render_worker.storage import Storage
+from services.render_worker.watch import render_watched
 from services.render_worker.workdirs import WorkDirs
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
-REMOTE_CANCEL_SECONDS = 10.0  # bound on an engine's remote cancel (e.g. Lambda)
 CRASHED_WORKER = "RENDER_CRASHED_WORKER"
-
-
-def location_columns(stored: StoredObject) -> dict[str, str]:
-    """The row's columns saying where a render's objects are (links are made when read)."""
-    return {"storage": stored.storage, "storage_location": stored.location}
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """A render:jobs entry handed to this worker."""
-
-    entry_id: str
-    render_id: str
-    attempt: int
-    traceparent: str
-    reclaimed: bool
-    deliveries: int = 1  # times Redis handed this entry out (XPENDING times_delivered)
-
-    @classmethod
-    def from_entry(
-        cls, entry_id: str, fields: dict[str, str], *, reclaimed: bool, deliveries: int = 1
-    ) -> Delivery:
-        """Decode the entry's fields."""
-        return cls(
-            entry_id=entry_id,
-            render_id=fields.get("render_id", ""),
-            attempt=int(fields.get("attempt", "1") or 1),
-            traceparent=fields.get("traceparent", ""),
-            reclaimed=reclaimed,
-            deliveries=deliveries,
-        )
+EVENT_INTERVAL_SECONDS = 0.25  # at most one progress event per render this often
 
 
 class RenderProcessor:
@@ -82,12 +45,14 @@ class RenderProcessor:
         engines: dict[str, Engine],
         storage: Storage,
         work_dirs: WorkDirs,
+        leases: LeaseKeeper,
     ) -> None:
         self._settings = settings
         self._transitions = transitions
         self._engines = engines
         self._storage = storage
         self._work_dirs = work_dirs
+        self._leases = leases
 
     async def process(self, delivery: Delivery, cancel: asyncio.Event) -> bool:
         """Run one delivery to its end; True when the caller should acknowledge the entry,
@@ -117,7 +82,11 @@ class RenderProcessor:
             metrics.queue_lag.record(
                 max(0.0, time.time() - enqueued_ms / 1000), {"engine": row.engine}
             )
-            await self._run(delivery, row, cancel)
+            held = self._leases.hold(row.id)
+            try:
+                await self._run(delivery, row, cancel, held)
+            finally:
+                self._leases.release(held)
             return True
 
     async def _crashed(self, delivery: Delivery) -> bool:
@@ -166,89 +135,49 @@ class RenderProcessor:
         )
         return not alive
 
-    async def _run(self, delivery: Delivery, row: Render, cancel: asyncio.Event) -> None:
-        render_id = row.id
-        frames_total = row.frames_total
-        engine = self._engines.get(row.engine)
-        work_dir = self._work_dirs.create(render_id)
-        state: dict[str, Any] = {"stage": Stage.BUNDLING, "progress": 0.0, "frames": 0}
+    def _reporter(self, row: Render, held: HeldLease) -> Any:
+        """The engine's progress callback: the lease's next heartbeat records it; events
+        go out at most every EVENT_INTERVAL_SECONDS (and for the last frame)."""
         last_event = 0.0
+
+        async def report(stage: str, progress: float, frames: int) -> None:
+            nonlocal last_event
+            held.stage, held.progress, held.frames = stage, progress, frames
+            now = time.monotonic()
+            if now - last_event >= EVENT_INTERVAL_SECONDS or frames >= row.frames_total:
+                last_event = now
+                await self._transitions.progress(row, stage, progress, frames)
+
+        return report
+
+    def _job(self, delivery: Delivery, row: Render, work_dir: Any) -> RenderJob:
+        return RenderJob(
+            render_id=row.id,
+            project_id=row.project_id,
+            scenes=row.scenes,
+            format=row.format,
+            quality=row.quality,
+            frames_total=row.frames_total,
+            attempt=delivery.attempt,
+            work_dir=work_dir,
+            resume=row.lambda_details,
+            record=partial(self._record_details, row.id),
+            soundtrack=row.soundtrack,
+            captions=row.captions,
+            poster_frame=row.poster_frame,
+            shape=row.shape,
+        )
+
+    async def _run(
+        self, delivery: Delivery, row: Render, cancel: asyncio.Event, held: HeldLease
+    ) -> None:
+        work_dir = self._work_dirs.create(row.id)
         labels = {"engine": row.engine, "quality": row.quality}
         started = time.monotonic()
         outcome = State.FAILED
         metrics.active_renders.add(1, labels)
-
-        async def report(stage: str, progress: float, frames: int) -> None:
-            nonlocal last_event
-            state.update(stage=stage, progress=progress, frames=frames)
-            now = time.monotonic()
-            if now - last_event >= 0.25 or frames >= frames_total:
-                last_event = now
-                await self._transitions.progress(row, stage, progress, frames)
-
         try:
-            if engine is None:
-                raise RenderFailure(
-                    "ENGINE_UNAVAILABLE",
-                    f"engine {row.engine!r} is not enabled on this worker",
-                    retryable=False,
-                )
-            job = RenderJob(
-                render_id=render_id,
-                project_id=row.project_id,
-                scenes=row.scenes,
-                format=row.format,
-                quality=row.quality,
-                frames_total=frames_total,
-                attempt=delivery.attempt,
-                work_dir=work_dir,
-                resume=row.lambda_details,
-                record=partial(self._record_details, render_id),
-                soundtrack=row.soundtrack,
-                captions=row.captions,
-                poster_frame=row.poster_frame,
-                shape=row.shape,
-            )
-            output = await self._render_watched(engine, job, report, cancel, state)
-            await report(Stage.UPLOADING, UPLOADING_PROGRESS, frames_total)
-            values = await self._store(row, output)
-            values.update(
-                await store_sidecar(row, output, values, work_dir, self._storage, self._settings)
-            )
-            outcome = State.SUCCEEDED
-            if await self._transitions.succeed(row, values):
-                log.info(
-                    "render succeeded",
-                    extra={
-                        "render_id": render_id,
-                        "key": values.get("output_key") or values.get("output_url"),
-                    },
-                )
-        except RenderCancelled:
-            outcome = State.CANCELLED
-            await self._transitions.cancelled(row, float(state["progress"]), int(state["frames"]))
-        except RenderFailure as exc:
-            await self._failed(delivery, row, exc)
-        except asyncio.CancelledError:
-            # Worker shutdown past its grace period: give the attempt back as it was.
-            await asyncio.shield(self._hand_back(delivery, row.user_id))
-            raise
-        except REDIS_LOST as exc:
-            # Redis went away under a step that needed it: not the render's fault, so the
-            # attempt goes back to the queue as it was and costs no retry.
-            log.warning("redis away mid-attempt; handing it back", extra={"error": str(exc)})
-            await self._hand_back(delivery, row.user_id)
-        except Exception as exc:
-            if cancelling():
-                # Shutdown's cancellation, turned into its own error by a driver: hand the
-                # attempt back as for a plain cancellation, rather than spend a retry on it.
-                await asyncio.shield(self._hand_back(delivery, row.user_id))
-                raise asyncio.CancelledError from exc
-            log.exception("render crashed", extra={"render_id": render_id})
-            failure = RenderFailure(
-                "INTERNAL", f"internal error: {exc}", retryable=True, stack=traceback.format_exc()
-            )
-            await self._failed(delivery, row, failure)
+            outcome = await self._attempt(delivery, row, cancel, held, work_dir)
         finally:
             self._work_dirs.release(work_dir)
             metrics.active_renders.add(-1, labels)
@@ -256,126 +185,65 @@ class RenderProcessor:
                 time.monotonic() - started, {**labels, "outcome": outcome}
             )
 
-    async def _render_watched(
-        self,
-        engine: Engine,
-        job: RenderJob,
-        report: Any,
-        cancel: asyncio.Event,
-        state: dict[str, Any],
-    ) -> RenderOutput:
-        """Run the engine, stopping it on cancel, on timeout, or when the lease is lost."""
-        with tracer.start_as_current_span(
-            f"engine.{engine.name}.render", attributes={"render.id": job.render_id}
-        ):
-            # The task copies the current context, so the engine's own calls nest here.
-            task = asyncio.create_task(engine.render(job, report))
-        deadline = time.monotonic() + self._settings.render_timeout_seconds
-        cancelled = asyncio.create_task(cancel.wait())
+    async def _attempt(
+        self, delivery: Delivery, row: Render, cancel: asyncio.Event, held: HeldLease, work_dir: Any
+    ) -> State:
+        """Render, store and complete; every way it can end, recorded. The outcome."""
         try:
-            while True:
-                # A cancel message (pub/sub) ends the wait at once, whatever the engine is
-                # doing (prefetching, starting the host, rendering); the heartbeat finds a
-                # cancel request in the database within a second even without Redis.
-                await asyncio.wait(
-                    {task, cancelled},
-                    timeout=HEARTBEAT_SECONDS,
-                    return_when=asyncio.FIRST_COMPLETED,
+            engine = self._engines.get(row.engine)
+            if engine is None:
+                raise RenderFailure(
+                    "ENGINE_UNAVAILABLE",
+                    f"engine {row.engine!r} is not enabled on this worker",
+                    retryable=False,
                 )
-                if task.done():
-                    return task.result()
-                lease = Lease.CANCEL_REQUESTED
-                if not cancel.is_set():
-                    lease = await self._transitions.renew_lease(
-                        job.render_id, state["stage"], float(state["progress"])
-                    )
-                if lease is Lease.CANCEL_REQUESTED:
-                    await self._stop_remote(engine, job)
-                    raise RenderCancelled()
-                if lease is Lease.LOST:
-                    raise RenderCancelled()  # cancelled while queued, or taken over: stop quietly
-                if time.monotonic() > deadline:
-                    await self._stop_remote(engine, job)
-                    raise RenderFailure(
-                        "RENDER_TIMEOUT",
-                        f"render exceeded {self._settings.render_timeout_seconds:g}s",
-                        retryable=False,
-                    )
-        finally:
-            cancelled.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, RenderCancelled, RenderFailure):
-                    await task
-
-    async def _stop_remote(self, engine: Engine, job: RenderJob) -> None:
-        """Ask the engine to stop work running elsewhere; bounded, never raises."""
-        try:
-            async with asyncio.timeout(REMOTE_CANCEL_SECONDS):
-                await engine.cancel(job)
-        except Exception:
-            log.warning("engine cancel failed", exc_info=True, extra={"render_id": job.render_id})
+            report = self._reporter(row, held)
+            job = self._job(delivery, row, work_dir)
+            output = await render_watched(
+                engine, job, report, cancel, held, self._settings.render_timeout_seconds
+            )
+            self._leases.release(held)
+            await report(Stage.UPLOADING, UPLOADING_PROGRESS, row.frames_total)
+            values = await store_output(self._storage, row, output)
+            values.update(
+                await store_sidecar(row, output, values, work_dir, self._storage, self._settings)
+            )
+            if await self._transitions.succeed(row, values):
+                log.info("render succeeded", extra={"render_id": row.id})
+            return State.SUCCEEDED
+        except RenderCancelled:
+            await self._transitions.cancelled(row, held.progress, held.frames)
+            return State.CANCELLED
+        except RenderFailure as exc:
+            await self._failed(delivery, row, exc)
+        except asyncio.CancelledError:
+            # Worker shutdown past its grace period: give the attempt back as it was.
+            await asyncio.shield(self._hand_back(delivery, row))
+            raise
+        except REDIS_LOST as exc:
+            # Redis went away under a step that needed it: not the render's fault, so the
+            # attempt goes back to the queue as it was and costs no retry.
+            log.warning("redis away mid-attempt; handing it back", extra={"error": str(exc)})
+            await self._hand_back(delivery, row)
+        except Exception as exc:
+            if cancelling():
+                # Shutdown's cancellation, turned into its own error by a driver: hand the
+                # attempt back as for a plain cancellation, rather than spend a retry on it.
+                await asyncio.shield(self._hand_back(delivery, row))
+                raise asyncio.CancelledError from exc
+            log.exception("render crashed", extra={"render_id": row.id})
+            failure = RenderFailure(
+                "INTERNAL", f"internal error: {exc}", retryable=True, stack=traceback.format_exc()
+            )
+            await self._failed(delivery, row, failure)
+        return State.FAILED
 
     async def _record_details(self, render_id: str, values: Mapping[str, Any]) -> None:
         """Record engine columns while the attempt runs; lost lease: stop the attempt."""
         if not await self._transitions.rows.record_details(render_id, dict(values)):
             raise RenderCancelled()
 
-    async def _store(self, row: Render, output: RenderOutput) -> dict[str, Any]:
-        """Upload output and thumbnail; the row's output columns."""
-        probe = output.probe
-        metadata = {
-            "duration": float(probe.get("durationSec", 0.0) or 0.0),
-            "fileSize": int(probe.get("sizeBytes", 0) or 0),
-            "resolution": {
-                "width": int(probe.get("width", 0) or 0),
-                "height": int(probe.get("height", 0) or 0),
-            },
-            "fps": float(probe.get("fps", 0.0) or 0.0),
-            "codec": str(probe.get("codec", "")),
-            "bitrate": int(probe.get("bitrate", 0) or 0),
-            **audio_metadata(probe),
-        }
-        values: dict[str, Any] = {"metadata": metadata, **output.details}
-        if output.stored is not None:  # stored by the engine (a private Lambda output)
-            values.update(location_columns(output.stored), output_key=output.stored.key)
-            return values
-        if output.output_url:  # a URL that never expires (a public Lambda output)
-            values["output_url"] = output.output_url
-            return values
-        assert output.output_path is not None
-        extension = FORMAT_EXTENSIONS[row.format]
-        object_metadata = {
-            "format": row.format,
-            "quality": row.quality,
-            "fileSize": str(metadata["fileSize"] or output.output_path.stat().st_size),
-            "duration": f"{metadata['duration']:.3f}",
-            "render-id": row.id,
-            "project-id": row.project_id,
-        }
-        stored = await self._storage.put(
-            output.output_path,
-            output_key(row.project_id, row.id, extension),
-            content_type=FORMAT_CONTENT_TYPES[row.format],
-            metadata=object_metadata,
-            download_name=f"{row.project_id}-{int(time.time())}.{extension}",
-        )
-        values.update(location_columns(stored), output_key=stored.key)
-        if output.thumbnail_path is not None and output.thumbnail_path.exists():
-            thumb = await self._storage.put(
-                output.thumbnail_path,
-                output_key(row.project_id, row.id, "jpg"),
-                content_type="image/jpeg",
-                metadata={"render-id": row.id, "project-id": row.project_id},
-                download_name=f"{row.project_id}-thumbnail.jpg",
-            )
-            values["thumbnail_key"] = thumb.key  # same storage and location as the output
-        if not metadata["fileSize"]:
-            metadata["fileSize"] = output.output_path.stat().st_size
-        return values
-
     async def _failed(self, delivery: Delivery, row: Render, failure: RenderFailure) -> None:
-        render_id = row.id
         attempt = delivery.attempt
         metrics.render_failures.add(
             1, {"reason": failure.reason, "retryable": str(failure.retryable).lower()}
@@ -383,7 +251,7 @@ class RenderProcessor:
         log.warning(
             "render attempt failed",
             extra={
-                "render_id": render_id,
+                "render_id": row.id,
                 "attempt": attempt,
                 "reason": failure.reason,
                 "retryable": failure.retryable,
@@ -403,8 +271,8 @@ class RenderProcessor:
             row, attempt, failure.reason, failure.message, failure.stack, failure.retryable
         )
 
-    async def _hand_back(self, delivery: Delivery, user_id: str) -> None:
+    async def _hand_back(self, delivery: Delivery, row: Render) -> None:
         """Give the attempt back as it was (no retry spent); a new entry carries it."""
         await self._transitions.hand_back(
-            delivery.render_id, user_id, delivery.attempt, delivery.traceparent
+            delivery.render_id, row.user_id, delivery.attempt, delivery.traceparent, row.engine
         )

@@ -11,7 +11,8 @@ A call is accepted only when
    and our render id in `customData`                                              else 400;
 3. that render exists and is (or was) following that Lambda render                else 404;
 4. it is the first webhook for that Lambda render (replay guard, SET NX)          else 409.
-The payload is then parked in Redis for the engine that follows the render, which
+The payload is then parked in Redis (and its Lambda render id published on
+render:lambda:webhooks) for the engine that follows the render, which
 completes it (or fails it) exactly once, whether the webhook or its own polling is first.
 """
 
@@ -112,6 +113,7 @@ class WebhookReceiver:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.rpush(key, json.dumps(payload, separators=(",", ":")))
                 pipe.expire(key, streams.WEBHOOK_SEEN_TTL_SECONDS)
+                pipe.publish(streams.LAMBDA_WEBHOOK_CHANNEL, lambda_render_id)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             # Not parked: forget it so Remotion's retry is accepted.

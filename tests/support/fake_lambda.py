@@ -11,97 +11,91 @@ bucket, so `cancel_render_on_lambda` works unchanged.
   outputFile, outputSizeInBytes, renderMetadata, costs, errors, fatalErrorEncountered).
 - When the render ends it posts the webhook the way Remotion does: JSON.stringify'd body,
   `X-Remotion-Signature: sha512=<HMAC-SHA512 hex>` (or NO_SECRET_PROVIDED),
-  `X-Remotion-Status`, retried twice on failure.
+  `X-Remotion-Status`, retried twice on failure; late (`webhook_delay`), twice
+  (`webhook_times`) or never (`webhook`).
+- Under load: hundreds of renders at once, each lasting a duration drawn from
+  [seconds, seconds_max]; with `max_concurrent`, a start while that many renders run is
+  refused with HTTP 429 TooManyRequestsException, as Lambda refuses an invocation over
+  the concurrency limit. One scheduler thread ends renders and a small pool posts the
+  webhooks (no thread per render); cancel.json is looked up at most twice a second.
+- In a subprocess (`python -m tests.support.fake_lambda --s3 URL`, see
+  tests/support/fake_lambda_process.py) its CPU stays out of the worker's figures;
+  `GET /_fake/stats` and `POST /_fake/plan` reach it there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
+import heapq
 import json
 import random
 import string
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 
 from tests.support.fake_lambda_still import FakeStills, render_still
+from tests.support.fake_lambda_wire import (
+    CANCEL_CHECK_SECONDS,
+    FakeRender,
+    Plan,
+    S3Like,
+    calculate_signature,
+    error_entry,
+    js_stringify,
+    progress_payload,
+    webhook_payload,
+)
 from tests.support.processes import free_port
-from tests.support.s3_server import S3Server
+
+__all__ = ["FakeRemotionLambda", "Plan", "calculate_signature", "js_stringify"]
 
 REMOTION_VERSION = "4.0.527"
 FUNCTION_NAME = "remotion-render-4-0-527-mem3008mb-disk10240mb-900sec"
 BUCKET = "remotionlambda-useast1-testbucket"
 
 
-@dataclass
-class Plan:
-    """How the next renders behave."""
-
-    seconds: float = 1.5  # time from start to the end
-    outcome: str = "success"  # success | fatal | timeout
-    webhook: bool = True  # post the webhook at the end (when the start asked for one)
-    webhook_delay: float = 0.0  # extra delay before the webhook
-    throttle_starts: int = 0  # answer this many starts with 429 TooManyRequestsException
-
-
-@dataclass
-class FakeRender:
-    """One render the fake function runs."""
-
-    render_id: str
-    bucket: str
-    params: dict[str, Any]
-    plan: Plan
-    started: float = field(default_factory=time.monotonic)
-    webhook_sent: threading.Event = field(default_factory=threading.Event)
-    webhook_responses: list[int] = field(default_factory=list)
-
-    @property
-    def frames(self) -> int:
-        props = json.loads(self.params["inputProps"]["payload"])
-        return sum(int(s["durationInFrames"]) for s in props["scenes"])
-
-    @property
-    def out_key(self) -> str:
-        return f"renders/{self.render_id}/{self.params['outName']}"
-
-
-def calculate_signature(body: str, secret: str | None) -> str:
-    """Remotion's calculateSignature (invoke-webhook.ts)."""
-    if not secret:
-        return "NO_SECRET_PROVIDED"
-    return "sha512=" + hmac.new(secret.encode(), body.encode(), hashlib.sha512).hexdigest()
-
-
-def js_stringify(value: Any) -> str:
-    """JSON.stringify's output for plain JSON values."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 class FakeRemotionLambda:
     """The fake function plus its HTTP server (`endpoint` for AWS_ENDPOINT_URL_LAMBDA)."""
 
-    def __init__(self, s3: S3Server) -> None:
+    def __init__(self, s3: S3Like, *, port: int = 0) -> None:
         self.s3 = s3
         self.plan = Plan()
         self.renders: dict[str, FakeRender] = {}
         self.invocations: list[dict[str, Any]] = []
         self.stills = FakeStills()  # renderStillOnLambda (fake_lambda_still.py)
-        self.port = free_port()
+        self.throttled = 0
+        self.max_running = 0
+        self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._lock = threading.Lock()
-        s3.client().create_bucket(Bucket=BUCKET)
+        self._s3 = s3.client()  # boto3 clients are thread-safe: one for all requests
+        self._s3.create_bucket(Bucket=BUCKET)
+        self._ending: list[tuple[float, str]] = []
+        self._ending_added = threading.Condition(self._lock)
+        self._webhooks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-webhook")
+        self._http = httpx.Client(timeout=10)
+        self._closed = False
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path == "/_fake/stats":
+                    self._send(200, owner.stats())
+                else:
+                    self._send(404, {"message": "unknown path"})
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.path == "/_fake/plan":
+                    owner.set_plan(json.loads(body))
+                    self._send(200, dataclasses.asdict(owner.plan))
+                    return
                 parts = self.path.split("/")
                 # /2015-03-31/functions/{name}/invocations
                 if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
@@ -124,8 +118,11 @@ class FakeRemotionLambda:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
+        self._ender = threading.Thread(target=self._end_renders, daemon=True)
+        self._ender.start()
 
     # -- the function -------------------------------------------------------------------
 
@@ -160,8 +157,12 @@ class FakeRemotionLambda:
 
     def _start(self, payload: dict[str, Any]) -> tuple[int, Any, str]:
         with self._lock:
-            if self.plan.throttle_starts > 0:
-                self.plan.throttle_starts -= 1
+            now = time.monotonic()
+            running = sum(1 for r in self.renders.values() if r.running(now))
+            limit = self.plan.max_concurrent
+            if self.plan.throttle_starts > 0 or (limit and running >= limit):
+                self.plan.throttle_starts = max(0, self.plan.throttle_starts - 1)
+                self.throttled += 1
                 return (
                     429,
                     {"Type": "User", "message": "Rate Exceeded."},
@@ -170,16 +171,20 @@ class FakeRemotionLambda:
             render_id = "".join(random.choices(string.ascii_lowercase + string.digits, k=10))
             plan = dataclasses.replace(self.plan)
             render = FakeRender(render_id, payload.get("bucketName") or BUCKET, payload, plan)
+            render.seconds = plan.duration()
             self.renders[render_id] = render
+            self.max_running = max(self.max_running, running + 1)
         self._put(render, "progress.json", {"cancellationEnabled": True, "renderId": render_id})
-        threading.Thread(target=self._finish_later, args=(render,), daemon=True).start()
+        with self._lock:
+            heapq.heappush(self._ending, (render.ends + plan.webhook_delay, render_id))
+            self._ending_added.notify()
         return 200, {"type": "success", "renderId": render_id, "bucketName": render.bucket}, ""
 
     def _status(self, render_id: str) -> dict[str, Any]:
         render = self.renders[render_id]
         elapsed = time.monotonic() - render.started
-        share = min(elapsed / render.plan.seconds, 1.0)
-        cancelled = self.cancelled(render_id)
+        share = min(elapsed / render.seconds, 1.0) if render.seconds > 0 else 1.0
+        cancelled = self.cancelled(render_id, fresh=False)
         ended = share >= 1.0
         errors: list[dict[str, Any]] = []
         fatal = False
@@ -188,115 +193,65 @@ class FakeRemotionLambda:
         size = None
         if cancelled:
             fatal = True
-            errors.append(_error("Render was cancelled by cancelRender()"))
+            errors.append(error_entry("Render was cancelled by cancelRender()"))
         elif ended and render.plan.outcome == "fatal":
             fatal = True
             share = 0.4
-            errors.append(_error("TypeError: Cannot read properties of undefined (reading 'x')"))
+            errors.append(
+                error_entry("TypeError: Cannot read properties of undefined (reading 'x')")
+            )
         elif ended and render.plan.outcome == "timeout":
             fatal = True
             share = 0.4
-            errors.append(_error("The main function timed out after 900000ms."))
+            errors.append(error_entry("The main function timed out after 900000ms."))
         elif ended:
             done = True
             output, size = self._output(render)
-        frames = render.frames
-        return {
-            "type": "success",
-            "overallProgress": share,
-            "chunks": int(share * 4),
-            "done": done,
-            "encodingStatus": {"framesEncoded": frames} if done else None,
-            "costs": {
-                "accruedSoFar": round(0.0001 + 0.002 * share, 6),
-                "displayCost": f"${0.0001 + 0.002 * share:.4f}",
-                "currency": "USD",
-                "disclaimer": "Estimated cost for function invocations only.",
-            },
-            "renderId": render_id,
-            "renderMetadata": {
-                "compositionId": render.params["composition"],
-                "codec": render.params["codec"],
-                "type": "video",
-                "framesPerLambda": render.params["framesPerLambda"],
-                "dimensions": {
-                    "width": render.params["forceWidth"],
-                    "height": render.params["forceHeight"],
-                },
-                "renderId": render_id,
-                "outName": render.params["outName"],
-                "privacy": render.params["privacy"],
-            },
-            "bucket": render.bucket,
-            "outputFile": output,
-            "outKey": render.out_key if done else None,
-            "outBucket": render.bucket if done else None,
-            "timeToFinish": int(render.plan.seconds * 1000) if done else None,
-            "errors": errors,
-            "fatalErrorEncountered": fatal,
-            "currentTime": int(time.time() * 1000),
-            "renderSize": size or 0,
-            "lambdasInvoked": 4,
-            "cleanup": None,
-            "timeToFinishChunks": None,
-            "timeToRenderFrames": None,
-            "retriesInfo": [],
-            "mostExpensiveFrameRanges": None,
-            "outputSizeInBytes": size,
-            "estimatedBillingDurationInMilliseconds": int(elapsed * 1000),
-            "timeToCombine": None,
-            "combinedProgress": share,
-            "timeoutTimestamp": int(time.time() * 1000) + 900_000,
-            "functionLaunched": True,
-            "serveUrlOpened": True,
-            "compositionValidated": True,
-            "artifacts": [],
-            "framesRendered": int(share * frames),
-        }
+        return progress_payload(
+            render,
+            share=share,
+            elapsed=elapsed,
+            errors=errors,
+            fatal=fatal,
+            done=done,
+            output=output,
+            size=size,
+        )
 
     def _output(self, render: FakeRender) -> tuple[str, int]:
-        body = b"\x00\x00\x00\x18ftypmp42" + bytes(2048)
-        acl = "public-read" if render.params.get("privacy") == "public" else "private"
-        self.s3.client().put_object(Bucket=render.bucket, Key=render.out_key, Body=body, ACL=acl)
-        return f"{self.s3.endpoint}/{render.bucket}/{render.out_key}", len(body)
+        """The output object, written once (when the render ends, or at its first read)."""
+        if render.output is None:
+            body = b"\x00\x00\x00\x18ftypmp42" + bytes(2048)
+            acl = "public-read" if render.params.get("privacy") == "public" else "private"
+            self._s3.put_object(Bucket=render.bucket, Key=render.out_key, Body=body, ACL=acl)
+            render.output = (f"{self.s3.endpoint}/{render.bucket}/{render.out_key}", len(body))
+        return render.output
 
-    def _finish_later(self, render: FakeRender) -> None:
-        time.sleep(render.plan.seconds + render.plan.webhook_delay)
+    def _end_renders(self) -> None:
+        """The scheduler thread: at each render's end (plus its webhook delay), hand its
+        webhook to the pool."""
+        while True:
+            with self._lock:
+                while not self._closed and (
+                    not self._ending or self._ending[0][0] > time.monotonic()
+                ):
+                    wait = self._ending[0][0] - time.monotonic() if self._ending else None
+                    self._ending_added.wait(wait)
+                if self._closed:
+                    return
+                _, render_id = heapq.heappop(self._ending)
+                render = self.renders[render_id]
+            self._webhooks.submit(self._finish, render)
+
+    def _finish(self, render: FakeRender) -> None:
         webhook = render.params.get("webhook")
         if not webhook or not render.plan.webhook or self.cancelled(render.render_id):
             return
-        base = {
-            "renderId": render.render_id,
-            "expectedBucketOwner": "123456789012",
-            "bucketName": render.bucket,
-            "customData": webhook.get("customData"),
-        }
-        if render.plan.outcome == "success":
-            output, _ = self._output(render)
-            payload = {
-                "type": "success",
-                **base,
-                "outputUrl": output,
-                "lambdaErrors": [],
-                "outputFile": output,
-                "timeToFinish": int(render.plan.seconds * 1000),
-                "costs": self._status(render.render_id)["costs"],
-            }
-        elif render.plan.outcome == "fatal":
-            payload = {
-                "type": "error",
-                **base,
-                "errors": [
-                    {
-                        "message": "TypeError: Cannot read properties of undefined (reading 'x')",
-                        "name": "TypeError",
-                        "stack": "TypeError: Cannot read properties of undefined\n    at f",
-                    }
-                ],
-            }
-        else:
-            payload = {"type": "timeout", **base}
-        self.send_webhook(render, webhook["url"], webhook.get("secret"), payload)
+        output = self._output(render)[0] if render.plan.outcome == "success" else ""
+        costs = self._status(render.render_id)["costs"]
+        payload = webhook_payload(render, webhook.get("customData"), output, costs)
+        for _ in range(max(1, render.plan.webhook_times)):
+            self.send_webhook(render, webhook["url"], webhook.get("secret"), payload)
 
     def send_webhook(
         self, render: FakeRender, url: str, secret: str | None, payload: dict[str, Any]
@@ -311,7 +266,7 @@ class FakeRemotionLambda:
         }
         for attempt in range(3):
             try:
-                response = httpx.post(url, content=body.encode(), headers=headers, timeout=10)
+                response = self._http.post(url, content=body.encode(), headers=headers)
                 render.webhook_responses.append(response.status_code)
                 if response.is_success:
                     break
@@ -322,46 +277,68 @@ class FakeRemotionLambda:
 
     # -- helpers for tests ----------------------------------------------------------------
 
-    def cancelled(self, render_id: str) -> bool:
-        """Whether cancel.json was written for the render (cancel_render_on_lambda)."""
+    def cancelled(self, render_id: str, *, fresh: bool = True) -> bool:
+        """Whether cancel.json was written for the render (cancel_render_on_lambda);
+        looked up again only after CANCEL_CHECK_SECONDS unless `fresh`."""
         render = self.renders[render_id]
+        now = time.monotonic()
+        if render.cancel_seen or (not fresh and now - render.cancel_checked < CANCEL_CHECK_SECONDS):
+            return render.cancel_seen
+        render.cancel_checked = now
         try:
-            self.s3.client().head_object(
-                Bucket=render.bucket, Key=f"renders/{render_id}/cancel.json"
-            )
-            return True
+            self._s3.head_object(Bucket=render.bucket, Key=f"renders/{render_id}/cancel.json")
+            render.cancel_seen = True
         except Exception:
-            return False
+            pass
+        return render.cancel_seen
 
     def starts(self) -> list[dict[str, Any]]:
         """The start payloads received."""
         with self._lock:
             return [p for p in self.invocations if p.get("type") == "start"]
 
+    def starts_per_render(self) -> Counter[str]:
+        """Accepted starts (Lambda renders begun) per our render id (the webhook's
+        customData, or the metadata): a render started twice counts 2."""
+        with self._lock:
+            return Counter(
+                str((r.params.get("metadata") or {}).get("renderId", ""))
+                for r in self.renders.values()
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for tests and benchmarks in another process."""
+        with self._lock:
+            kinds = Counter(str(p.get("type")) for p in self.invocations)
+        per_render = self.starts_per_render()
+        return {
+            "invocations": dict(kinds),
+            "renders": len(self.renders),
+            "throttled": self.throttled,
+            "max_running": self.max_running,
+            "started_twice": sorted(r for r, n in per_render.items() if n > 1),
+            "webhooks_sent": sum(1 for r in self.renders.values() if r.webhook_sent.is_set()),
+        }
+
+    def set_plan(self, changes: dict[str, Any]) -> None:
+        """Change the plan of the next renders."""
+        with self._lock:
+            self.plan = dataclasses.replace(self.plan, **changes)
+
     def _put(self, render: FakeRender, name: str, value: Any) -> None:
-        self.s3.client().put_object(
+        self._s3.put_object(
             Bucket=render.bucket,
             Key=f"renders/{render.render_id}/{name}",
             Body=json.dumps(value).encode(),
         )
 
     def close(self) -> None:
-        """Stop the server."""
+        """Stop the server, the scheduler and the webhook pool."""
+        with self._lock:
+            self._closed = True
+            self._ending_added.notify_all()
         self._server.shutdown()
         self._server.server_close()
-
-
-def _error(message: str) -> dict[str, Any]:
-    return {
-        "type": "renderer",
-        "message": message,
-        "name": "Error",
-        "stack": f"Error: {message}\n    at renderer",
-        "frame": 12,
-        "chunk": 0,
-        "isFatal": True,
-        "attempt": 1,
-        "willRetry": False,
-        "totalAttempts": 1,
-        "tmpDir": None,
-    }
+        self._webhooks.shutdown(wait=True, cancel_futures=True)
+        self._http.close()
+        self._s3.close()

@@ -54,7 +54,7 @@ class S3Server:
                     command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
                 )
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # moto takes a minute to start on a loaded machine
         while True:
             try:
                 self.client().list_buckets()

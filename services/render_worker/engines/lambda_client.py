@@ -1,16 +1,24 @@
 """Remotion Lambda calls, off the event loop, with errors classified for the retry policy.
 
-The PyPI `remotion-lambda` client is synchronous (boto3) and builds a boto3 client per
-call; every call here runs in a worker thread. Endpoints come from boto3's own settings,
-so `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_S3` point it at a local server in tests.
+The PyPI `remotion-lambda` client is synchronous (boto3); every call here runs in this
+client's own thread pool (LAMBDA_CALL_THREADS), so hundreds of followed renders never
+queue behind each other on the loop nor take the default executor. The client builds a
+boto3 client per call (tens of milliseconds of CPU each): ours keeps one per service
+(boto3 clients are thread-safe). Invoke is sent once (no botocore retries): a start that
+botocore re-sent after a read timeout could start the render twice; a throttled one
+(HTTP 429) is retried by the engine with backoff. Endpoints come from boto3's own
+settings, so `AWS_ENDPOINT_URL_LAMBDA` / `AWS_ENDPOINT_URL_S3` reach a local server in tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import boto3
@@ -36,6 +44,7 @@ from render_common.presets import (
     encoding,
 )
 from services.render_worker.engines.base import RenderJob
+from services.render_worker.engines.lambda_pacing import RateLimiter
 from services.render_worker.failures import RenderFailure
 from services.render_worker.media import input_props
 
@@ -56,11 +65,11 @@ RETRYABLE_MESSAGE = re.compile(
     re.IGNORECASE,
 )
 TIMEOUT_MESSAGE = re.compile(r"timed out|timeout", re.IGNORECASE)
+THROTTLED = "LAMBDA_THROTTLED"  # the call was refused for rate or concurrency: not run
+THROTTLE_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
 RETRYABLE_AWS_CODES = frozenset(
     {
-        "TooManyRequestsException",
-        "ThrottlingException",
-        "Throttling",
+        *THROTTLE_CODES,
         "ServiceException",
         "ServiceUnavailableException",
         "EC2ThrottledException",
@@ -89,8 +98,9 @@ def classify(exc: BaseException, action: str) -> RenderFailure:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         retryable = code in RETRYABLE_AWS_CODES or status >= 500 or status == 429
+        throttled = code in THROTTLE_CODES or status == 429
         return RenderFailure(
-            "LAMBDA_THROTTLED" if retryable else "LAMBDA_REJECTED",
+            THROTTLED if throttled else "LAMBDA_UNAVAILABLE" if retryable else "LAMBDA_REJECTED",
             f"Lambda {action} failed: {code or status}: {exc}",
             retryable=retryable,
         )
@@ -132,6 +142,12 @@ def classify_render_errors(errors: list[Any]) -> RenderFailure:
 def frames_per_lambda(frames_total: int, configured: int) -> int:
     """REMOTION_FRAMES_PER_LAMBDA, raised so a long render stays within 200 functions."""
     return max(configured, -(-frames_total // MAX_FUNCTIONS_PER_RENDER))
+
+
+def functions_needed(frames_total: int, settings: Settings) -> int:
+    """The Lambda functions a render keeps busy: its renderers and the orchestrator."""
+    per_lambda = frames_per_lambda(frames_total, settings.lambda_frames_per_lambda)
+    return -(-max(frames_total, 1) // per_lambda) + 1
 
 
 def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
@@ -187,6 +203,33 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
     return params
 
 
+class _SharedClients(RemotionClient):  # type: ignore[misc]
+    """RemotionClient keeping one boto3 client per service instead of one per call."""
+
+    def __init__(self, *args: Any, pool: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pool = pool
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def _create_boto_client(self, service_name: str) -> Any:
+        with self._clients_lock:
+            client = self._clients.get(service_name)
+            if client is None:
+                attempts = 1 if service_name == "lambda" else 3  # S3 calls are idempotent
+                config = Config(
+                    connect_timeout=5,
+                    read_timeout=120,
+                    max_pool_connections=self._pool,
+                    retries={"total_max_attempts": attempts, "mode": "standard"},
+                )
+                if service_name == "s3" and self.force_path_style:
+                    config = config.merge(Config(s3={"addressing_style": "path"}))
+                client = self.session.client(service_name, region_name=self.region, config=config)
+                self._clients[service_name] = client
+            return client
+
+
 class LambdaClient:
     """Start, follow and cancel renders on one Remotion Lambda function."""
 
@@ -194,24 +237,29 @@ class LambdaClient:
         self._settings = settings
         self.function_name = settings.lambda_function_name
         self.privacy = settings.lambda_privacy  # of the outputs: public, private or no-acl
-        self._client = RemotionClient(
+        threads = settings.lambda_call_threads
+        rate = settings.lambda_max_polls_per_second
+        self.progress_rate = RateLimiter(rate, burst=rate)  # all followed renders together
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambda")
+        self._client = _SharedClients(
             region=settings.aws_region,
             serve_url=settings.lambda_serve_url,
             function_name=settings.lambda_function_name,
             session=boto3.session.Session(region_name=settings.aws_region),
-            config=Config(
-                connect_timeout=5,
-                read_timeout=120,
-                retries={"total_max_attempts": 3, "mode": "standard"},
-            ),
+            pool=threads,
         )
 
     async def _call(self, action: str, call: Callable[..., T], *args: Any) -> T:
-        """Run a blocking client call in a thread; its errors as RenderFailure."""
+        """Run a blocking client call in the pool; its errors as RenderFailure."""
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.to_thread(call, *args)
+            return await loop.run_in_executor(self._executor, partial(call, *args))
         except (RemotionException, ClientError, BotoCoreError, OSError) as exc:
             raise classify(exc, action) from exc
+
+    def close(self) -> None:
+        """Stop the thread pool (calls in flight finish)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def start(self, job: RenderJob) -> LambdaRender:
         """Start a render; the Lambda render id and bucket."""
@@ -227,8 +275,13 @@ class LambdaClient:
         """Render one still (`render_still_on_lambda`); it is done when this returns."""
         return await self._call("still", self._client.render_still_on_lambda, params)
 
-    async def progress(self, render: LambdaRender) -> dict[str, Any]:
-        """The render's progress as the function reports it (camelCase keys)."""
+    async def progress(self, render: LambdaRender, *, paced: bool = True) -> dict[str, Any]:
+        """The render's progress as the function reports it (camelCase keys). `paced`
+        (polling) waits its turn within LAMBDA_MAX_POLLS_PER_SECOND; the one call after a
+        webhook (for size and dimensions) does not, so a burst of completions is not
+        held back behind the polling rate (the thread pool still bounds it)."""
+        if paced:
+            await self.progress_rate.acquire()
         progress = await self._call(
             "progress", self._client.get_render_progress, render.render_id, render.bucket_name
         )

@@ -1,10 +1,13 @@
 """Lambda engine: the render runs on Remotion Lambda; this follows it to the end.
 
-Progress comes from `get_render_progress` every REMOTION_POLL_INTERVAL_SECONDS and from the
-webhook, whichever tells first: the webhook endpoint (services/render_worker/webhook.py)
-parks the verified payload in Redis, and the engine waits on that key between polls, so a
-webhook ends the wait at once. Either way the engine returns once, and the processor's
-lease-conditional completion makes a second completion impossible.
+One worker follows up to LAMBDA_MAX_IN_FLIGHT renders at once; this engine's coroutine
+per render mostly waits on the updates the shared tracker (lambda_tracker.py) delivers:
+the webhook first, paced polling as the fallback. Either way the engine returns once, and
+the processor's lease-conditional completion makes a second completion impossible.
+
+Starts take their functions from the worker's LAMBDA_CONCURRENCY_LIMIT budget first; a
+start Lambda throttles (HTTP 429 TooManyRequestsException: the render did not start) is
+retried with backoff within the attempt, never re-sent after any other failure.
 
 The Lambda render id, function and bucket are recorded on the render as soon as the render
 starts. A worker that takes the render over (after a crash, or a hand-back at shutdown)
@@ -14,15 +17,12 @@ finds them in `job.resume` and follows the same Lambda render instead of startin
 from __future__ import annotations
 
 import asyncio
-import json
+import itertools
 import logging
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
-from render_common import streams
+from render_common.config import Settings
 from render_common.downloads import LAMBDA, StoredObject
 from render_common.presets import FORMAT_EXTENSIONS
 from render_common.renders.states import Stage
@@ -36,11 +36,15 @@ from services.render_worker.engines.base import (
     engine_progress,
 )
 from services.render_worker.engines.lambda_client import (
+    THROTTLED,
     LambdaClient,
     LambdaRender,
     classify_render_errors,
+    functions_needed,
 )
 from services.render_worker.engines.lambda_poster import poster_details
+from services.render_worker.engines.lambda_pacing import FunctionBudget, backoff
+from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
 from services.render_worker.failures import RenderFailure
 from services.render_worker.media import asset_urls
 
@@ -81,25 +85,27 @@ class LambdaEngine:
     def __init__(
         self,
         client: LambdaClient,
-        redis: Redis,
+        tracker: LambdaTracker,
         fetcher: AssetFetcher,
         *,
         assets: AssetCatalogue,
-        poll_interval_seconds: float,
+        settings: Settings,
     ) -> None:
         self._client = client
-        self._redis = redis  # blocking reads (BLMOVE) of webhook payloads
+        self.tracker = tracker
         self._fetcher = fetcher
         self._assets = assets
-        self._poll_interval = poll_interval_seconds
+        self._settings = settings
+        self.budget = FunctionBudget(settings.lambda_concurrency_limit)
         self._running: dict[str, LambdaRender] = {}
 
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
         """Start (or resume) the Lambda render and follow it until it ends."""
         await report(Stage.BUNDLING, 0.0, 0)
+        functions = functions_needed(job.frames_total, self._settings)
         render = self._resumed(job)
-        started = render is None
         if render is not None:
+            self.budget.take(functions)  # running already
             log.info(
                 "following lambda render of an earlier worker",
                 extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
@@ -107,24 +113,50 @@ class LambdaEngine:
         else:
             # Lambda fetches the assets itself: check the catalogue's asset props (not text).
             await self._fetcher.check_all(asset_urls(self._assets, job))
-            render = await self._client.start(job)
-            log.info(
-                "lambda render started",
-                extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
-            )
+            await self.budget.acquire(functions)
+            try:
+                render = await self._start(job)
+            except BaseException:
+                self.budget.release(functions)
+                raise
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
+        updates = self.tracker.follow(render)
         poster = asyncio.create_task(poster_details(self._client, job, render.bucket_name))
         try:
-            if started and job.record is not None:
+            if job.resume.get("lambda_render_id") != render.render_id and job.record is not None:
                 await job.record(lambda_details(render))
             await report(Stage.RENDERING, PREPARED_PROGRESS, 0)
-            output = await self._follow(job, render, report)
+            output = await self._follow(job, render, report, updates)
             output.details.update(await poster)  # the thumbnail, rendered meanwhile
             return output
         finally:
             poster.cancel()
+            self.tracker.unfollow(render)
             self._running.pop(job.render_id, None)
+            self.budget.release(functions)
+
+    async def _start(self, job: RenderJob) -> LambdaRender:
+        """renderMediaOnLambda, retried with backoff while Lambda throttles it."""
+        for retry in itertools.count():
+            try:
+                render = await self._client.start(job)
+            except RenderFailure as failure:
+                if failure.reason != THROTTLED:
+                    raise
+                delay = backoff(retry)
+                log.info(
+                    "lambda start throttled; backing off",
+                    extra={"render_id": job.render_id, "retry": retry, "delay": delay},
+                )
+                await asyncio.sleep(delay)
+                continue
+            log.info(
+                "lambda render started",
+                extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
+            )
+            return render
+        raise AssertionError("unreachable")
 
     def _resumed(self, job: RenderJob) -> LambdaRender | None:
         render_id = job.resume.get("lambda_render_id")
@@ -135,26 +167,30 @@ class LambdaEngine:
         return LambdaRender(str(render_id), str(bucket), str(function))
 
     async def _follow(
-        self, job: RenderJob, render: LambdaRender, report: ProgressReport
+        self,
+        job: RenderJob,
+        render: LambdaRender,
+        report: ProgressReport,
+        updates: asyncio.Queue[Update],
     ) -> RenderOutput:
         failures = 0
         reported = 0.0  # Remotion's overallProgress may dip; events never go backwards
         while True:
-            webhook = await self._wait_for_webhook(render)
-            if webhook is not None:
-                return await self._from_webhook(job, render, webhook)
-            try:
-                progress = await self._client.progress(render)
-            except RenderFailure as failure:
-                failures += 1
+            update = await updates.get()
+            if update.kind == "webhook":
+                return await self._from_webhook(job, render, update.payload)
+            if update.failure is not None:
+                failure = update.failure
+                failures += failure.reason != THROTTLED  # a throttled poll is only late
                 if not failure.retryable or failures >= MAX_PROGRESS_FAILURES:
-                    raise
+                    raise failure
                 log.warning(
                     "lambda progress call failed",
                     extra={"render_id": job.render_id, "reason": failure.reason},
                 )
                 continue
             failures = 0
+            progress = update.payload
             if progress.get("fatalErrorEncountered"):
                 fatal = [e for e in progress.get("errors") or [] if _is_fatal(e)]
                 raise classify_render_errors(fatal or list(progress.get("errors") or []))
@@ -167,27 +203,13 @@ class LambdaEngine:
             stage = Stage.ENCODING if frames_done >= job.frames_total > 0 else Stage.RENDERING
             await report(stage, engine_progress(overall), frames_done)
 
-    async def _wait_for_webhook(self, render: LambdaRender) -> dict[str, Any] | None:
-        """The webhook payload parked for this render, waiting up to one poll interval."""
-        key = streams.lambda_webhook(render.render_id)
-        try:
-            # BLMOVE from a list onto itself: a blocking read that leaves the payload in place.
-            # Redis takes fractional timeouts; redis-py's stub says int.
-            timeout: Any = self._poll_interval
-            raw = await self._redis.blmove(key, key, timeout, "RIGHT", "LEFT")
-        except (RedisError, OSError) as exc:
-            log.warning("webhook wait failed; polling only", extra={"error": str(exc)})
-            await asyncio.sleep(self._poll_interval)  # keep the polling pace without Redis
-            return None
-        return json.loads(raw) if raw else None
-
     async def _from_webhook(
         self, job: RenderJob, render: LambdaRender, payload: dict[str, Any]
     ) -> RenderOutput:
         kind = payload.get("type")
         if kind == "success":
             try:
-                progress = await self._client.progress(render)  # size and dimensions
+                progress = await self._client.progress(render, paced=False)  # size, dimensions
             except RenderFailure:
                 progress = {}
             progress.setdefault("costs", payload.get("costs"))
@@ -258,8 +280,9 @@ class LambdaEngine:
             )
 
     async def close(self) -> None:
-        """Close the Redis client."""
-        await self._redis.aclose()
+        """Stop the tracker, the client's threads and the tracker's Redis client."""
+        await self.tracker.close()
+        self._client.close()
 
 
 def _is_fatal(error: Any) -> bool:

@@ -1,0 +1,239 @@
+"""One job queue's reader: fills this worker's slots for that queue with its entries.
+
+- XREADGROUP only as many entries as there are free slots (SSR: WORKER_CONCURRENCY, one
+  at a time; Lambda: LAMBDA_MAX_IN_FLIGHT, in batches), so other workers get the rest.
+- Redis answering NOGROUP (it restarted without its data) re-creates the group, at id 0,
+  so the entries the sweeper adds back are read.
+- Entries of a worker that went silent longer than VISIBILITY_TIMEOUT_SECONDS are taken
+  over with XAUTOCLAIM (in batches: a killed worker may leave hundreds of Lambda renders);
+  a live worker keeps its entries fresh with XCLAIM ... JUSTID (which does not count as a
+  delivery). A reclaimed entry carries its delivery count (XPENDING times_delivered):
+  past MAX_DELIVERIES the processor fails the render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from render_common import metrics, streams
+from render_common.config import Settings
+from render_common.outage import REDIS_DOWN, ride_out
+from render_common.queue import ensure_group, is_missing_group
+from render_common.tasks import raise_if_cancelling
+from services.render_worker.delivery import Delivery
+
+log = logging.getLogger(__name__)
+ACK_OUTAGE_SECONDS = 10.0
+XCLAIM_CHUNK = 500  # entry ids per XCLAIM ... JUSTID
+
+
+@dataclass
+class Running:
+    """An entry being processed."""
+
+    delivery: Delivery
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+Process = Callable[[Delivery, asyncio.Event], Awaitable[bool]]
+
+
+class QueueReader:
+    """Reads one queue into at most `slots` concurrent `process` calls."""
+
+    def __init__(
+        self,
+        queue: streams.JobQueue,
+        settings: Settings,
+        redis: Redis,
+        blocking_redis: Redis,
+        name: str,
+        process: Process,
+        *,
+        slots: int,
+        batch: int,
+    ) -> None:
+        self.queue = queue
+        self._settings = settings
+        self._redis = redis
+        self._blocking = blocking_redis
+        self.name = name
+        self._process_entry = process
+        self.slots = slots
+        self._batch = batch
+        self.running: dict[str, Running] = {}
+        self._freed = asyncio.Event()
+        self._reclaim_cursor = "0-0"
+
+    @property
+    def free(self) -> int:
+        """Slots free now."""
+        return self.slots - len(self.running)
+
+    async def take_loop(self, stopping: asyncio.Event) -> None:
+        """Fill free slots: reclaim silent workers' entries when due, else read new ones."""
+        idle_ms = int(self._settings.visibility_timeout_seconds * 1000)
+        reclaim_every = max(0.5, self._settings.visibility_timeout_seconds / 4)
+        next_reclaim = 0.0
+        while not stopping.is_set():
+            while self.free <= 0:
+                self._freed.clear()
+                await self._freed.wait()
+            deliveries: list[Delivery] = []
+            try:
+                now = time.monotonic()
+                if now >= next_reclaim:
+                    next_reclaim = now + reclaim_every
+                    metrics.queue_depth.record(int(await self._redis.xlen(self.queue.stream)))
+                    deliveries = await self._reclaim(idle_ms)
+                if not deliveries:
+                    block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
+                    deliveries = await self._read(min(block_ms, 1000))
+            except (RedisError, OSError) as exc:
+                await self._read_failed(exc)
+            for delivery in deliveries:
+                self._dispatch(delivery)
+
+    async def _read_failed(self, exc: BaseException) -> None:
+        if is_missing_group(exc):
+            log.warning("consumer group missing (Redis lost its data); re-creating it")
+            try:
+                await ensure_group(self._redis, self.queue)
+            except (RedisError, OSError) as again:
+                log.warning("re-creating the consumer group failed", extra={"error": str(again)})
+                await asyncio.sleep(1.0)
+        else:
+            log.warning(
+                "reading the job queue failed; retrying",
+                extra={"queue": self.queue.stream, "error": str(exc)},
+            )
+            await asyncio.sleep(1.0)
+
+    def _count(self) -> int:
+        return max(1, min(self.free, self._batch))
+
+    async def _read(self, block_ms: int) -> list[Delivery]:
+        reply = await self._blocking.xreadgroup(
+            self.queue.group,
+            self.name,
+            {self.queue.stream: ">"},
+            count=self._count(),
+            block=block_ms,
+        )
+        batches: list[Any] = list(reply or [])
+        return [
+            Delivery.from_entry(str(entry_id), dict(fields), reclaimed=False, queue=self.queue)
+            for _, items in batches
+            for entry_id, fields in items
+            if fields
+        ]
+
+    async def _reclaim(self, idle_ms: int) -> list[Delivery]:
+        reply = await self._redis.xautoclaim(
+            self.queue.stream,
+            self.queue.group,
+            self.name,
+            idle_ms,
+            self._reclaim_cursor,
+            count=self._count(),
+        )
+        self._reclaim_cursor = str(reply[0] or "0-0")
+        claimed: list[Any] = [
+            entry for entry in reply[1] if entry and entry[1] and entry[0] not in self.running
+        ]  # one of ours still running: Redis was away and missed our heartbeats
+        if not claimed:
+            return []
+        pending = await self._redis.xpending_range(
+            self.queue.stream,
+            self.queue.group,
+            min=claimed[0][0],
+            max=claimed[-1][0],
+            count=len(claimed) + len(self.running) + 1,
+            consumername=self.name,
+        )
+        deliveries = {str(p["message_id"]): int(p["times_delivered"]) for p in pending}
+        log.warning(
+            "reclaimed entries from a silent worker",
+            extra={"queue": self.queue.stream, "entries": len(claimed)},
+        )
+        return [
+            Delivery.from_entry(
+                str(entry_id),
+                dict(fields),
+                reclaimed=True,
+                deliveries=deliveries.get(str(entry_id), 1),
+                queue=self.queue,
+            )
+            for entry_id, fields in claimed
+        ]
+
+    def _dispatch(self, delivery: Delivery) -> None:
+        running = Running(delivery=delivery)
+        self.running[delivery.entry_id] = running
+        running.task = asyncio.create_task(self._process(running))
+
+    async def _process(self, running: Running) -> None:
+        delivery = running.delivery
+        try:
+            if await self._process_entry(delivery, running.cancel):
+                await self.acknowledge(delivery.entry_id)
+        except asyncio.CancelledError:
+            await asyncio.shield(self.acknowledge(delivery.entry_id))  # handed back anew
+            raise
+        except Exception:
+            # The entry stays pending; XAUTOCLAIM retries it after the visibility timeout.
+            raise_if_cancelling()
+            log.exception(
+                "processing failed; entry left for reclaim", extra={"entry": delivery.entry_id}
+            )
+        finally:
+            self.running.pop(delivery.entry_id, None)
+            self._freed.set()
+
+    async def acknowledge(self, entry_id: str) -> None:
+        """XACK and XDEL the entry, riding out a Redis outage (bounded). An entry that
+        stays pending is reclaimed later, and its claim finds the render done: a skip."""
+
+        async def acknowledge() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.xack(self.queue.stream, self.queue.group, entry_id)
+                pipe.xdel(self.queue.stream, entry_id)
+                await pipe.execute()
+
+        try:
+            await ride_out(
+                acknowledge,
+                within=min(self._settings.redis_outage_seconds, ACK_OUTAGE_SECONDS),
+                what=f"ack of {entry_id}",
+            )
+        except REDIS_DOWN as exc:
+            log.warning("entry not acknowledged", extra={"entry": entry_id, "error": str(exc)})
+
+    async def keep_fresh(self) -> None:
+        """Reset the idle time of our pending entries (XCLAIM JUSTID), so no other worker
+        reclaims the entries of renders that still run here."""
+        ids: list[Any] = list(self.running)
+        for start in range(0, len(ids), XCLAIM_CHUNK):
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.xclaim(
+                    self.queue.stream,
+                    self.queue.group,
+                    self.name,
+                    0,
+                    ids[start : start + XCLAIM_CHUNK],
+                    justid=True,
+                )
+
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The processing tasks running now."""
+        return [r.task for r in self.running.values() if r.task is not None]
