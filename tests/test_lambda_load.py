@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from render_common import streams
 from render_common.config import Settings
 from render_common.db.schema import video_renders
-from tests.support import isolation
 from tests.support.fake_lambda_process import FakeLambdaProcess
 from tests.support.lambda_env import lambda_settings
 from tests.support.lambda_worker import spawn, worker_environment
@@ -33,11 +32,6 @@ from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import Stack, start_stack
-
-base_settings = isolation.base_settings
-module_redis = isolation.module_redis
-postgres_url = isolation.postgres_url
-redis = isolation.redis
 
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
 

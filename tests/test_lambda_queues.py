@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 from sqlalchemy import update
@@ -25,23 +24,7 @@ from render_common.renders.bookkeeping import Bookkeeping
 from render_common.renders.lease import Heartbeat, Lease, RenderLifecycle
 from services.render_worker.consumer import MOVE_DUE_RETRIES
 from services.render_worker.legacy_drain import LegacyDrain
-from tests.support import isolation
-from tests.support.processes import sqlite_url
 from tests.test_progress import insert_render
-
-# Entries of these queues must reach no other module's worker.
-base_settings = isolation.base_settings
-module_redis = isolation.module_redis
-postgres_url = isolation.postgres_url
-redis = isolation.redis
-
-
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Each database backend in turn (this module's own)."""
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("postgres_url"))
-    return sqlite_url(tmp_path_factory.mktemp("sqlite"))  # migrated
 
 
 @pytest_asyncio.fixture

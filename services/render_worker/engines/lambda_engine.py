@@ -42,8 +42,8 @@ from services.render_worker.engines.lambda_client import (
     classify_render_errors,
     functions_needed,
 )
-from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_pacing import FunctionBudget, backoff
+from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
 from services.render_worker.failures import RenderFailure
 from services.render_worker.media import asset_urls
