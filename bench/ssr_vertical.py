@@ -71,6 +71,7 @@ def vertical_props(music: str, path: Path) -> Path:
     sample = Path(__file__).resolve().parents[1] / "remotion" / "samples" / "reference-150.json"
     props = json.loads(sample.read_text())
     props["projectId"] = f"{project}-vertical"
+    props.update(width=WIDTH, height=HEIGHT, fps=30, transparent=False)  # as the worker sizes it
     props["soundtrack"] = {
         "src": music,
         "volume": 1.0,

@@ -215,6 +215,7 @@ const renderVideo = async (ctx, plan) => {
 		await renderMedia(mediaOptions(ctx, attempt));
 		if (attempt.sound) await attempt.sound.mux();
 	} catch (err) {
+		if (attempt.sound) attempt.cancel(); // the sound pass stops with its picture
 		if (attempt.dropPlan && !ctx.job.cancelled) {
 			ctx.host.log(`job ${ctx.id}: the encoder could not restore static holds; capturing every frame`);
 			return renderVideo(ctx, null);
