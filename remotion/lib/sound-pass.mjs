@@ -11,6 +11,18 @@ import {renderMedia, RenderInternals} from '@remotion/renderer';
 export const holdsShiftSound = (ctx, plan) => plan !== null && ctx.selected.props?.holdsShiftSound === true;
 
 /**
+ * The props of the same sound with nothing to draw: under holds the soundtrack is the only
+ * sound (a video scene turns the holds off), and it depends on the length and frame rate
+ * only, so one plain scene of the same length replaces the scenes and the captions (no
+ * text, fonts or transitions to lay out on each of the pass's frames).
+ */
+const soundOnly = (props, composition) => {
+	const {captions: _captions, staticHolds: _holds, ...rest} = props ?? {};
+	const scene = {type: 'color', durationInFrames: composition.durationInFrames, props: {color: '#000'}};
+	return {...rest, scenes: [scene]};
+};
+
+/**
  * Starts the audio-only render; returns where the muted picture goes and `mux()`, which
  * waits for the sound and writes the output. A failed sound pass fails `mux()`.
  */
@@ -19,7 +31,8 @@ export const startSoundPass = (ctx, cancelSignal) => {
 	const pass = {videoPath: `${base}.picture.mp4`, audioPath: `${base}.sound.aac`, error: null};
 	pass.done = renderMedia({
 		...ctx.common,
-		composition: ctx.composition,
+		inputProps: soundOnly(ctx.common.inputProps, ctx.composition),
+		composition: {...ctx.composition, props: soundOnly(ctx.composition.props, ctx.composition)},
 		codec: 'aac',
 		outputLocation: pass.audioPath,
 		overwrite: true,
