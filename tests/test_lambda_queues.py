@@ -159,3 +159,9 @@ async def test_leases_renewed_together_each_say_what_became_of_the_render(
     assert (rows[cancelled].stage, rows[cancelled].progress) == ("encoding", 0.8)
     assert rows[other].stage == "bundling"  # another worker's render is left alone
     assert await mine.renew_leases([]) == {}
+    # A beat whose progress did not change renews the lease without writing it again.
+    assert await mine.renew_leases([Heartbeat(held, "encoding", 0.7, changed=False)]) == {
+        held: Lease.HELD
+    }
+    again = await mine.rows.current(held)
+    assert again is not None and (again.stage, again.progress) == ("rendering", 0.5)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, case, or_, update
+from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.db import renders
@@ -25,6 +25,12 @@ from render_common.renders.record import LAMBDA_COLUMNS, Render
 from render_common.renders.states import Stage, State
 
 c = video_renders.c
+# A batch's progress: one statement, executed for many (render, stage, progress) rows.
+_PROGRESS = (
+    update(video_renders)
+    .where(c.id == bindparam("rid"))
+    .values(stage=bindparam("stage_now"), progress=bindparam("progress_now"))
+)
 HEARTBEAT_SECONDS = 1.0  # how often a running attempt renews its lease
 ERRORS_CLEARED = dict.fromkeys(("error_reason", "error_message", "error_stack", "error_retryable"))
 
@@ -39,11 +45,19 @@ class Lease(StrEnum):
 
 
 class Heartbeat(NamedTuple):
-    """One running render's lease renewal, with the progress to record."""
+    """One running render's lease renewal, with the progress to record if `changed`."""
 
     render_id: str
     stage: str
     progress: float
+    changed: bool = True
+
+
+def _lease(cancel_requested: bool | None) -> Lease:
+    """A renewal's answer: no row (None) = lost."""
+    if cancel_requested is None:
+        return Lease.LOST
+    return Lease.CANCEL_REQUESTED if cancel_requested else Lease.HELD
 
 
 class RenderLifecycle:
@@ -195,36 +209,33 @@ class RenderLifecycle:
         return Lease.CANCEL_REQUESTED if cancel_requested else Lease.HELD
 
     async def heartbeat_many(self, beats: Sequence[Heartbeat]) -> dict[str, Lease]:
-        """`heartbeat` for many renders in one UPDATE (a worker following hundreds of
-        Lambda renders renews them all at once); each render's lease."""
+        """`heartbeat` for many renders in one transaction (a worker following hundreds of
+        Lambda renders renews them all at once); each render's lease.
+
+        One UPDATE renews every lease (an expanding IN, compiled once); stage and progress
+        are written only for the renders whose beat says they changed (polls move a few
+        renders a second, not all of them).
+        """
         if not beats:
             return {}
         ids = [beat.render_id for beat in beats]
-        statement = (
+        mine = and_(c.status == State.RUNNING, c.worker_id == self.worker_id)
+        renew = (
             update(video_renders)
-            .where(c.id.in_(ids), c.status == State.RUNNING, c.worker_id == self.worker_id)
-            .values(
-                stage=case({b.render_id: b.stage for b in beats}, value=c.id, else_=c.stage),
-                progress=case(
-                    {b.render_id: b.progress for b in beats}, value=c.id, else_=c.progress
-                ),
-                updated_at=datetime.now(UTC),
-            )
+            .where(c.id.in_(ids), mine)
+            .values(updated_at=datetime.now(UTC))
             .returning(c.id, c.cancel_requested)
-            .execution_options(synchronize_session=False)
         )
+        changed = [
+            {"rid": b.render_id, "stage_now": b.stage, "progress_now": b.progress}
+            for b in beats
+            if b.changed
+        ]
         async with self._gated(), self._engine.begin() as connection:
-            held = {str(r[0]): bool(r[1]) for r in (await connection.execute(statement)).all()}
-        return {
-            render_id: (
-                Lease.LOST
-                if render_id not in held
-                else Lease.CANCEL_REQUESTED
-                if held[render_id]
-                else Lease.HELD
-            )
-            for render_id in ids
-        }
+            held = {str(r[0]): bool(r[1]) for r in (await connection.execute(renew)).all()}
+            if changed:
+                await connection.execute(_PROGRESS.where(mine), changed)
+        return {render_id: _lease(held.get(render_id)) for render_id in ids}
 
     async def record_details(self, render_id: str, values: dict[str, Any]) -> bool:
         """Record engine columns (e.g. the Lambda render id); False when the lease is lost."""

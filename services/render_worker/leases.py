@@ -29,6 +29,7 @@ class HeldLease:
     stage: str = Stage.BUNDLING
     progress: float = 0.0
     frames: int = 0
+    written: tuple[str, float] | None = None  # the stage and progress the row holds
     ended: asyncio.Future[Lease] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -72,7 +73,10 @@ class LeaseKeeper:
         held = list(self._held.values())
         for start in range(0, len(held), BATCH):
             chunk = held[start : start + BATCH]
-            beats = [Heartbeat(h.render_id, h.stage, h.progress) for h in chunk]
+            beats = [
+                Heartbeat(h.render_id, h.stage, h.progress, (h.stage, h.progress) != h.written)
+                for h in chunk
+            ]
             try:
                 leases = await self._transitions.renew_leases(beats)
             except Exception as exc:
@@ -81,7 +85,8 @@ class LeaseKeeper:
                     "lease renewal failed", extra={"renders": len(chunk), "error": str(exc)}
                 )
                 continue
-            for each in chunk:
+            for each, beat in zip(chunk, beats, strict=True):
+                each.written = (beat.stage, beat.progress)
                 lease = leases.get(each.render_id, Lease.LOST)
                 if lease is not Lease.HELD and self._held.get(each.render_id) is each:
                     each.end(lease)

@@ -90,6 +90,23 @@ def js_stringify(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def render_metadata(render: FakeRender) -> dict[str, Any]:
+    """RenderProgress.renderMetadata: what the render was started with."""
+    return {
+        "compositionId": render.params["composition"],
+        "codec": render.params["codec"],
+        "type": "video",
+        "framesPerLambda": render.params["framesPerLambda"],
+        "dimensions": {
+            "width": render.params["forceWidth"],
+            "height": render.params["forceHeight"],
+        },
+        "renderId": render.render_id,
+        "outName": render.params["outName"],
+        "privacy": render.params["privacy"],
+    }
+
+
 def progress_payload(
     render: FakeRender,
     *,
@@ -116,19 +133,7 @@ def progress_payload(
             "disclaimer": "Estimated cost for function invocations only.",
         },
         "renderId": render.render_id,
-        "renderMetadata": {
-            "compositionId": render.params["composition"],
-            "codec": render.params["codec"],
-            "type": "video",
-            "framesPerLambda": render.params["framesPerLambda"],
-            "dimensions": {
-                "width": render.params["forceWidth"],
-                "height": render.params["forceHeight"],
-            },
-            "renderId": render.render_id,
-            "outName": render.params["outName"],
-            "privacy": render.params["privacy"],
-        },
+        "renderMetadata": render_metadata(render),
         "bucket": render.bucket,
         "outputFile": output,
         "outKey": render.out_key if done else None,
