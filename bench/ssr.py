@@ -31,23 +31,26 @@ import asyncio
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import grpc
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
+from bench.cpu import in_process_seconds, waited_children_seconds
+from bench.ssr_stack import CONCURRENCY as CONCURRENCY  # re-exported: bench/ssr_vertical.py
+from bench.ssr_stack import QUALITY as QUALITY
+from bench.ssr_stack import SAMPLE as SAMPLE
+from bench.ssr_stack import LocalStack
 from render_common import streams
 from render_common.config import ROOT, Settings
 from render_common.db.migrate import migrate
 from render_common.redis_client import create_redis
 from render_common.tokens import mint_token
-from services.local_stack.supervisor import free_port
 from services.render_api import app as api_app
 from services.render_worker import app as worker_app
 from services.render_worker.engines.base import RenderJob
@@ -56,12 +59,11 @@ from tests.support.processes import RedisServer
 from tests.support.scenes import sample_scenes
 
 ROUNDS = 3
-CONCURRENCY = 2
 TARGET_USER = 0.5
 TARGET_IN_PROCESS = 0.45
 REMOTION = ROOT / "remotion"
-SAMPLE = REMOTION / "samples" / "reference-150.json"
-QUALITY = "high"
+SIDES = ("user", "service", "cli_same", "cli_default", "every_frame")
+Figures = dict[str, list[tuple[float, float]]]  # side -> (wall s, CPU s) per round
 
 
 def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
@@ -169,89 +171,46 @@ async def service_render(
                     raise RuntimeError(f"render ended {fields}")
 
 
-class LocalStack:
-    """A stack started the way `make up` starts it, in its own data dir and ports."""
-
-    def __init__(self, data_dir: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-        env.update(
-            {
-                "RENDER_DATA_DIR": str(data_dir),
-                "RENDER_API_PORT": str(free_port()),
-                "PROGRESS_PORT": str(free_port()),
-                "WORKER_HEALTH_PORT": str(free_port()),
-                "EDGE_PORT": str(free_port()),
-                "RENDER_CONCURRENCY": str(CONCURRENCY),
-                "USER_DAILY_EXPORT_LIMIT": "1000",
-                "CONCURRENT_RENDER_LIMIT": "100",
-                # This checkout's code and stubs, whatever the venv's editable install maps.
-                "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "gen" / "python")]),
-            }
-        )
-        self.env = env
-        # `python -m services.cli` is what the `render` script runs (pyproject.toml).
-        self.cli = [sys.executable, "-m", "services.cli"]
-
-    def _stack(self, command: str) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "services.local_stack", command],
-            env=self.env,
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-
-    def up(self) -> None:
-        """`make up`: returns when every service reports SERVING."""
-        self._stack("up")
-
-    def down(self) -> None:
-        """`make down`."""
-        self._stack("down")
-
-    def user_render(self) -> float:
-        """Seconds from `render start ... --watch` to the process's exit (exit code 0)."""
-        started = time.perf_counter()
-        subprocess.run(
-            [*self.cli, "start", str(SAMPLE), "--quality", QUALITY, "--watch"],
-            env=self.env,
-            cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        return time.perf_counter() - started
+async def _measured(
+    side: Callable[[], Awaitable[float]], cpu: Callable[[], float]
+) -> tuple[float, float]:
+    """A side's wall seconds and the CPU seconds `cpu` counted meanwhile."""
+    before = cpu()
+    wall = await side()
+    return wall, cpu() - before
 
 
-def _line(label: str, values: list[float], baseline: float | None) -> str:
+def _line(label: str, values: list[float], baseline: float | None, unit: str) -> str:
     median = statistics.median(values)
     ratio = f"  ratio {median / baseline:.2f}" if baseline else ""
-    rounds = [round(x, 2) for x in values]
-    return f"  {label:<44} median {median:6.2f} s{ratio}  rounds {rounds}"
+    rounds = [round(x, 1) for x in values]
+    return f"  {label:<44} {unit:<4} median {median:6.2f} s{ratio}  rounds {rounds}"
 
 
-async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
-    """Alternating rounds of every side; returns the seconds of each."""
-    figures: dict[str, list[float]] = {
-        "user": [],
-        "service": [],
-        "cli_same": [],
-        "cli_default": [],
-        "every_frame": [],
-    }
+def bench_settings(data: Path, redis_url: str) -> Settings:
+    """The in-process services' settings: this run's Redis and data dir, no quota in the way."""
+    return Settings(
+        data_dir=str(data / "in-process"),
+        redis_url=redis_url,
+        bind_host="127.0.0.1",
+        log_level="WARNING",
+        render_concurrency=CONCURRENCY,
+        daily_render_limit=1000,
+        concurrent_render_limit=100,
+    )
+
+
+Side = Callable[[], Awaitable[tuple[float, float]]]
+
+
+async def run(rounds: int, every_frame: bool) -> Figures:
+    """Alternating rounds of every side; returns the wall and CPU seconds of each."""
+    figures: Figures = {side: [] for side in SIDES}
     redis = RedisServer()
     redis.start()
     with tempfile.TemporaryDirectory(prefix="bench-ssr-") as tmp:
         data = Path(tmp)
-        settings = Settings(
-            data_dir=str(data / "in-process"),
-            redis_url=redis.url,
-            bind_host="127.0.0.1",
-            log_level="WARNING",
-            render_concurrency=CONCURRENCY,
-            daily_render_limit=1000,
-            concurrent_render_limit=100,
-        )
+        settings = bench_settings(data, redis.url)
         same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
         stack = LocalStack(data / "stack")
         await asyncio.to_thread(Path(settings.data_dir).mkdir, parents=True)
@@ -262,20 +221,28 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
         stub = render_service_pb2_grpc.RenderServiceStub(channel)
         auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
         events = create_redis(redis.url, block_seconds=60.0)  # XREAD BLOCK 60 s below
+
+        def cli(flags: list[str]) -> Side:
+            return lambda: _measured(
+                lambda: asyncio.to_thread(cli_render, data, flags), waited_children_seconds
+            )
+
+        in_process: Side = lambda: _measured(  # noqa: E731
+            lambda: service_render(stub, auth, events), in_process_seconds
+        )
+        user: Side = lambda: _measured(  # noqa: E731
+            lambda: asyncio.to_thread(stack.user_render), stack.cpu_seconds
+        )
         try:
             stack.up()  # inside try: a stack that fails to serve is still stopped
             # Warm-ups: browsers open, bundles cached, npx cache.
             await asyncio.to_thread(stack.user_render)
             await service_render(stub, auth, events)
             await asyncio.to_thread(cli_render, data, same)
+            sides = [("user", user), ("service", in_process)]
+            sides += [("cli_same", cli(same)), ("cli_default", cli(default))]
             for index in range(rounds):
                 # Rotate the order so that no side always follows the same one.
-                sides: list[tuple[str, Any]] = [
-                    ("user", lambda: asyncio.to_thread(stack.user_render)),
-                    ("service", lambda: service_render(stub, auth, events)),
-                    ("cli_same", lambda: asyncio.to_thread(cli_render, data, same)),
-                    ("cli_default", lambda: asyncio.to_thread(cli_render, data, default)),
-                ]
                 for name, side in sides[index % 4 :] + sides[: index % 4]:
                     figures[name].append(await side())
             if every_frame:
@@ -285,8 +252,8 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
                 )
                 await service_render(stub, auth, events)  # warm-up of the new worker
                 for _ in range(rounds):
-                    figures["every_frame"].append(await service_render(stub, auth, events))
-                    figures["cli_same"].append(await asyncio.to_thread(cli_render, data, same))
+                    figures["every_frame"].append(await in_process())
+                    figures["cli_same"].append(await cli(same)())
         finally:
             await channel.close()
             await events.aclose()
@@ -297,6 +264,41 @@ async def run(rounds: int, every_frame: bool) -> dict[str, list[float]]:
     return figures
 
 
+def report(figures: Figures, load: tuple[float, float]) -> None:
+    """Print wall and CPU seconds of each side, as ratios to the same-preset CLI."""
+    preset = Settings().x264_preset
+    print(
+        f"SSR: reference clip, 150 frames 1920x1080 h264, quality {QUALITY}, concurrency"
+        f" {CONCURRENCY}, x264 preset {preset}; load average before {load[0]:.1f},"
+        f" after {load[1]:.1f} on {os.cpu_count()} cores"
+    )
+    print(f"  CLI flags (from the worker's request): {' '.join(cli_flags(Settings(), preset))}")
+    labels = {
+        "cli_same": f"npx remotion render --x264-preset={preset}",
+        "cli_default": "npx remotion render, default preset (medium)",
+        "user": "user: render start --watch, start to exit",
+        "service": "in process: StartRender -> terminal event",
+        "every_frame": "in process, every frame captured",
+    }
+    ratios: dict[tuple[str, int], float] = {}
+    for which, unit in ((0, "wall"), (1, "CPU")):
+        baseline = statistics.median(f[which] for f in figures["cli_same"])
+        for side in ("cli_same", "cli_default", "user", "service", "every_frame"):
+            values = [f[which] for f in figures[side]]
+            if values:
+                ratios[side, which] = statistics.median(values) / baseline
+                base = None if side == "cli_same" else baseline
+                print(_line(labels[side], values, base, unit))
+    for which, unit in ((0, "wall"), (1, "CPU")):
+        user, service = ratios["user", which], ratios["service", which]
+        print(
+            f"  {unit}: user path {user:.2f} (target <= {TARGET_USER}) "
+            f"{'PASS' if user <= TARGET_USER else 'MISS'};"
+            f" in process {service:.2f} (target <= {TARGET_IN_PROCESS}) "
+            f"{'PASS' if service <= TARGET_IN_PROCESS else 'MISS'}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run alternating rounds and print the medians as ratios to the same-preset CLI."""
     parser = argparse.ArgumentParser(prog="python -m bench.ssr", description=__doc__)
@@ -305,30 +307,9 @@ def main(argv: list[str] | None = None) -> None:
         "--no-every-frame", action="store_true", help="skip the SKIP_STATIC_FRAMES=false rounds"
     )
     args = parser.parse_args(argv)
-    load = os.getloadavg()
+    before = os.getloadavg()[0]
     figures = asyncio.run(run(args.rounds, not args.no_every_frame))
-    preset = Settings().x264_preset
-    baseline = statistics.median(figures["cli_same"])
-    print(
-        f"SSR: reference clip, 150 frames 1920x1080 h264, quality {QUALITY}, concurrency"
-        f" {CONCURRENCY}, x264 preset {preset}; load average before {load[0]:.1f},"
-        f" after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
-    )
-    print(f"  CLI flags (from the worker's request): {' '.join(cli_flags(Settings(), preset))}")
-    print(_line(f"npx remotion render --x264-preset={preset}", figures["cli_same"], None))
-    print(_line("npx remotion render, default preset (medium)", figures["cli_default"], baseline))
-    user = statistics.median(figures["user"]) / baseline
-    service = statistics.median(figures["service"]) / baseline
-    print(_line("user: render start --watch, start to exit", figures["user"], baseline))
-    print(_line("in process: StartRender -> terminal event", figures["service"], baseline))
-    if figures["every_frame"]:
-        print(_line("in process, every frame captured", figures["every_frame"], baseline))
-    print(
-        f"  user path {user:.2f} (target <= {TARGET_USER}) "
-        f"{'PASS' if user <= TARGET_USER else 'MISS'};"
-        f" in process {service:.2f} (target <= {TARGET_IN_PROCESS}) "
-        f"{'PASS' if service <= TARGET_IN_PROCESS else 'MISS'}"
-    )
+    report(figures, (before, os.getloadavg()[0]))
 
 
 if __name__ == "__main__":
