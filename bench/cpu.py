@@ -1,4 +1,4 @@
-"""CPU seconds of the benchmark's sides, from /proc and getrusage.
+"""CPU seconds of the benchmark's sides, sampled from /proc.
 
 Wall time on a machine shared by other jobs stretches with their load, and the sides do not
 stretch alike (the CLI's webpack bundling and browser launch are CPU-heavy, so it slows
@@ -10,15 +10,16 @@ cores busy takes about half its CPU seconds of wall time, so both figures are pr
 from __future__ import annotations
 
 import os
-import resource
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[int, float, float]]:
-    """pid -> (parent pid, own CPU-s, CPU-s of its reaped children)."""
-    table: dict[int, tuple[int, float, float]] = {}
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, own CPU-s so far)."""
+    table: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -27,38 +28,66 @@ def _processes() -> dict[int, tuple[int, float, float]]:
         except OSError:
             continue  # ended meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
-        own = (int(fields[11]) + int(fields[12])) / TICKS
-        reaped = (int(fields[13]) + int(fields[14])) / TICKS
-        table[int(entry.name)] = (int(fields[1]), own, reaped)
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICKS)
     return table
 
 
-def tree_seconds(root: int, *, root_reaped: bool = True) -> float:
-    """CPU-s so far of `root` and its live descendants, each with its reaped children.
-
-    `root_reaped` False leaves out what the root's own reaped children used (this process:
-    the CLI runs it waited for, which are measured on their own).
-    """
-    table = _processes()
+def _tree(table: dict[int, tuple[int, float]], roots: list[int]) -> dict[int, float]:
     children: dict[int, list[int]] = {}
-    for pid, (parent, _, _) in table.items():
+    for pid, (parent, _) in table.items():
         children.setdefault(parent, []).append(pid)
-    total, stack = 0.0, [root]
+    found, stack = {}, list(roots)
     while stack:
         pid = stack.pop()
-        if pid in table:
-            _, own, reaped = table[pid]
-            total += own + (reaped if pid != root or root_reaped else 0.0)
-        stack.extend(children.get(pid, ()))
-    return total
+        if pid in table and pid not in found:
+            found[pid] = table[pid][1]
+            stack.extend(children.get(pid, ()))
+    return found
 
 
-def waited_children_seconds() -> float:
-    """CPU-s so far of this process's children that ended and were waited for."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+class TreeSampler:
+    """CPU-s used by the process trees under `roots` while it runs, sampled every
+    `interval` s from /proc: each process's own CPU at the last sample it was seen in.
 
+    Sampling, not the reaped children's figures: `npx remotion render` ends before its
+    Chromium is reaped, which then no ancestor here counts; a process once seen is followed
+    after it is re-parented. A process is missed for at most its last `interval` (or
+    entirely if it lives shorter).
+    """
 
-def in_process_seconds() -> float:
-    """CPU-s so far of this process and its live children (render host, Chromium, Redis)."""
-    return tree_seconds(os.getpid(), root_reaped=False)
+    def __init__(self, roots: Callable[[], list[int]], interval: float = 0.5) -> None:
+        self._roots, self._interval = roots, interval
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        # A process once seen stays followed when its parent ends and it is re-parented.
+        with self._lock:
+            followed = [*self._roots(), *self._last]
+        seen = _tree(_processes(), followed)
+        with self._lock:
+            self._last.update(seen)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> TreeSampler:
+        self._start = _tree(_processes(), self._roots())
+        self._last = dict(self._start)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def seconds(self) -> float:
+        """CPU-s used since the start (after the exit: in all)."""
+        with self._lock:
+            return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())

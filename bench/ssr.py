@@ -19,6 +19,11 @@ Measured, alternating within each round:
 Both workers are warm, as in production (bundle cached, browser open); the CLI bundles
 and launches a browser every time, as a one-off render does.
 
+Each side is printed twice: wall seconds, and CPU seconds (bench/cpu.py: the CLI's process
+tree; this process with its render host, Chromium and Redis; the CLI command with the
+make-up stack's processes). On a machine shared with other jobs the wall figures stretch
+unevenly (the CLI's bundling suffers most), the CPU figures hardly.
+
 The worker captures one frame per static hold (SKIP_STATIC_FRAMES, on by default); a
 worker with it off then renders the same clip in process, so the printout shows what the
 holds are worth on their own.
@@ -41,7 +46,7 @@ import grpc
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
-from bench.cpu import in_process_seconds, waited_children_seconds
+from bench.cpu import TreeSampler
 from bench.ssr_stack import CONCURRENCY as CONCURRENCY  # re-exported: bench/ssr_vertical.py
 from bench.ssr_stack import QUALITY as QUALITY
 from bench.ssr_stack import SAMPLE as SAMPLE
@@ -171,13 +176,17 @@ async def service_render(
                     raise RuntimeError(f"render ended {fields}")
 
 
+def _own_tree() -> list[int]:
+    return [os.getpid()]  # this process, its render host, Chromium, Redis, the CLIs it runs
+
+
 async def _measured(
-    side: Callable[[], Awaitable[float]], cpu: Callable[[], float]
+    side: Callable[[], Awaitable[float]], roots: Callable[[], list[int]] = _own_tree
 ) -> tuple[float, float]:
-    """A side's wall seconds and the CPU seconds `cpu` counted meanwhile."""
-    before = cpu()
-    wall = await side()
-    return wall, cpu() - before
+    """A side's wall seconds and the CPU seconds of the trees under `roots` meanwhile."""
+    with TreeSampler(roots) as sampler:
+        wall = await side()
+    return wall, sampler.seconds
 
 
 def _line(label: str, values: list[float], baseline: float | None, unit: str) -> str:
@@ -223,15 +232,12 @@ async def run(rounds: int, every_frame: bool) -> Figures:
         events = create_redis(redis.url, block_seconds=60.0)  # XREAD BLOCK 60 s below
 
         def cli(flags: list[str]) -> Side:
-            return lambda: _measured(
-                lambda: asyncio.to_thread(cli_render, data, flags), waited_children_seconds
-            )
+            return lambda: _measured(lambda: asyncio.to_thread(cli_render, data, flags))
 
-        in_process: Side = lambda: _measured(  # noqa: E731
-            lambda: service_render(stub, auth, events), in_process_seconds
-        )
+        in_process: Side = lambda: _measured(lambda: service_render(stub, auth, events))  # noqa: E731
         user: Side = lambda: _measured(  # noqa: E731
-            lambda: asyncio.to_thread(stack.user_render), stack.cpu_seconds
+            lambda: asyncio.to_thread(stack.user_render),
+            lambda: [os.getpid(), stack.supervisor_pid()],
         )
         try:
             stack.up()  # inside try: a stack that fails to serve is still stopped

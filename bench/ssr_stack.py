@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-from bench.cpu import tree_seconds, waited_children_seconds
 from render_common.config import ROOT
 from services.local_stack.supervisor import free_port
 
@@ -59,11 +58,9 @@ class LocalStack:
         """`make down`."""
         self._stack("down")
 
-    def cpu_seconds(self) -> float:
-        """CPU-s so far of the stack's processes (supervisor, services, render host, Chromium,
-        Redis) and of the CLI runs this process waited for."""
-        pid = int((self.data_dir / "stack" / "supervisor.pid").read_text().strip())
-        return tree_seconds(pid) + waited_children_seconds()
+    def supervisor_pid(self) -> int:
+        """The root of the stack's processes (services, render host, Chromium, Redis)."""
+        return int((self.data_dir / "stack" / "supervisor.pid").read_text().strip())
 
     def user_render(self) -> float:
         """Seconds from `render start ... --watch` to the process's exit (exit code 0)."""

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
+from bench.cpu import TreeSampler
 from bench.ssr import CONCURRENCY, QUALITY, cli_flags
 from render_common.config import Settings
 from render_common.output_shape import default_shape
@@ -35,3 +41,15 @@ def test_default_preset_run_differs_only_by_the_x264_preset() -> None:
     same, default = cli_flags(settings, settings.x264_preset), cli_flags(settings, None)
     assert [f for f in same if not f.startswith("--x264-preset=")] == default
     assert f"--x264-preset={settings.x264_preset}" in same
+
+
+def test_cpu_sampler_follows_a_process_after_its_parent_ends() -> None:
+    """`npx remotion render` ends before its Chromium: the sampler still counts Chromium."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    script = f"{sys.executable} -c '{burn}' & sleep 0.4"  # the shell ends first
+    with TreeSampler(lambda: [os.getpid()], interval=0.1) as sampler:
+        subprocess.run(["sh", "-c", script], check=True)
+        deadline = time.monotonic() + 60
+        while sampler.seconds < 1.0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert sampler.seconds >= 1.0
