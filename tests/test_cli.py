@@ -121,3 +121,17 @@ async def test_unavailable_service_exit_code() -> None:
         )
         _, err = await process.communicate()
     assert process.returncode == 6 and b"UNAVAILABLE" in err, err
+
+
+async def test_caption_and_poster_flags_reach_the_service(
+    cli_for: StartCli, tmp_path: Path
+) -> None:
+    render_cli = await cli_for()
+    broken = tmp_path / "broken.srt"
+    broken.write_text("1\n00:00:01,000 --> 00:00:00,500\nends before it starts\n")
+    code, _, err = await render_cli("start", str(TINY), "--captions", str(broken))
+    assert code == 4 and "captions.srt" in err, err
+    code, _, err = await render_cli("start", str(TINY), "--poster-frame", "999")
+    assert code == 4 and "poster_frame" in err, err
+    code, _, err = await render_cli("start", str(TINY), "--captions", str(tmp_path / "no.vtt"))
+    assert code == 2 and "cannot read captions" in err

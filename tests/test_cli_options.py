@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from render.v1 import render_pb2
+from render.v1 import render_pb2, render_service_pb2
 
 from services.cli.__main__ import _spec_fields, parser
 
@@ -43,3 +45,43 @@ def test_bad_flags_are_usage_errors(flags: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         parser().parse_args(["start", "s.json", *flags])
     assert caught.value.code == 2
+
+
+def test_sound_caption_and_poster_flags_fill_the_request_fields(tmp_path: Path) -> None:
+    srt = tmp_path / "talk.SRT"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    args = parser().parse_args(
+        [
+            "start",
+            "s.json",
+            "--soundtrack",
+            "https://cdn.example.com/music.mp3",
+            "--soundtrack-volume",
+            "0.5",
+            "--fade-out",
+            "2",
+            "--loop",
+            "--captions",
+            str(srt),
+            "--caption-style",
+            "outline",
+            "--poster-frame",
+            "0",
+        ]
+    )
+    fields = _spec_fields(args)
+    soundtrack = fields["soundtrack"]
+    assert soundtrack.src == "https://cdn.example.com/music.mp3" and soundtrack.loop
+    assert soundtrack.volume == 0.5 and soundtrack.fade_out_seconds == 2.0
+    assert fields["captions"].srt.startswith("1\n") and not fields["captions"].vtt
+    assert fields["captions"].style == render_pb2.CAPTION_STYLE_OUTLINE
+    assert fields["poster_frame"] == 0  # frame 0 is a real choice, not "unset"
+    request = render_service_pb2.StartRenderRequest(**fields)
+    assert request.HasField("poster_frame") and request.soundtrack.HasField("volume")
+    plain = _spec_fields(parser().parse_args(["start", "s.json", "--soundtrack", "https://a/b"]))
+    assert not plain["soundtrack"].HasField("volume")  # the service's default, 1
+
+
+def test_estimate_has_no_poster_flag() -> None:
+    with pytest.raises(SystemExit):
+        parser().parse_args(["estimate", "s.json", "--poster-frame", "3"])

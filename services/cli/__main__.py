@@ -39,6 +39,7 @@ from services.cli.client import (
     Endpoints,
     describe_error,
 )
+from services.cli.media_options import add_media_options, add_poster_option, media_fields
 from services.cli.options import add_output_options, output_fields
 from services.cli.scenes import ScenesFileError, load_scenes
 from services.cli.watch import watch_render
@@ -69,6 +70,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--quality", choices=QUALITIES, default="medium")
         command.add_argument("--engine", choices=ENGINES, default="default")
         add_output_options(command)
+        add_media_options(command)
 
     start = commands.add_parser("start", help="start a render from a scenes file")
     spec_options(start)
@@ -77,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
         "--request-id", default="", help="idempotency key: a retry returns the same render"
     )
     start.add_argument("--watch", action="store_true", help="follow progress until it ends")
+    add_poster_option(start)
     estimate = commands.add_parser("estimate", help="price a render without starting it")
     spec_options(estimate)
     watch = commands.add_parser(
@@ -153,6 +156,7 @@ def _spec_fields(args: argparse.Namespace) -> dict[str, Any]:
         "quality": QUALITIES[args.quality],
         "engine": ENGINES[args.engine],
         **output_fields(args),
+        **media_fields(args),
     }
 
 
