@@ -234,7 +234,7 @@ def _server_pid(process: subprocess.Popen[bytes]) -> int:
 async def _wait_ready(
     port: int, process: subprocess.Popen[bytes], log: Path, *, health: bool
 ) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # start-up under load (imports, migrations) is slow
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         while time.monotonic() < deadline:
             if process.poll() is not None:

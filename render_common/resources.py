@@ -17,7 +17,7 @@ from render_common.renders.record import Render, as_utc
 from render_common.renders.states import Stage, State
 
 if TYPE_CHECKING:
-    from render_common.db.webhooks import SigningSecret
+    from render_common.renders.webhooks import SigningSecret
 
 STATE_TO_PROTO: dict[str, render_pb2.Render.State.ValueType] = {
     state: render_pb2.Render.State.Value(f"STATE_{state.name}") for state in State
@@ -210,9 +210,9 @@ def soundtrack_message(stored: Mapping[str, Any]) -> render_pb2.Soundtrack:
 def _set_times(message: Any, **values: datetime | None) -> None:
     """Set Timestamp fields of `message` from datetimes, when set."""
     for field, value in values.items():
-        stamp = timestamp(value)
-        if stamp is not None:
-            getattr(message, field).CopyFrom(stamp)
+        aware = as_utc(value)
+        if aware is not None:
+            getattr(message, field).FromDatetime(aware)
 
 
 WEBHOOK_STATE_TO_PROTO: dict[str, render_pb2.WebhookDelivery.State.ValueType] = {

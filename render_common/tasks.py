@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 def raise_if_cancelling() -> None:
@@ -23,3 +30,24 @@ def cancelling() -> bool:
     """Whether the current task has been asked to stop (see raise_if_cancelling)."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+async def one_pass(step: Callable[[], Awaitable[Any]], what: str) -> None:
+    """One pass of a retry-forever loop: a failure is logged (a Redis or network error as a
+    warning, anything else with its traceback) and swallowed; a cancellation is not."""
+    try:
+        await step()
+    except (RedisError, OSError) as exc:
+        raise_if_cancelling()
+        log.warning("%s failed", what, extra={"error": str(exc)})
+    except Exception:
+        raise_if_cancelling()
+        log.exception("%s failed", what)
+    raise_if_cancelling()  # a driver may have swallowed it mid-pass
+
+
+async def every(interval: float, step: Callable[[], Awaitable[Any]], what: str) -> None:
+    """`one_pass(step)` every `interval` seconds until cancelled."""
+    while True:
+        await one_pass(step, what)
+        await asyncio.sleep(interval)

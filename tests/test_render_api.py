@@ -19,9 +19,9 @@ from sqlalchemy import func, select, update
 
 from render_common import streams
 from render_common.config import Settings
-from render_common.db import renders
 from render_common.db.schema import video_renders
 from render_common.pricing import Output, estimate_cost
+from render_common.renders import queries as renders
 from services.render_api import app
 from services.render_api.catalogue import SceneCatalogue
 from services.render_api.routing import price
@@ -579,14 +579,18 @@ async def test_batched_intakes_of_many_users_keep_each_users_limits(
 def test_new_rows_fill_exactly_the_columns_the_batch_insert_names() -> None:
     from datetime import UTC, datetime
 
-    from services.render_api import intake, intake_sql
+    from render_common.db.schema import video_renders
+    from render_common.renders import admit, admit_sql
+    from services.render_api import intake
 
     spec = RequestValidator(Settings(), SceneCatalogue.load()).start_request(start_request())
     cost = estimate_cost(spec.frames_total, spec.quality).as_dict()
-    request = intake.IntakeRequest("u", spec, "ssr", cost, "")
-    row = intake._new_row(request, None, datetime.now(UTC))
-    assert tuple(row) == intake_sql.NEW_ROW_COLUMNS
-    assert set(intake_sql.as_columns([row, row])) == set(row)
+    request = intake.new_render(intake.IntakeRequest("u", spec, "ssr", cost, ""))
+    row = admit._queued_row(request, datetime.now(UTC))
+    assert set(row) <= set(video_renders.c.keys())
+    columns = tuple(row)
+    assert set(admit_sql.as_columns(columns, [row, row])) == set(row)
+    assert str(admit_sql.insert_many(columns)).count(":") == len(columns)
 
 
 def admitted_all(results: list[Any]) -> list[str]:

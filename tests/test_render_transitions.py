@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.config import Settings
-from render_common.db import renders
 from render_common.db.engine import engine_for
 from render_common.db.schema import video_renders
 from render_common.downloads import DownloadLinks
+from render_common.renders import queries as renders
 from render_common.renders.attempts import AttemptTransitions
 from render_common.renders.bookkeeping import Bookkeeping
 from render_common.renders.lease import RenderLifecycle

@@ -99,7 +99,7 @@ video_renders = Table(
     # Migration 0003: the caller's metadata (StartRender `metadata`, echoed back), webhook.
     Column("client_metadata", JSON, nullable=True),
     Column("webhook_url", Text, nullable=True),
-    # Webhook delivery (render_common/db/webhooks.py; null state: no webhook).
+    # Webhook delivery (render_common/renders/webhooks.py; null state: no webhook).
     Column("webhook_state", String(16), nullable=True),
     Column("webhook_attempts", Integer, nullable=False, default=0, server_default=text("0")),
     Column("webhook_next_at", DateTime(timezone=True), nullable=True),

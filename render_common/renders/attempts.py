@@ -74,23 +74,26 @@ class AttemptTransitions:
 
     async def succeed(self, render: Render, values: dict[str, Any]) -> Render | None:
         """RUNNING here -> SUCCEEDED with the output columns `values`; the terminal event."""
-        done = await self.rows.succeed(render.id, **values)
-        if done is not None:
-            await self._terminal(done, State.SUCCEEDED, progress=1.0, frames=render.frames_total)
-        return done
+        return await self.side.announce(
+            await self.rows.succeed(render.id, **values),
+            State.SUCCEEDED,
+            Stage.DONE,
+            durable=True,
+            progress=1.0,
+            frames_rendered=render.frames_total,
+        )
 
     async def cancelled(self, render: Render, progress: float, frames: int) -> Render | None:
         """RUNNING here -> CANCELLED once its renderer stopped; the terminal event."""
-        done = await self.rows.cancelled(render.id)
-        if done is not None:
-            await self._terminal(
-                done,
-                State.CANCELLED,
-                progress=progress,
-                frames=frames,
-                message="cancelled while running",
-            )
-        return done
+        return await self.side.announce(
+            await self.rows.cancelled(render.id),
+            State.CANCELLED,
+            Stage.DONE,
+            durable=True,
+            progress=progress,
+            frames_rendered=frames,
+            message="cancelled while running",
+        )
 
     async def fail(
         self, render: Render, attempt: int, reason: str, message: str, stack: str, retryable: bool
@@ -135,17 +138,14 @@ class AttemptTransitions:
             render.id, attempt + 1, traceparent, delay, render.engine
         ):
             await self.rows.forget_retry_entry(render.id, attempt + 1)
-        await self.side.event(
-            render.id,
-            render.user_id,
+        return await self.side.announce(
+            queued,
+            State.QUEUED,
+            Stage.QUEUED,
             durable=True,
-            state=State.QUEUED,
-            stage=Stage.QUEUED,
-            frames_total=render.frames_total,
             message=f"attempt {attempt} failed ({reason}); retrying in {delay:g}s "
             f"(attempt {attempt + 1} of {self._settings.max_attempts})",
         )
-        return queued
 
     async def hand_back(
         self, render_id: str, user_id: str, attempt: int, traceparent: str, engine: str
@@ -175,32 +175,15 @@ class AttemptTransitions:
         (QUEUED stays QUEUED)."""
         await self.rows.record_retry_entry(render_id, entry_id)
 
-    async def _terminal(
-        self, render: Render, state: State, *, progress: float, frames: int, message: str = ""
-    ) -> None:
-        await self.side.event(
-            render.id,
-            render.user_id,
-            durable=True,
-            state=state,
-            stage=Stage.DONE,
-            progress=progress,
-            frames_rendered=frames,
-            frames_total=render.frames_total,
-            message=message,
-        )
-
     async def _failed(
         self, render: Render, attempt: int, reason: str, message: str, retryable: bool
     ) -> None:
         await self.side.dead_letter(render.id, attempt, reason, message, retryable=retryable)
-        await self.side.event(
-            render.id,
-            render.user_id,
+        await self.side.announce(
+            render,
+            State.FAILED,
+            Stage.DONE,
             durable=True,
-            state=State.FAILED,
-            stage=Stage.DONE,
-            frames_total=render.frames_total,
             error_reason=reason,
             error_message=message,
             error_retryable=retryable,

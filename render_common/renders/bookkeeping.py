@@ -22,6 +22,8 @@ from render_common.config import Settings
 from render_common.events import ProgressEvent, publish_event
 from render_common.outage import REDIS_DOWN, ride_out
 from render_common.queue import enqueue_attempt
+from render_common.renders.record import Render
+from render_common.renders.states import Stage, State
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,19 @@ class Bookkeeping:
             log.debug("redis away; progress event skipped", extra={"render_id": render_id})
             return False
         return True
+
+    async def announce(
+        self, render: Render | None, state: State, stage: Stage, *, durable: bool, **fields: Any
+    ) -> Render | None:
+        """After a conditional update: when it applied (`render` is the row it left), the
+        event of the state it moved to, for the render's owner, with the row's frames_total
+        unless `fields` says otherwise. Returns `render`, for the transition to return."""
+        if render is not None:
+            fields.setdefault("frames_total", render.frames_total)
+            await self.event(
+                render.id, render.user_id, durable=durable, state=state, stage=stage, **fields
+            )
+        return render
 
     async def retry_entry(
         self, render_id: str, attempt: int, traceparent: str, delay: float, engine: str

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from render_common.db import renders
 from render_common.db.schema import video_renders
+from render_common.renders import queries as renders
 from render_common.renders.record import LAMBDA_COLUMNS, Render
 from render_common.renders.states import Stage, State
 

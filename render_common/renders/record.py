@@ -76,7 +76,7 @@ class Render:
     started_at: datetime | None = None
     completed_at: datetime | None = None
     # The caller's metadata and webhook (migration 0003), and the webhook's delivery
-    # (render_common/db/webhooks.py).
+    # (render_common/renders/webhooks.py).
     client_metadata: Mapping[str, Any] | None = None
     webhook_url: str | None = None
     webhook_state: str | None = None

@@ -18,9 +18,9 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.config import Settings
-from render_common.db import renders
 from render_common.db.schema import video_renders
 from render_common.queue import current_traceparent
+from render_common.renders import queries as renders
 from render_common.renders.bookkeeping import Bookkeeping
 from render_common.renders.record import Render
 from render_common.renders.routing import enqueue_routed
@@ -66,17 +66,14 @@ class Transitions:
         if render is None:
             return None
         await self.side.signal_cancel(render_id)
-        await self.side.event(
-            render_id,
-            render.user_id,
+        return await self.side.announce(
+            render,
+            State.CANCELLED,
+            Stage.DONE,
             durable=True,
-            state=State.CANCELLED,
-            stage=Stage.DONE,
             progress=render.progress,
-            frames_total=render.frames_total,
             message="cancelled before it started",
         )
-        return render
 
     async def cancel_running(self, render_id: str) -> Render | None:
         """RUNNING stays RUNNING with `cancel_requested`; the worker holding it is told (cancel
@@ -120,17 +117,13 @@ class Transitions:
                 updated_at=datetime.now(UTC),
             ),
         )
-        if render is not None:
-            await self.side.event(
-                render_id,
-                render.user_id,
-                durable=False,
-                state=State.QUEUED,
-                stage=Stage.QUEUED,
-                frames_total=render.frames_total,
-                message="its worker went silent; attempt handed back to the queue",
-            )
-        return render
+        return await self.side.announce(
+            render,
+            State.QUEUED,
+            Stage.QUEUED,
+            durable=False,
+            message="its worker went silent; attempt handed back to the queue",
+        )
 
     async def forget_lost_entry(self, render_id: str, entry: str) -> bool:
         """QUEUED stays QUEUED, naming no entry, when the entry it names is gone from Redis

@@ -17,9 +17,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from render_common.config import Settings
 from services.local_stack.paths import StackPaths
+from services.local_stack.redis_server import redis_server_argv
 
 RESTART_BACKOFF_MAX = 30.0
 STOP_GRACE_SECONDS = 20.0
@@ -74,19 +76,7 @@ def start_redis(paths: StackPaths) -> tuple[Child, str]:
     paths.redis_dir.mkdir(parents=True, exist_ok=True)
     child = Child(
         "redis",
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(paths.redis_dir),
-        ],
+        redis_server_argv(binary, port, str(paths.redis_dir)),
         paths.logs / "redis.log",
     )
     return child, f"redis://127.0.0.1:{port}/0"
@@ -105,6 +95,14 @@ def migrate(python: str, env: dict[str, str], log: Path) -> bool:
     return result.returncode == 0
 
 
+SERVICES = (
+    ("render_api", "services.render_api"),
+    ("progress", "services.progress"),
+    ("worker", "services.render_worker"),
+    ("edge", "services.edge"),
+)
+
+
 def supervise(paths: StackPaths) -> int:
     """Run the stack until SIGTERM/SIGINT."""
     settings = Settings.from_env()
@@ -121,47 +119,63 @@ def supervise(paths: StackPaths) -> int:
         print(f"migrate failed; see {paths.logs / 'migrate.log'}", flush=True)
         paths.pid.unlink(missing_ok=True)
         return 1
-    for name, module in (
-        ("render_api", "services.render_api"),
-        ("progress", "services.progress"),
-        ("worker", "services.render_worker"),
-        ("edge", "services.edge"),
-    ):
+    for name, module in SERVICES:
         children.append(Child(name, [python, "-m", module], paths.logs / f"{name}.log"))
-    stopping = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = _StopSignal()
     for child in children:
         child.start(env)
         if child.name == "redis":
             time.sleep(0.3)
-    paths.state.write_text(
-        json.dumps(
-            {
-                "supervisor_pid": os.getpid(),
-                "redis_url": redis_url,
-                "own_redis": children[0].name == "redis",
-                "render_api": f"127.0.0.1:{settings.render_api_port}",
-                "progress": f"127.0.0.1:{settings.progress_port}",
-                "worker_health": f"127.0.0.1:{settings.worker_health_port}",
-                "edge": f"http://127.0.0.1:{settings.edge_port}",
-                "logs": str(paths.logs),
-                "children": {c.name: c.process.pid for c in children if c.process},
-            },
-            indent=2,
-        )
-    )
-    log = (paths.logs / "supervisor.log").open("a")
+    _write_state(paths, settings, redis_url, children)
+    with (paths.logs / "supervisor.log").open("a") as log:
+        _keep_running(children, env, stop, log)
+    # Stop the services first (they drain), Redis last.
+    for child in reversed(children):
+        child.stop()
+    paths.state.unlink(missing_ok=True)
+    paths.pid.unlink(missing_ok=True)
+    return 0
+
+
+class _StopSignal:
+    """Set by SIGTERM or SIGINT."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._request)
+        signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, *_: object) -> None:
+        self.requested = True
+
+
+def _write_state(
+    paths: StackPaths, settings: Settings, redis_url: str, children: list[Child]
+) -> None:
+    """Where everything runs, for `make down`, the CLI and people (`.data/stack/`)."""
+    state = {
+        "supervisor_pid": os.getpid(),
+        "redis_url": redis_url,
+        "own_redis": children[0].name == "redis",
+        "render_api": f"127.0.0.1:{settings.render_api_port}",
+        "progress": f"127.0.0.1:{settings.progress_port}",
+        "worker_health": f"127.0.0.1:{settings.worker_health_port}",
+        "edge": f"http://127.0.0.1:{settings.edge_port}",
+        "logs": str(paths.logs),
+        "children": {c.name: c.process.pid for c in children if c.process},
+    }
+    paths.state.write_text(json.dumps(state, indent=2))
+
+
+def _keep_running(
+    children: list[Child], env: dict[str, str], stop: _StopSignal, log: IO[str]
+) -> None:
+    """Restart children that exit (a crash loop backs off) until a stop is requested."""
 
     def note(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", file=log, flush=True)
 
-    while not stopping:
+    while not stop.requested:
         time.sleep(0.5)
         now = time.monotonic()
         for child in children:
@@ -178,10 +192,3 @@ def supervise(paths: StackPaths) -> int:
             elif now >= child.next_start:
                 child.start(env)
                 note(f"{child.name} restarted (pid {child.process.pid})")
-    # Stop the services first (they drain), Redis last.
-    for child in reversed(children):
-        child.stop()
-    paths.state.unlink(missing_ok=True)
-    paths.pid.unlink(missing_ok=True)
-    log.close()
-    return 0

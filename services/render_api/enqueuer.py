@@ -21,9 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.batching import Batch, Batcher
-from render_common.db import renders
 from render_common.errors import Unavailable
 from render_common.queue import QueuedAttempt, enqueue_attempts
+from render_common.renders import queries as renders
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common.auth import current_user
 from render_common.config import Settings
-from render_common.db import renders, webhooks
 from render_common.downloads import DownloadLinks
 from render_common.errors import FailedPrecondition, InvalidArgument, NotFound
 from render_common.ids import check_render_id
+from render_common.renders import queries as renders
+from render_common.renders import webhooks
+from render_common.renders.quota import next_reset, usage_of
 from render_common.renders.record import Render
 from render_common.renders.states import State
 from render_common.renders.transitions import Transitions
@@ -31,7 +33,7 @@ from render_common.resources import (
     set_shape,
 )
 from services.render_api.enqueuer import Enqueuer
-from services.render_api.intake import Intake, next_reset, usage
+from services.render_api.intake import Intake
 from services.render_api.paging import decode_token, encode_token
 from services.render_api.routing import Router
 from services.render_api.validation import RequestValidator
@@ -195,8 +197,7 @@ class RenderService(render_service_pb2_grpc.RenderServiceServicer):
         """The caller's limits and usage."""
         user_id = current_user.get()
         now = datetime.now(UTC)
-        async with self._engine.connect() as connection:
-            counts = await usage(connection, user_id, now)
+        counts = await usage_of(self._engine, user_id, now)
         daily_limit = self._settings.daily_render_limit
         response = render_service_pb2.GetQuotaResponse(
             daily_limit=daily_limit,

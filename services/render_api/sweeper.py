@@ -10,7 +10,12 @@ replica sweeps at a time, the sweeper:
 2. for QUEUED renders naming an entry, checks the entry still exists: a stream id in one
    of the job queues (render:jobs:ssr, render:jobs:lambda, or the legacy render:jobs),
    or a `retry:<attempt>` marker in `render:retry`; a lost one is replaced by a new
-   entry for the same attempt, in the render's engine's queue;
+   entry for the same attempt, in the render's engine's queue. An entry Redis held stays
+   there until a worker takes it, unless Redis loses data (a restart, a failover: its
+   run_id changes) or a stream is trimmed past its cap. So a pass checks only the rows
+   that came of age since the last pass, and every row when the run_id changed or
+   FULL_CHECK_SECONDS have passed since the last full check: a backlog of queued renders
+   costs a pass nothing it has already checked;
 3. for RUNNING renders whose worker has not renewed its lease for
    max(2 x VISIBILITY_TIMEOUT_SECONDS, SWEEPER_GRACE_SECONDS) and whose entry is not
    pending in the group (so XAUTOCLAIM cannot take it over), hands the render back to the
@@ -25,9 +30,9 @@ and completion is conditional on its lease.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -37,15 +42,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.config import Settings
-from render_common.db import renders
 from render_common.queue import ensure_group
+from render_common.renders import queries as renders
 from render_common.renders.transitions import Transitions
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import every
 
 log = logging.getLogger(__name__)
 PAGE = 500
 MAX_ENQUEUED_PER_PASS = 5000
 RETRY_PREFIX = "retry:"
+# Every row's entry is checked at least this often (stream trimming, partial data loss).
+FULL_CHECK_SECONDS = 60.0
+# A row is read once older than the grace, long after its commit: an incremental pass
+# starts at the previous pass's cutoff, less this margin.
+COMMIT_SLACK = timedelta(seconds=1)
 
 
 class Sweeper:
@@ -66,6 +76,7 @@ class Sweeper:
         self._grace = timedelta(seconds=grace_seconds)
         self._silent_after = timedelta(seconds=max(silent_after_seconds or 0.0, grace_seconds))
         self._token = uuid.uuid4().hex
+        self._checked = _Checked()
 
     async def sweep_once(self) -> int:
         """One pass; returns how many renders were (re-)enqueued."""
@@ -108,11 +119,13 @@ class Sweeper:
     async def _replace_lost(self) -> int:
         """QUEUED renders whose recorded entry (stream entry or retry marker) is gone."""
         cutoff = datetime.now(UTC) - self._grace
+        run_id = str((await self._redis.info("server")).get("run_id", ""))
+        since = self._checked.since(run_id)
         waiting = await self._waiting_retries()
         lost_total, after = 0, ""
         while True:
             rows = await renders.queued_with_entry(
-                self._engine, older_than=cutoff, after_id=after, limit=PAGE
+                self._engine, older_than=cutoff, after_id=after, limit=PAGE, since=since
             )
             if not rows:
                 break
@@ -133,6 +146,7 @@ class Sweeper:
                 lost_total += await self._enqueue(lost)
             if len(rows) < PAGE:
                 break
+        self._checked.done(run_id, cutoff, full=since is None)
         return lost_total
 
     async def _release_silent(self) -> int:
@@ -197,14 +211,29 @@ class Sweeper:
 
     async def run(self, interval: float) -> None:
         """Sweep every `interval` seconds until cancelled; failures are logged and retried."""
-        while True:
-            try:
-                await self.sweep_once()
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()
-                log.warning("sweeper pass failed", extra={"error": str(exc)})
-            except Exception:
-                raise_if_cancelling()
-                log.exception("sweeper pass failed")
-            raise_if_cancelling()  # a driver may have swallowed it mid-pass
-            await asyncio.sleep(interval)
+        await every(interval, self.sweep_once, "sweeper pass")
+
+
+class _Checked:
+    """How far the rows' entries have been checked, and against which Redis (its run_id)."""
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+        self._until: datetime | None = None
+        self._full_at = 0.0
+
+    def since(self, run_id: str) -> datetime | None:
+        """Where this pass starts: None (every row) or the last cutoff, less the slack."""
+        if (
+            self._until is None
+            or run_id != self._run_id
+            or time.monotonic() - self._full_at >= FULL_CHECK_SECONDS
+        ):
+            return None
+        return self._until - COMMIT_SLACK
+
+    def done(self, run_id: str, cutoff: datetime, *, full: bool) -> None:
+        """A pass checked every row (of age) up to `cutoff` against `run_id`'s Redis."""
+        self._run_id, self._until = run_id, cutoff
+        if full:
+            self._full_at = time.monotonic()

@@ -3,7 +3,7 @@
 A loop in render_api polls the database every CALLER_WEBHOOK_POLL_INTERVAL_SECONDS, and
 at once when a render ends (the `render:ended` pub/sub channel, which `publish_event`
 announces terminal events on after their row was written; a missed message only waits
-for the poll), for due deliveries (render_common/db/webhooks.py: terminal renders with a
+for the poll), for due deliveries (render_common/renders/webhooks.py: terminal renders with a
 pending webhook), leases them, and sends each in its own task, at most
 CALLER_WEBHOOK_CONCURRENCY at once.
 The body is the render.v1.WebhookEvent JSON; the headers are Standard Webhooks'
@@ -36,8 +36,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.config import Settings
-from render_common.db import webhooks
-from render_common.db.webhooks import Claim, Outcome
 from render_common.downloads import DownloadLinks
 from render_common.outage import REDIS_DOWN
 from render_common.outbound import (
@@ -47,7 +45,9 @@ from render_common.outbound import (
     pinned,
     resolve_permitted,
 )
+from render_common.renders import webhooks
 from render_common.renders.record import Render
+from render_common.renders.webhooks import Claim, Outcome
 from render_common.resources import render_message, webhook_id
 from render_common.webhook_signing import signed_headers
 

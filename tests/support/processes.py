@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 
 from render_common.config import ROOT, Settings
+from services.local_stack.redis_server import redis_server_argv
 
 
 def free_port() -> int:
@@ -54,21 +55,9 @@ class RedisServer:
     def start(self) -> None:
         """Start (or restart) the server and wait until it answers."""
         self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if self.appendonly else "no",
-                "--dir",
-                self.dir,
-                "--maxclients",
-                "20000",
-            ],
+            redis_server_argv(
+                self.binary, self.port, self.dir, appendonly=self.appendonly, maxclients=20000
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

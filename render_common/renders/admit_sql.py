@@ -1,4 +1,4 @@
-"""The statements of StartRender's intake transaction (services.render_api.intake).
+"""The statements of the admit transition (render_common.renders.admit) and of the quota.
 
 Built once: building Core statements per call costs more CPU than executing them, and
 compiled forms are cached by the engine. The PostgreSQL ones take arrays, so one prepared
@@ -9,6 +9,7 @@ and these statements are written so that a generic plan would not scan the table
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import (
@@ -87,76 +88,36 @@ EXISTING = select(video_renders).where(
 )
 INSERT = insert(video_renders)
 
+
 # PostgreSQL: the batch's rows as one array per column, inserted through unnest(): one
 # bind per column whatever the batch size, encoded by asyncpg in C (an executemany binds
-# and processes every row in Python). JSON columns travel as text and are cast.
-NEW_ROW_COLUMNS = (
-    "id",
-    "user_id",
-    "project_id",
-    "request_id",
-    "request_hash",
-    "status",
-    "stage",
-    "progress",
-    "format",
-    "quality",
-    "engine",
-    "requested_engine",
-    "spec",
-    "scene_count",
-    "frames_total",
-    "attempt",
-    "retry_count",
-    "cancel_requested",
-    "cost_estimate",
-    "cost_estimate_usd",
-    "created_at",
-    "updated_at",
-    "client_metadata",
-    "webhook_url",
-    "webhook_state",
-    "poster_frame",
-    "aspect_ratio",
-    "resolution",
-    "width",
-    "height",
-    "fps",
-    "video_codec",
-    "transparent",
-)
-_JSON_COLUMNS = frozenset(
-    name for name in NEW_ROW_COLUMNS if isinstance(video_renders.c[name].type, JSON)
-)
-
-
-def _insert_many() -> Any:
+# and processes every row in Python). JSON columns travel as text and are cast. One
+# statement per set of columns (every new row has the same), built once.
+@functools.cache
+def insert_many(columns: tuple[str, ...]) -> Any:
     """INSERT ... SELECT * FROM unnest(one array per column)."""
     arrays = []
     binds = []
-    for name in NEW_ROW_COLUMNS:
+    for name in columns:
         column_type = video_renders.c[name].type
-        if name in _JSON_COLUMNS:
+        if isinstance(column_type, JSON):
             arrays.append(f"CAST(:{name} AS JSON[])")
             binds.append(bindparam(name, type_=_TEXT_ARRAY))
         else:
             arrays.append(f":{name}")
             binds.append(bindparam(name, type_=ARRAY(column_type)))
     return text(
-        f"INSERT INTO video_renders ({', '.join(NEW_ROW_COLUMNS)})"
+        f"INSERT INTO video_renders ({', '.join(columns)})"
         f" SELECT * FROM unnest({', '.join(arrays)})"
     ).bindparams(*binds)
 
 
-INSERT_MANY = _insert_many()
-
-
-def as_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+def as_columns(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Rows as one list per column (JSON columns serialized)."""
-    columns: dict[str, list[Any]] = {}
-    for name in NEW_ROW_COLUMNS:
+    arrays: dict[str, list[Any]] = {}
+    for name in columns:
         values = [row[name] for row in rows]
-        if name in _JSON_COLUMNS:
+        if isinstance(video_renders.c[name].type, JSON):
             values = [None if v is None else json_text(v) for v in values]
-        columns[name] = values
-    return columns
+        arrays[name] = values
+    return arrays
