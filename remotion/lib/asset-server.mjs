@@ -76,45 +76,50 @@ const resolveAsset = async (rootDir, urlPath) => {
 	return file;
 };
 
+// Answers one GET or HEAD of a file under rootDir, with Range support (video seeks).
+const serveAsset = async (rootDir, log, req, res) => {
+	if (req.method !== 'GET' && req.method !== 'HEAD') {
+		res.setHeader('Allow', 'GET, HEAD');
+		return send(res, 405, 'method not allowed');
+	}
+	const urlPath = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+	const file = await resolveAsset(rootDir, urlPath);
+	if (!file) return send(res, 404, 'not found');
+	const st = await stat(file);
+	if (!st.isFile()) return send(res, 404, 'not found');
+	const headers = {
+		'Content-Type': MIME[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+		'Accept-Ranges': 'bytes',
+		'Access-Control-Allow-Origin': '*',
+		'Cache-Control': 'no-cache',
+		'Last-Modified': st.mtime.toUTCString(),
+	};
+	const range = parseRange(req.headers.range, st.size);
+	if (range === 'unsatisfiable') {
+		res.writeHead(416, {...headers, 'Content-Range': `bytes */${st.size}`, 'Content-Length': 0});
+		return res.end();
+	}
+	const [start, end] = range ?? [0, st.size - 1];
+	const length = st.size === 0 ? 0 : end - start + 1;
+	res.writeHead(range ? 206 : 200, {
+		...headers,
+		'Content-Length': length,
+		...(range ? {'Content-Range': `bytes ${start}-${end}/${st.size}`} : {}),
+	});
+	if (req.method === 'HEAD' || length === 0) return res.end();
+	const stream = createReadStream(file, {start, end});
+	stream.on('error', (err) => {
+		log(`asset server: read error ${err.message}`);
+		res.destroy(err);
+	});
+	res.on('close', () => stream.destroy());
+	stream.pipe(res);
+};
+
 export const startAssetServer = async ({rootDir, log}) => {
 	const server = http.createServer(async (req, res) => {
 		try {
-			if (req.method !== 'GET' && req.method !== 'HEAD') {
-				res.setHeader('Allow', 'GET, HEAD');
-				return send(res, 405, 'method not allowed');
-			}
-			const urlPath = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-			const file = await resolveAsset(rootDir, urlPath);
-			if (!file) return send(res, 404, 'not found');
-			const st = await stat(file);
-			if (!st.isFile()) return send(res, 404, 'not found');
-			const headers = {
-				'Content-Type': MIME[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
-				'Accept-Ranges': 'bytes',
-				'Access-Control-Allow-Origin': '*',
-				'Cache-Control': 'no-cache',
-				'Last-Modified': st.mtime.toUTCString(),
-			};
-			const range = parseRange(req.headers.range, st.size);
-			if (range === 'unsatisfiable') {
-				res.writeHead(416, {...headers, 'Content-Range': `bytes */${st.size}`, 'Content-Length': 0});
-				return res.end();
-			}
-			const [start, end] = range ?? [0, st.size - 1];
-			const length = st.size === 0 ? 0 : end - start + 1;
-			res.writeHead(range ? 206 : 200, {
-				...headers,
-				'Content-Length': length,
-				...(range ? {'Content-Range': `bytes ${start}-${end}/${st.size}`} : {}),
-			});
-			if (req.method === 'HEAD' || length === 0) return res.end();
-			const stream = createReadStream(file, {start, end});
-			stream.on('error', (err) => {
-				log(`asset server: read error ${err.message}`);
-				res.destroy(err);
-			});
-			res.on('close', () => stream.destroy());
-			stream.pipe(res);
+			await serveAsset(rootDir, log, req, res);
 		} catch (err) {
 			log(`asset server: ${err?.message ?? err}`);
 			if (!res.headersSent) send(res, 500, 'internal error');
