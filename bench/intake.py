@@ -35,162 +35,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from render.v1 import render_service_pb2_grpc
 
+from bench.intake_load import (
+    ECHO_METHOD,
+    Round,
+    Rounds,
+    echo_call,
+    intake_call,
+    measure,
+    serve_echo,
+)
 from render_common.auth import mint_token
 from render_common.config import ROOT, Settings
 from tests.support.processes import RedisServer, ThrowawayDatabase, free_port
 from tests.support.scenes import start_request
 
-ECHO_METHOD = "/bench.Echo/Echo"
 JWT_SECRET = "bench-secret-for-render-export-intake-0123456789"
 HUGE = str(10**9)
 THROUGHPUT_TARGET = 1 / 3
 P99_TARGET = 3.0
-
-
-# --------------------------------------------------------------------------- echo server
-
-
-async def _serve_echo(port: int) -> None:
-    """A bare grpc.aio server with the services' options, their garbage-collector settings
-    and one unary echo method."""
-    from render_common.server import server_options, settle_garbage_collector
-
-    async def echo(request: bytes, _context: grpc.aio.ServicerContext) -> bytes:
-        return request
-
-    server = grpc.aio.server(options=server_options(Settings()))
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)}
-            ),
-        )
-    )
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    settle_garbage_collector()
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(0)
-
-
-# --------------------------------------------------------------------------- load
-
-
-@dataclass
-class Round:
-    """One measured round of one target."""
-
-    calls: int
-    errors: int
-    seconds: float
-    latencies_ms: list[float]
-    server_cpu_seconds: float = float("nan")
-
-    @property
-    def cpu_ms_per_call(self) -> float:
-        """Server process CPU (user + system) per completed call, in ms."""
-        return self.server_cpu_seconds * 1000.0 / max(self.calls, 1)
-
-    @property
-    def rate(self) -> float:
-        """Completed calls per second."""
-        return self.calls / self.seconds
-
-    def percentile(self, q: float) -> float:
-        """Latency percentile in ms (nearest rank)."""
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
-
-
-Call = Callable[[int], Any]  # i -> awaitable of one RPC
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def run_load(call: Call, *, inflight: int, seconds: float, server_pid: int = 0) -> Round:
-    """`inflight` closed loops calling `call` until `seconds` have passed."""
-    cpu_before = process_cpu_seconds(server_pid) if server_pid else float("nan")
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    first_error: list[BaseException] = []
-
-    async def loop() -> None:
-        nonlocal counter, errors
-        perf = time.perf_counter
-        while perf() < deadline:
-            counter += 1
-            t0 = perf()
-            try:
-                await call(counter)
-            except grpc.aio.AioRpcError as exc:
-                errors += 1
-                if not first_error:
-                    first_error.append(exc)
-                continue
-            latencies.append((perf() - t0) * 1000.0)
-
-    await asyncio.gather(*(loop() for _ in range(inflight)))
-    elapsed = time.perf_counter() - start
-    if first_error:
-        exc = first_error[0]
-        assert isinstance(exc, grpc.aio.AioRpcError)
-        print(f"  ! {errors} errors, first: {exc.code().name} {exc.details()}", flush=True)
-    cpu = process_cpu_seconds(server_pid) - cpu_before if server_pid else float("nan")
-    return Round(len(latencies), errors, elapsed, latencies, server_cpu_seconds=cpu)
-
-
-def echo_call(
-    channel: grpc.aio.Channel,
-    payload: bytes,
-    metadata: Sequence[tuple[tuple[str, str], ...]],
-) -> Call:
-    """One echo of `payload` (the serialised StartRenderRequest) with the same bearer
-    token rotation as the StartRenders: the same bytes on the wire, headers included (a
-    token that changes on every call costs HTTP/2 header compression its hits)."""
-    method = channel.unary_unary(ECHO_METHOD)
-    n = len(metadata)
-
-    def call(i: int) -> Any:
-        return method(payload, metadata=metadata[i % n], timeout=30)
-
-    return call
-
-
-def intake_call(channel: grpc.aio.Channel, metadata: Sequence[tuple[tuple[str, str], ...]]) -> Call:
-    """One StartRender, spread round-robin over the users' tokens."""
-    stub = render_service_pb2_grpc.RenderServiceStub(channel)
-    request = start_request(project_id="bench")
-    n = len(metadata)
-
-    def call(i: int) -> Any:
-        return stub.StartRender(request, metadata=metadata[i % n], timeout=30)
-
-    return call
 
 
 # --------------------------------------------------------------------------- processes
@@ -315,96 +183,97 @@ def report(echo: list[Round], intake: list[Round], single: Round | None, infligh
 # --------------------------------------------------------------------------- main
 
 
+def _api_env(
+    database: ThrowawayDatabase, redis: RedisServer, port: int, logs: Path
+) -> dict[str, str]:
+    """render_api's environment: the private Redis and database, quotas out of the way."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database.url,
+        "REDIS_URL": redis.url,
+        "JWT_SECRET": JWT_SECRET,
+        "BIND_HOST": "127.0.0.1",
+        "RENDER_API_PORT": str(port),
+        "RENDER_DATA_DIR": str(logs / "data"),
+        "USER_DAILY_EXPORT_LIMIT": HUGE,
+        "CONCURRENT_RENDER_LIMIT": HUGE,
+        "LOG_LEVEL": "WARNING",
+        "SHUTDOWN_GRACE_SECONDS": "1",
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    return env
+
+
+async def _start_servers(
+    env: dict[str, str], logs: Path, servers: list[subprocess.Popen[bytes]]
+) -> tuple[int, int]:
+    """Start render_api and the echo server (appended to `servers`); their ports."""
+    api_port, echo_port = int(env["RENDER_API_PORT"]), free_port()
+    wrapper = shlex.split(os.environ.get("BENCH_SERVER_WRAPPER", ""))
+    api = _spawn([*wrapper, sys.executable, "-m", "services.render_api"], env, logs / "api.log")
+    api.bench_wrapped = bool(wrapper)  # type: ignore[attr-defined]
+    servers.append(api)
+    echo_argv = [sys.executable, "-m", "bench.intake", "--echo-server", str(echo_port)]
+    servers.append(_spawn(echo_argv, env, logs / "echo.log"))
+    await _wait_ready(api_port, api, logs / "api.log", health=True)
+    await _wait_ready(echo_port, servers[1], logs / "echo.log", health=False)
+    return api_port, echo_port
+
+
+async def _run_rounds(
+    args: argparse.Namespace, ports: tuple[int, int], servers: list[subprocess.Popen[bytes]]
+) -> Rounds:
+    """Both channels, the users' tokens, then `measure`."""
+    api_port, echo_port = ports
+    settings = Settings(jwt_secret=JWT_SECRET)
+    users = [f"bench-user-{n:05d}" for n in range(args.users)]
+    metadata = [(("authorization", f"Bearer {mint_token(settings, u)}"),) for u in users]
+    payload = start_request(project_id="bench").SerializeToString()
+    async with (
+        grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel,
+        grpc.aio.insecure_channel(f"127.0.0.1:{api_port}") as api_channel,
+    ):
+        single = None if args.no_single_user else intake_call(api_channel, metadata[:1])
+        return await measure(
+            args,
+            echo_call(echo_channel, payload, metadata),
+            intake_call(api_channel, metadata),
+            single,
+            (servers[1].pid, _server_pid(servers[0])),
+        )
+
+
 async def bench(args: argparse.Namespace) -> int:
     """Set up, measure alternately, report, clean up."""
     started = time.monotonic()
     logs = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     redis = RedisServer()
     database = ThrowawayDatabase()
-    api: subprocess.Popen[bytes] | None = None
-    echo_server: subprocess.Popen[bytes] | None = None
+    servers: list[subprocess.Popen[bytes]] = []
     created = False
     try:
         redis.start()
         await database.create()
         created = True
-        settings = Settings(jwt_secret=JWT_SECRET)
-        api_port, echo_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.url,
-            "REDIS_URL": redis.url,
-            "JWT_SECRET": JWT_SECRET,
-            "BIND_HOST": "127.0.0.1",
-            "RENDER_API_PORT": str(api_port),
-            "RENDER_DATA_DIR": str(logs / "data"),
-            "USER_DAILY_EXPORT_LIMIT": HUGE,
-            "CONCURRENT_RENDER_LIMIT": HUGE,
-            "LOG_LEVEL": "WARNING",
-            "SHUTDOWN_GRACE_SECONDS": "1",
-        }
-        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        wrapper = shlex.split(os.environ.get("BENCH_SERVER_WRAPPER", ""))
-        api = _spawn([*wrapper, sys.executable, "-m", "services.render_api"], env, logs / "api.log")
-        api.bench_wrapped = bool(wrapper)  # type: ignore[attr-defined]
-        echo_server = _spawn(
-            [sys.executable, "-m", "bench.intake", "--echo-server", str(echo_port)],
-            env,
-            logs / "echo.log",
+        env = _api_env(database, redis, free_port(), logs)
+        ports = await _start_servers(env, logs, servers)
+        print(
+            f"setup {time.monotonic() - started:.1f}s; {args.users} users, {args.inflight} in "
+            f"flight, {args.rounds} rounds of {args.seconds:.0f}s each side",
+            flush=True,
         )
-        await _wait_ready(api_port, api, logs / "api.log", health=True)
-        await _wait_ready(echo_port, echo_server, logs / "echo.log", health=False)
-
-        users = [f"bench-user-{n:05d}" for n in range(args.users)]
-        metadata = [(("authorization", f"Bearer {mint_token(settings, u)}"),) for u in users]
-        payload = start_request(project_id="bench").SerializeToString()
-        async with (
-            grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") as echo_channel,
-            grpc.aio.insecure_channel(f"127.0.0.1:{api_port}") as api_channel,
-        ):
-            echo = echo_call(echo_channel, payload, metadata)
-            intake = intake_call(api_channel, metadata)
-            setup = time.monotonic() - started
-            print(
-                f"setup {setup:.1f}s; {args.users} users, {args.inflight} in flight, "
-                f"{args.rounds} rounds of {args.seconds:.0f}s each side",
-                flush=True,
-            )
-            echo_pid, api_pid = echo_server.pid, _server_pid(api)
-            for call in (echo, intake):  # warm up: connections, pools, caches
-                await run_load(call, inflight=args.inflight, seconds=args.warmup)
-            echo_rounds: list[Round] = []
-            intake_rounds: list[Round] = []
-            for _ in range(args.rounds):  # alternately, in the same state
-                echo_rounds.append(
-                    await run_load(
-                        echo, inflight=args.inflight, seconds=args.seconds, server_pid=echo_pid
-                    )
-                )
-                intake_rounds.append(
-                    await run_load(
-                        intake, inflight=args.inflight, seconds=args.seconds, server_pid=api_pid
-                    )
-                )
-            single = None
-            if not args.no_single_user:
-                one = intake_call(api_channel, metadata[:1])
-                single = await run_load(
-                    one, inflight=args.inflight, seconds=min(args.seconds, 3), server_pid=api_pid
-                )
-        ok = report(echo_rounds, intake_rounds, single, args.inflight)
-        errors = sum(r.errors for r in (*echo_rounds, *intake_rounds))
+        rounds = await _run_rounds(args, ports, servers)
+        ok = report(rounds.echo, rounds.intake, rounds.single, args.inflight)
+        errors = sum(r.errors for r in (*rounds.echo, *rounds.intake))
         print(f"total {time.monotonic() - started:.0f}s", flush=True)
-        if errors:
-            return 1
-        return 1 if (args.strict and not ok) else 0
+        return 1 if errors or (args.strict and not ok) else 0
     except BaseException:
         print(f"server logs kept in {logs}", file=sys.stderr)
         logs = Path()
         raise
     finally:
-        _stop(api)
-        _stop(echo_server)
+        for server in servers:
+            _stop(server)
         redis.close()
         if created:
             await database.drop()
@@ -425,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--echo-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
-        asyncio.run(_serve_echo(args.echo_server))
+        asyncio.run(serve_echo(args.echo_server))
         return 0
     return asyncio.run(bench(args))
 
