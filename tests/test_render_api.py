@@ -125,6 +125,31 @@ async def recorded(
             await asyncio.sleep(0.05)
 
 
+async def test_sweeper_checks_an_entry_again_only_when_redis_may_have_lost_it(
+    start_api: StartApi, user: str, token_for: Any, redis: Redis
+) -> None:
+    """A pass checks the rows that came of age since the previous one; every row when Redis'
+    run_id changed (a restart, a failover) or a minute has passed (stream trimming)."""
+    from services.render_api import sweeper as sweeping
+
+    api, stub = await start_api()
+    started = await stub.StartRender(start_request(), metadata=bearer(token_for(user)))
+    render = await recorded(stub, user, token_for, started.render.render_id)
+    await asyncio.sleep(sweeping.COMMIT_SLACK.total_seconds() + 0.2)
+    sweeper = sweeping.Sweeper(api.engine, api.redis, grace_seconds=0.0)
+    await sweeper.sweep_once()  # the first pass checks every row: the entry is there
+    await redis.xdel(streams.JOBS_STREAM, render.queue_job_id)  # lost; Redis is the same
+    await sweeper.sweep_once()
+    assert await jobs_for(redis, render.render_id) == []  # checked already: not read again
+    sweeper._checked._full_at -= sweeping.FULL_CHECK_SECONDS  # a minute later
+    await sweeper.sweep_once()
+    assert [job["attempt"] for job in await jobs_for(redis, render.render_id)] == ["1"]
+    await stub.CancelRender(
+        render_service_pb2.CancelRenderRequest(render_id=render.render_id),
+        metadata=bearer(token_for(user)),
+    )
+
+
 async def test_list_renders_pages_and_filters(
     start_api: StartApi, user: str, token_for: Any
 ) -> None:
