@@ -138,7 +138,7 @@ async def test_sweeper_checks_an_entry_again_only_when_redis_may_have_lost_it(
     await asyncio.sleep(sweeping.COMMIT_SLACK.total_seconds() + 0.2)
     sweeper = sweeping.Sweeper(api.engine, api.redis, grace_seconds=0.0)
     await sweeper.sweep_once()  # the first pass checks every row: the entry is there
-    await redis.xdel(streams.JOBS_STREAM, render.queue_job_id)  # lost; Redis is the same
+    await redis.xdel(streams.SSR_JOBS_STREAM, render.queue_job_id)  # lost; Redis is the same
     await sweeper.sweep_once()
     assert await jobs_for(redis, render.render_id) == []  # checked already: not read again
     sweeper._checked._full_at -= sweeping.FULL_CHECK_SECONDS  # a minute later
