@@ -99,7 +99,7 @@ async def test_private_address_is_refused_and_recorded(
     assert receiver.received == []
 
 
-def _api_process(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+def _api_process(settings: Settings, port: int, timeout: str = "3") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -111,7 +111,7 @@ def _api_process(settings: Settings, port: int) -> subprocess.Popen[bytes]:
         "LOG_FORMAT": "text",
         "CALLER_WEBHOOK_ALLOW_HTTP": "true",
         "CALLER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
-        "CALLER_WEBHOOK_TIMEOUT_SECONDS": "3",
+        "CALLER_WEBHOOK_TIMEOUT_SECONDS": timeout,
         "CALLER_WEBHOOK_POLL_INTERVAL_SECONDS": "0.2",
         "CALLER_WEBHOOK_RETRY_SCHEDULE": "0.5,0.5,0.5",
     }
@@ -128,7 +128,9 @@ async def test_delivering_process_killed_mid_send_is_delivered_after_restart(
     assert stack.api.webhook_task is not None
     stack.api.webhook_task.cancel()
     port = free_port()
-    victim = _api_process(stack.settings, port)
+    # Its stalled attempt must outlast the test's steps up to the kill (a 3 s one timed out
+    # and was retried first at load 27); the rescuer waits for its lease (2 x 20 + 5 s).
+    victim = _api_process(stack.settings, port, timeout="20")
     rescuer = None
     try:
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -143,7 +145,7 @@ async def test_delivering_process_killed_mid_send_is_delivered_after_restart(
         victim.wait()
         receiver.release()  # the receiver processes it; the sender never hears back
         rescuer = _api_process(stack.settings, free_port())
-        # After the restart and the lease (11 s).
+        # After the restart and the victim's lease.
         delivery = await delivery_of(stack, render.render_id, timeout=180)
         assert delivery.state == Delivery.STATE_DELIVERED and delivery.attempts == 2
         assert len(receiver.received) == 2

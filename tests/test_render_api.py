@@ -461,8 +461,13 @@ async def test_request_id_reused_for_another_request(
 # --- auth and isolation ----------------------------------------------------------------
 
 
+# Tokens below are minted when the module is collected, which may be long before their test
+# runs in a full suite: they stay valid for a day, not minutes.
+DAY = 24 * 3600
+
+
 def _token(secret: str, **claims: Any) -> str:
-    body = {"sub": "someone", "exp": int(time.time()) + 600, **claims}
+    body = {"sub": "someone", "exp": int(time.time()) + DAY, **claims}
     return jwt.encode(body, secret, algorithm="HS256")
 
 
@@ -476,7 +481,7 @@ def _token(secret: str, **claims: Any) -> str:
         (bearer(_token("another-secret-another-secret-another-secret")), "TOKEN_INVALID"),
         (
             bearer(
-                jwt.encode({"sub": "someone", "exp": int(time.time()) + 600}, "", algorithm="none")
+                jwt.encode({"sub": "someone", "exp": int(time.time()) + DAY}, "", algorithm="none")
             ),
             "TOKEN_INVALID",
         ),
