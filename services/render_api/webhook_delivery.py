@@ -49,6 +49,7 @@ from render_common.renders import webhooks
 from render_common.renders.record import Render
 from render_common.renders.webhooks import Claim, Outcome
 from render_common.resources import render_message, webhook_id
+from render_common.tasks import raise_if_cancelling
 from render_common.webhook_signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ class WebhookDelivery:
                 try:
                     await self.tick()
                 except Exception:
+                    raise_if_cancelling()
                     log.warning("webhook delivery poll failed", exc_info=True)
+                raise_if_cancelling()  # a driver may have absorbed it mid-tick
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 self._wake.clear()
@@ -128,7 +131,11 @@ class WebhookDelivery:
                     while True:
                         if await pubsub.get_message(timeout=1.0) is not None:
                             self._wake.set()
+                        raise_if_cancelling()  # redis-py may absorb a cancellation
             except REDIS_DOWN:
+                # redis-py can surface a cancellation mid-read as a connection error:
+                # retrying then would keep RenderApi.stop waiting for ever.
+                raise_if_cancelling()
                 log.debug("render:ended listener: redis away", exc_info=True)
                 await asyncio.sleep(1.0)
 

@@ -29,6 +29,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from render_common import streams
+from render_common.tasks import raise_if_cancelling
 from services.render_worker.engines.lambda_client import LambdaClient, LambdaRender
 from services.render_worker.failures import RenderFailure
 
@@ -186,6 +187,7 @@ class LambdaTracker:
                     if message.get("type") == "message" and message.get("data") in self._followed:
                         self._schedule(str(message["data"]), 0.0)
             except (RedisError, OSError) as exc:
+                raise_if_cancelling()  # redis-py may surface a cancellation as an error
                 log.warning(
                     "webhook subscription dropped; resubscribing", extra={"error": str(exc)}
                 )
