@@ -12,6 +12,7 @@ QUALITY_HIGH only. An explicit width and height override ratio and tier: even si
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -85,8 +86,12 @@ class OutputShape:
         }
 
 
+@functools.cache
 def tier_size(aspect_ratio: str, resolution: str) -> tuple[int, int]:
-    """Width and height of a ratio at a tier: the shorter side is the tier, both even."""
+    """Width and height of a ratio at a tier: the shorter side is the tier, both even.
+
+    Cached: its Fraction arithmetic showed in the intake profile (twice per StartRender).
+    """
     ratio = ASPECT_RATIOS[aspect_ratio]
     short = RESOLUTIONS[resolution]
     if ratio >= 1:
