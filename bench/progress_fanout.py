@@ -53,6 +53,7 @@ from tests.support.processes import RedisServer, free_port
 JWT_SECRET = "bench-secret-for-render-export-progress-0123456789"
 USER = "bench-user"
 CHANNELS = 16
+RESULT_LINE_LIMIT = 256 * 1024 * 1024  # bytes of one line from a client process
 SPREAD_P99_TARGET_MS = 5.0
 BURST_RATIO_TARGET = 1.5
 
@@ -261,6 +262,8 @@ class Child:
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
             env=env,
+            # RESULT carries every latency (sse_fanout pools them): megabytes on one line.
+            limit=RESULT_LINE_LIMIT,
         )
         return cls(process)
 
