@@ -22,8 +22,12 @@ remotion/node_modules/.installed: remotion/package-lock.json
 	@bash scripts/setup.sh remotion
 	@touch $@
 
+tests/polyglot/node_modules/.installed: tests/polyglot/package-lock.json
+	@bash scripts/setup.sh polyglot
+	@touch $@
+
 .PHONY: setup
-setup: $(VENV)/.installed node_modules/.installed remotion/node_modules/.installed ## Install everything missing (Python venv, Node deps, Chromium, Redis, PostgreSQL)
+setup: $(VENV)/.installed node_modules/.installed remotion/node_modules/.installed tests/polyglot/node_modules/.installed ## Install everything missing (Python venv, Node deps, Chromium, Redis, PostgreSQL)
 	@bash scripts/setup.sh system
 
 .PHONY: proto
@@ -76,4 +80,4 @@ bench: setup ## Run the benchmarks and print their figures
 
 .PHONY: clean
 clean: ## Remove local data, caches and the venv
-	rm -rf .data .venv node_modules remotion/node_modules remotion/.bundle-cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .data .venv node_modules remotion/node_modules tests/polyglot/node_modules remotion/.bundle-cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the project needs, only when missing. Parts: python, node-tools, remotion, system.
+# Install what the project needs, only when missing. Parts: python, node-tools, remotion,
+# polyglot, system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,6 +46,12 @@ remotion_part() {
   (cd remotion && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+polyglot_part() {
+  command -v npm >/dev/null || apt_install nodejs npm
+  log "installing the Node test client (tests/polyglot/package-lock.json)"
+  (cd tests/polyglot && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 system_part() {
   # Chromium for Remotion (never downloaded by Remotion), Redis and PostgreSQL for tests/demo,
   # and the fonts the compositions draw text with.
@@ -68,6 +75,7 @@ for part in "$@"; do
     python) python_part ;;
     node-tools) node_tools_part ;;
     remotion) remotion_part ;;
+    polyglot) polyglot_part ;;
     system) system_part ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac

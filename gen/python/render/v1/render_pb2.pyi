@@ -326,7 +326,10 @@ class Scene(_message.Message):
     """Length of the scene in frames at the render's fps."""
     @_builtins.property
     def props(self) -> _struct_pb2.Struct:
-        """The component's parameters, checked against the composition catalogue's JSON Schema."""
+        """The component's parameters, checked against the composition catalogue's JSON Schema
+        (remotion/catalogue/scenes.schema.json in this repository: per type, the props, their
+        types and ranges). Asset props (an image's or video's `src`) are http(s) URLs.
+        """
 
     @_builtins.property
     def transition(self) -> Global___Transition:
@@ -401,7 +404,7 @@ class OutputMetadata(_message.Message):
     height: _builtins.int
     """Height in pixels."""
     fps: _builtins.float
-    """Frames per second."""
+    """Frames per second as probed (a rational rate such as 30000/1001 as a decimal)."""
     codec: _builtins.str
     """Video codec name as ffprobe reports it, e.g. "h264"."""
     bitrate_bps: _builtins.int
@@ -455,7 +458,9 @@ class Soundtrack(_message.Message):
     WAV, OGG or Opus).
     """
     volume: _builtins.float
-    """Loudness from 0 (silent) to 2; unset means 1 (as recorded)."""
+    """Gain, a linear factor on the samples from 0 (silent) to 2 (twice the amplitude,
+    about +6 dB); unset means 1 (as recorded). An explicit 0 is silent, not the default.
+    """
     fade_in_seconds: _builtins.float
     """Seconds over which the music fades in from silence at the start (0 = none)."""
     fade_out_seconds: _builtins.float
@@ -857,13 +862,21 @@ class Render(_message.Message):
     progress: _builtins.float
     """Progress from 0 to 1. Output only."""
     frames_total: _builtins.int
-    """Total number of frames at the render's fps. Output only."""
+    """Total number of frames at the render's fps (the scenes' lengths minus the
+    transitions' overlaps). Output only.
+    """
     scene_count: _builtins.int
     """Number of scenes. Output only."""
     output_url: _builtins.str
-    """Download URL of the output, once succeeded. Output only."""
+    """Download URL of the output, once succeeded. Output only. Made when the render is read:
+    a presigned https link valid for the server's DOWNLOAD_URL_TTL_SECONDS (7 days at
+    most; read the render again for a fresh one), a public Lambda output's lasting URL,
+    or a `file://` URL when the server stores outputs on its own disk (the local stack).
+    """
     thumbnail_url: _builtins.str
-    """Download URL of the JPEG thumbnail, once succeeded. Output only."""
+    """Download URL of the JPEG thumbnail, once succeeded (none for audio-only formats);
+    made like output_url. Output only.
+    """
     retry_count: _builtins.int
     """Number of retries so far (attempts minus one). Output only."""
     queue_job_id: _builtins.str

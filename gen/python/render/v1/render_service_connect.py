@@ -41,9 +41,19 @@ class RenderService(Protocol):
     """
     RenderService accepts, lists, cancels and prices renders for the calling user.
 
-    Every RPC needs a bearer JWT in the `authorization` metadata; renders of other users
-    are reported as NOT_FOUND. Errors carry google.rpc details (BadRequest, QuotaFailure,
-    ErrorInfo with an UPPER_SNAKE reason and the domain "render.v1").
+    Every RPC needs a bearer JWT in the `authorization` metadata (`Bearer <jwt>`; the JWT's
+    `sub` is the user); renders of other users are reported as NOT_FOUND, never
+    PERMISSION_DENIED, so a client cannot tell them from ids that do not exist.
+
+    Errors carry google.rpc details (AIP-193): the `grpc-status-details-bin` trailer holds a
+    serialized google.rpc.Status (google/rpc/status.proto) whose `details` are Any messages
+    from google/rpc/error_details.proto: always an ErrorInfo (an UPPER_SNAKE reason, the
+    domain "render.v1", metadata), and BadRequest (field paths in this contract's snake_case
+    names, e.g. `scenes[0].props.text`, `soundtrack.volume`), QuotaFailure or
+    PreconditionFailure where they apply. Both files are googleapis' public protos (the
+    googleapis repository; packaged as googleapis-common-protos for Python and
+    google-proto-files for Node); this contract does not import them. Over Connect (the edge)
+    the same details come in the JSON error.
     """
     async def start_render(self, request: StartRenderRequest, ctx: RequestContext[StartRenderRequest, StartRenderResponse], /) -> StartRenderResponse:
         """
@@ -217,9 +227,19 @@ class RenderServiceClient(ConnectClient):
     """
     RenderService accepts, lists, cancels and prices renders for the calling user.
 
-    Every RPC needs a bearer JWT in the `authorization` metadata; renders of other users
-    are reported as NOT_FOUND. Errors carry google.rpc details (BadRequest, QuotaFailure,
-    ErrorInfo with an UPPER_SNAKE reason and the domain "render.v1").
+    Every RPC needs a bearer JWT in the `authorization` metadata (`Bearer <jwt>`; the JWT's
+    `sub` is the user); renders of other users are reported as NOT_FOUND, never
+    PERMISSION_DENIED, so a client cannot tell them from ids that do not exist.
+
+    Errors carry google.rpc details (AIP-193): the `grpc-status-details-bin` trailer holds a
+    serialized google.rpc.Status (google/rpc/status.proto) whose `details` are Any messages
+    from google/rpc/error_details.proto: always an ErrorInfo (an UPPER_SNAKE reason, the
+    domain "render.v1", metadata), and BadRequest (field paths in this contract's snake_case
+    names, e.g. `scenes[0].props.text`, `soundtrack.volume`), QuotaFailure or
+    PreconditionFailure where they apply. Both files are googleapis' public protos (the
+    googleapis repository; packaged as googleapis-common-protos for Python and
+    google-proto-files for Node); this contract does not import them. Over Connect (the edge)
+    the same details come in the JSON error.
     """
     def __init__(
         self,
@@ -447,9 +467,19 @@ class RenderServiceSync(Protocol):
     """
     RenderService accepts, lists, cancels and prices renders for the calling user.
 
-    Every RPC needs a bearer JWT in the `authorization` metadata; renders of other users
-    are reported as NOT_FOUND. Errors carry google.rpc details (BadRequest, QuotaFailure,
-    ErrorInfo with an UPPER_SNAKE reason and the domain "render.v1").
+    Every RPC needs a bearer JWT in the `authorization` metadata (`Bearer <jwt>`; the JWT's
+    `sub` is the user); renders of other users are reported as NOT_FOUND, never
+    PERMISSION_DENIED, so a client cannot tell them from ids that do not exist.
+
+    Errors carry google.rpc details (AIP-193): the `grpc-status-details-bin` trailer holds a
+    serialized google.rpc.Status (google/rpc/status.proto) whose `details` are Any messages
+    from google/rpc/error_details.proto: always an ErrorInfo (an UPPER_SNAKE reason, the
+    domain "render.v1", metadata), and BadRequest (field paths in this contract's snake_case
+    names, e.g. `scenes[0].props.text`, `soundtrack.volume`), QuotaFailure or
+    PreconditionFailure where they apply. Both files are googleapis' public protos (the
+    googleapis repository; packaged as googleapis-common-protos for Python and
+    google-proto-files for Node); this contract does not import them. Over Connect (the edge)
+    the same details come in the JSON error.
     """
     def start_render(self, request: StartRenderRequest, ctx: RequestContext[StartRenderRequest, StartRenderResponse], /) -> StartRenderResponse:
         """
@@ -621,9 +651,19 @@ class RenderServiceClientSync(ConnectClientSync):
     """
     RenderService accepts, lists, cancels and prices renders for the calling user.
 
-    Every RPC needs a bearer JWT in the `authorization` metadata; renders of other users
-    are reported as NOT_FOUND. Errors carry google.rpc details (BadRequest, QuotaFailure,
-    ErrorInfo with an UPPER_SNAKE reason and the domain "render.v1").
+    Every RPC needs a bearer JWT in the `authorization` metadata (`Bearer <jwt>`; the JWT's
+    `sub` is the user); renders of other users are reported as NOT_FOUND, never
+    PERMISSION_DENIED, so a client cannot tell them from ids that do not exist.
+
+    Errors carry google.rpc details (AIP-193): the `grpc-status-details-bin` trailer holds a
+    serialized google.rpc.Status (google/rpc/status.proto) whose `details` are Any messages
+    from google/rpc/error_details.proto: always an ErrorInfo (an UPPER_SNAKE reason, the
+    domain "render.v1", metadata), and BadRequest (field paths in this contract's snake_case
+    names, e.g. `scenes[0].props.text`, `soundtrack.volume`), QuotaFailure or
+    PreconditionFailure where they apply. Both files are googleapis' public protos (the
+    googleapis repository; packaged as googleapis-common-protos for Python and
+    google-proto-files for Node); this contract does not import them. Over Connect (the edge)
+    the same details come in the JSON error.
     """
     def __init__(
         self,
