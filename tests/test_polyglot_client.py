@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,28 +30,23 @@ pytestmark = pytest.mark.slow
 POLYGLOT = ROOT / "tests" / "polyglot"
 
 
-@pytest.fixture(scope="module")
-def assets() -> Iterator[AssetServer]:
-    server = AssetServer()
-    yield server
-    server.close()
-
-
 @pytest_asyncio.fixture
 async def stack(
     base_settings: Settings, postgres_url: str, tmp_path: Path
-) -> AsyncIterator[tuple[Stack, int]]:
-    """render_api + worker (one render at a time) and progress; (stack, progress port)."""
+) -> AsyncIterator[tuple[Stack, int, AssetServer]]:
+    """render_api + worker, progress and an asset server; (stack, progress port, assets)."""
     settings = base_settings.with_overrides(
         database_url=postgres_url,
         data_dir=str(tmp_path / "data"),
         asset_allowed_networks=("127.0.0.1/32",),
     )
+    assets = AssetServer()
     running = await start_stack(settings, f"user-{uuid.uuid4().hex[:12]}")
     progress = await progress_app.start(settings, port=0)
-    yield running, progress.port
+    yield running, progress.port, assets
     await progress.stop(0)
     await running.close()
+    assets.close()
 
 
 async def run(*args: str, env: dict[str, str], cwd: Path = ROOT) -> str:
@@ -81,9 +76,9 @@ def local(url: str) -> Path:
 
 
 async def test_node_client_from_the_protos_alone(
-    stack: tuple[Stack, int], assets: AssetServer
+    stack: tuple[Stack, int, AssetServer],
 ) -> None:
-    running, progress_port = stack
+    running, progress_port, assets = stack
     if not (POLYGLOT / "node_modules" / "@grpc" / "grpc-js").is_dir():
         pytest.fail("tests/polyglot has no node_modules: run `make setup`")
     env = {
