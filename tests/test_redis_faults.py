@@ -201,8 +201,7 @@ async def test_killed_attempt_leaves_no_work_directory(rig_factory: RigFactory) 
     assert done.state == State.STATE_SUCCEEDED and done.retry_count == 0
     await assert_settled(rig, [render.render_id], {render.render_id})
     assert not left[0].parent.exists()
-    # After the attempt only the live worker's (empty) directory remains. (The stopped
-    # bystander may leave its lock file: it never made a directory for the sweep to find.)
+    # After the attempt only the live worker's (empty) directory remains.
     assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ["rescuer"]
     assert (work / "rescuer.lock").exists() and not (work / "victim.lock").exists()
     assert list((work / "rescuer").iterdir()) == []

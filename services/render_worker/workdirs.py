@@ -6,13 +6,14 @@ Layout under the work root (`RENDER_DATA_DIR/work`, which several workers may sh
     <tag>.lock              held (flock, exclusive) by the live worker named <tag>
     <tag>/render-<id>-*/    that worker's attempts (frames, output, thumbnail)
 
-A worker killed mid-attempt leaves its directories behind, but its lock dies with it. A
-worker starting sweeps every tag whose lock it can take (including its own name's, left by
-its previous run), and the legacy `render-*` directories of older versions once they are
-older than the render timeout. After each attempt it removes the attempt's directory and
-anything else in its own tag that no running attempt uses. Locks are per machine: workers
-on different machines must not share one work root (flock over a network filesystem is
-not relied on).
+A worker killed mid-attempt leaves its directories behind, but its lock dies with it (the
+lock file stays, also when it is killed before making its directory). A worker starting
+sweeps every tag, directory or lone lock file, whose lock it can take (including its own
+name's, left by its previous run), and the legacy `render-*` directories of older
+versions once they are older than the render timeout. After each attempt it removes the
+attempt's directory and anything else in its own tag that no running attempt uses. Locks
+are per machine: workers on different machines must not share one work root (flock over a
+network filesystem is not relied on).
 """
 
 from __future__ import annotations
@@ -52,26 +53,38 @@ class WorkDirs:
         self.own = root / self.tag
 
     def sweep_stale(self) -> int:
-        """Remove directories no live worker holds (this one's earlier runs included)."""
+        """Remove directories and lock files no live worker holds (this one's earlier runs
+        included): a worker stopped before it made its directory leaves only its lock."""
         removed = 0
         now = time.time()
+        tags: set[str] = set()
         for entry in sorted(self.root.iterdir()):
-            if entry.name.endswith(".lock"):
-                continue
             if entry == self.own:
                 removed += self._sweep_own()
-            elif entry.name.startswith(LEGACY_PREFIX):
+            elif entry.name.startswith(LEGACY_PREFIX) and not entry.name.endswith(".lock"):
                 if now - _mtime(entry) > self._legacy_max_age:
                     removed += _remove(entry)
+            elif entry.name.endswith(".lock"):
+                tags.add(entry.name.removesuffix(".lock"))
             elif entry.is_dir():
-                lock = _try_lock(self.root / f"{entry.name}.lock")
-                if lock is not None:  # its worker is gone
-                    removed += _remove(entry)
-                    with contextlib.suppress(OSError):
-                        (self.root / f"{entry.name}.lock").unlink()
-                    lock.close()
+                tags.add(entry.name)
+        for tag in sorted(tags - {self.tag}):
+            removed += self._sweep_dead(tag)
         if removed:
             log.info("removed stale work directories", extra={"directories": removed})
+        return removed
+
+    def _sweep_dead(self, tag: str) -> int:
+        """Remove another worker's directory and lock file if its lock is free (its worker
+        is gone); the lock is held while removing, so no worker can take the tag meanwhile."""
+        path = self.root / f"{tag}.lock"
+        lock = _try_lock(path)
+        if lock is None:  # a live worker
+            return 0
+        removed = _remove(self.root / tag) if (self.root / tag).is_dir() else 0
+        with contextlib.suppress(OSError):
+            path.unlink()
+        lock.close()
         return removed
 
     def create(self, render_id: str) -> Path:
@@ -105,15 +118,27 @@ class WorkDirs:
 
 
 def _try_lock(path: Path) -> IO[bytes] | None:
-    """An exclusive flock on `path` (created if missing), or None if another process has it."""
-    handle = path.open("a+b")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    """An exclusive flock on `path` (created if missing), or None if another process has it.
+
+    A sweeping worker unlinks a dead worker's lock file while holding it; a process that
+    opened the file before the unlink would then hold a lock on a file no longer named
+    `path`, so the lock counts only if `path` is still the file locked (else retry)."""
+    for _ in range(10):
+        handle = path.open("a+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        try:
+            same = os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.set_inheritable(handle.fileno(), False)
+            return handle
         handle.close()
-        return None
-    os.set_inheritable(handle.fileno(), False)
-    return handle
+    return None
 
 
 def _mtime(path: Path) -> float:
