@@ -28,6 +28,13 @@ from tests.support.stack import StackFactory
 
 TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
 
+# Fixtures shared by the modules of one subject (tests/support/<subject>.py), available to
+# every module without importing them by name.
+pytest_plugins = [
+    "tests.support.progress",
+    "tests.support.render_api",
+]
+
 # Isolation: every test module gets its own redis-server and its own databases (copies of
 # a template migrated once), dropped when the module ends. A sweeper re-enqueues every
 # unfinished row it sees and a worker takes every entry of the job stream, so one module's
