@@ -11,10 +11,8 @@ from sqlalchemy import select
 
 from render_common.db.schema import video_renders
 from tests.conftest import bearer
+from tests.support.render_api import StartApi, expect_error
 from tests.support.scenes import simple_scenes, start_request
-from tests.test_render_api import StartApi, expect_error, start_api
-
-__all__ = ["start_api"]  # the fixture, shared with test_render_api
 
 VERTICAL = {
     "aspect_ratio": render_pb2.ASPECT_RATIO_9_16,
