@@ -24,48 +24,66 @@ if (cold) {
 const outDir = mkdtempSync(path.join(tmpdir(), 'bench-out-'));
 const props = JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples/reference-150.json'), 'utf8'));
 
-// CPU seconds (user + system, with reaped children) of a process and its live descendants,
-// in all and by program name (a program's reaped children count as its own).
+// Chromium's processes by their --type (browser, gpu-process, renderer, utility), the rest by name.
+const programName = (pid, comm) => {
+	try {
+		const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+		if (!/chrom/i.test(comm) && !/chrom|--type=/i.test(cmdline)) return comm;
+		const type = /--type=([\w-]+)/.exec(cmdline);
+		return `chromium:${type ? type[1] : 'browser'}`;
+	} catch {
+		return comm;
+	}
+};
+
+// CPU seconds (user + system) of a process and its descendants by program name, sampled
+// every SAMPLE_MS: each process's own CPU at the last sample it was seen in, so that the
+// tabs' renderers (which end with their job) count as renderers, not as their parent's.
 const TICKS = 100;
-const treeCpu = (root) => {
+const SAMPLE_MS = 200;
+const readTree = (root, seen) => {
 	const children = new Map();
-	const cpu = new Map();
-	const names = new Map();
+	const own = new Map();
 	for (const entry of readdirSync('/proc')) {
 		if (!/^\d+$/.test(entry)) continue;
 		try {
 			const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
 			const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-			const ppid = Number(f[1]);
-			if (!children.has(ppid)) children.set(ppid, []);
-			children.get(ppid).push(Number(entry));
-			cpu.set(Number(entry), (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / TICKS);
-			names.set(Number(entry), stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')));
+			if (!children.has(Number(f[1]))) children.set(Number(f[1]), []);
+			children.get(Number(f[1])).push(Number(entry));
+			own.set(Number(entry), {stat, cpu: (Number(f[11]) + Number(f[12])) / TICKS});
 		} catch {
 			// the process ended meanwhile
 		}
 	}
-	let total = 0;
-	const byName = {};
 	const stack = [root];
 	while (stack.length) {
 		const pid = stack.pop();
-		total += cpu.get(pid) ?? 0;
-		const name = names.get(pid) ?? '?';
-		byName[name] = (byName[name] ?? 0) + (cpu.get(pid) ?? 0);
+		const p = own.get(pid);
+		if (!p) continue;
+		const known = seen.get(pid);
+		const name = known?.name ?? programName(pid, p.stat.slice(p.stat.indexOf('(') + 1, p.stat.lastIndexOf(')')));
+		seen.set(pid, {name, first: known?.first ?? 0, last: p.cpu}); // new mid-render: from 0
 		stack.push(...(children.get(pid) ?? []));
 	}
-	return {total, byName};
 };
-const cpuDelta = (after, before) => {
-	const byName = {};
-	for (const [name, value] of Object.entries(after.byName)) {
-		const d = value - (before.byName[name] ?? 0);
-		if (d >= 0.05) byName[name] = Number(d.toFixed(2));
-	}
-	return {total: after.total - before.total, byName};
+const treeSampler = (root) => {
+	const seen = new Map();
+	readTree(root, seen);
+	for (const v of seen.values()) v.first = v.last; // CPU before the render does not count
+	const timer = setInterval(() => readTree(root, seen), SAMPLE_MS);
+	return () => {
+		clearInterval(timer);
+		readTree(root, seen);
+		let total = 0;
+		const byName = {};
+		for (const {name, first, last} of seen.values()) {
+			total += last - first;
+			byName[name] = Number(((byName[name] ?? 0) + last - first).toFixed(2));
+		}
+		return {total, byName};
+	};
 };
-
 const startTimed = async () => {
 	const t = performance.now();
 	const host = startHost({env, stderr: 'ignore'});
@@ -84,7 +102,7 @@ console.log(`start #2: ready after ${second.wallMs} ms (bundleMs=${second.ready.
 for (let i = 1; i <= runs; i++) {
 	const id = `ref-${i}`;
 	const t = performance.now();
-	const cpuBefore = treeCpu(second.host.child.pid);
+	const stopSampling = treeSampler(second.host.child.pid);
 	second.host.send({
 		type: 'render',
 		id,
@@ -108,7 +126,7 @@ for (let i = 1; i <= runs; i++) {
 	});
 	const res = await second.host.finished(id, 600000);
 	const wall = Math.round(performance.now() - t);
-	const {total: cpu, byName} = cpuDelta(treeCpu(second.host.child.pid), cpuBefore);
+	const {total: cpu, byName} = stopSampling();
 	if (res.type !== 'done') throw new Error(JSON.stringify(res));
 	const captured = res.frames?.captured ?? 150;
 	console.log(
