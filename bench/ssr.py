@@ -240,7 +240,9 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             lambda: [os.getpid(), stack.supervisor_pid()],
         )
         try:
-            stack.up()  # inside try: a stack that fails to serve is still stopped
+            # Inside try: a stack that fails to serve is still stopped. In a thread: the
+            # in-process worker's Redis reads would time out while the loop waited.
+            await asyncio.to_thread(stack.up)
             # Warm-ups: browsers open, bundles cached, npx cache.
             await asyncio.to_thread(stack.user_render)
             await service_render(stub, auth, events)
@@ -265,7 +267,7 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             await events.aclose()
             await worker.stop(5)
             await api.stop(0)
-            stack.down()
+            await asyncio.to_thread(stack.down)
             redis.close()
     return figures
 

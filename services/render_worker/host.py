@@ -63,6 +63,7 @@ class RenderHost:
         self._jobs: dict[str, asyncio.Queue[HostMessage]] = {}
         self._start_lock = asyncio.Lock()
         self._starting: asyncio.Task[ReadyMessage] | None = None
+        self._closing = False  # close() asked the host to exit: its exit is no crash
         self.ready: ReadyMessage | None = None
 
     @property
@@ -159,7 +160,8 @@ class RenderHost:
                     log.error("render host fatal error", extra={"error": message["error"]})
         finally:
             code = await process.wait()
-            log.warning("render host exited", extra={"returncode": code})
+            level = logging.INFO if self._closing else logging.WARNING
+            log.log(level, "render host exited", extra={"returncode": code})
             crash: ErrorMessage = {
                 "type": "error",
                 "id": None,
@@ -261,6 +263,7 @@ class RenderHost:
         if process is None:
             return
         if process.returncode is None:
+            self._closing = True
             with contextlib.suppress(RenderFailure, OSError):
                 await self._send({"type": "shutdown"})
             try:
@@ -272,6 +275,7 @@ class RenderHost:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, 5)
         self._process = None
+        self._closing = False
 
     @staticmethod
     async def _kill(process: asyncio.subprocess.Process) -> None:
