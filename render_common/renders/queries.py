@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, Text, and_, bindparam, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from render_common.db.schema import video_renders
 from render_common.renders.record import Render
 from render_common.renders.states import State
+
+c = video_renders.c
 
 
 async def get_for_user(engine: AsyncEngine, render_id: str, user_id: str) -> Render | None:
@@ -156,6 +158,16 @@ _MARK_ENQUEUED_MANY = text(
 # one. Every update is conditional on the row being as it was read.
 
 
+class QueuedEntry(NamedTuple):
+    """A QUEUED render naming an entry, as the sweeper checks it."""
+
+    id: str
+    entry: str  # a stream id, or `retry:<attempt>`
+    attempt: int  # the last attempt started; the entry carries attempt + 1
+    engine: str  # whose queue holds the entry
+    updated_at: datetime  # the entry was written at or after this
+
+
 async def queued_with_entry(
     engine: AsyncEngine,
     *,
@@ -163,26 +175,26 @@ async def queued_with_entry(
     after_id: str,
     limit: int,
     since: datetime | None = None,
-) -> list[tuple[str, str, int]]:
+) -> list[QueuedEntry]:
     """QUEUED renders naming an entry (`<stream id>` or `retry:<attempt>`), untouched since
-    `older_than` (and, given `since`, last touched at or after it): (id, queue_job_id,
-    attempt), by id after `after_id` (keyset pages)."""
+    `older_than` (and, given `since`, last touched at or after it), by id after `after_id`
+    (keyset pages)."""
     query = (
-        select(video_renders.c.id, video_renders.c.queue_job_id, video_renders.c.attempt)
+        select(c.id, c.queue_job_id, c.attempt, c.engine, c.updated_at)
         .where(
-            video_renders.c.status == State.QUEUED,
-            video_renders.c.queue_job_id.is_not(None),
-            video_renders.c.updated_at < older_than,
-            video_renders.c.id > after_id,
+            c.status == State.QUEUED,
+            c.queue_job_id.is_not(None),
+            c.updated_at < older_than,
+            c.id > after_id,
         )
-        .order_by(video_renders.c.id)
+        .order_by(c.id)
         .limit(limit)
     )
     if since is not None:
-        query = query.where(video_renders.c.updated_at >= since)
+        query = query.where(c.updated_at >= since)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
-    return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+    return [QueuedEntry(str(r[0]), str(r[1]), int(r[2]), str(r[3]), r[4]) for r in rows]
 
 
 async def queued_without_entry(
@@ -204,25 +216,29 @@ async def queued_without_entry(
     return [(str(r[0]), int(r[1])) for r in rows]
 
 
+class SilentRender(NamedTuple):
+    """A RUNNING render whose worker has not renewed its lease."""
+
+    id: str
+    entry: str | None
+    worker_id: str | None
+    attempt: int
+    engine: str  # whose queue's group may hold the entry pending
+
+
 async def running_silent(
     engine: AsyncEngine, *, older_than: datetime, limit: int
-) -> list[tuple[str, str | None, str | None, int]]:
-    """RUNNING renders whose worker has not renewed its lease since `older_than`:
-    (id, queue_job_id, worker_id, attempt)."""
+) -> list[SilentRender]:
+    """RUNNING renders whose worker has not renewed its lease since `older_than`."""
     query = (
-        select(
-            video_renders.c.id,
-            video_renders.c.queue_job_id,
-            video_renders.c.worker_id,
-            video_renders.c.attempt,
-        )
-        .where(video_renders.c.status == State.RUNNING, video_renders.c.updated_at < older_than)
-        .order_by(video_renders.c.updated_at)
+        select(c.id, c.queue_job_id, c.worker_id, c.attempt, c.engine)
+        .where(c.status == State.RUNNING, c.updated_at < older_than)
+        .order_by(c.updated_at)
         .limit(limit)
     )
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
-    return [(str(r[0]), r[1], r[2], int(r[3])) for r in rows]
+    return [SilentRender(str(r[0]), r[1], r[2], int(r[3]), str(r[4])) for r in rows]
 
 
 async def forget_entry(engine: AsyncEngine, render_id: str, entry: str) -> bool:

@@ -7,10 +7,13 @@ replica sweeps at a time, the sweeper:
 
 1. re-creates the queues' consumer groups if Redis lost them (idempotent), so the
    entries it adds are read;
-2. for QUEUED renders naming an entry, checks the entry still exists: a stream id in one
-   of the job queues (render:jobs:ssr, render:jobs:lambda, or the legacy render:jobs),
-   or a `retry:<attempt>` marker in `render:retry`; a lost one is replaced by a new
-   entry for the same attempt, in the render's engine's queue. An entry Redis held stays
+2. for QUEUED renders naming an entry, checks Redis still holds it: a stream id in the
+   render's engine's queue (render:jobs:ssr or render:jobs:lambda, plus the legacy
+   render:jobs while that holds entries), a `retry:<attempt>` marker in `render:retry`,
+   or an entry of its next attempt that moved on since (queue_probe.py: a due retry
+   moved into the stream, perhaps already read by a worker, before the mover recorded
+   it); a lost one is replaced by a new entry for the same attempt, in the render's
+   engine's queue. An entry Redis held stays
    there until a worker takes it, unless Redis loses data (a restart, a failover: its
    run_id changes) or a stream is trimmed past its cap. So a pass checks only the rows
    that came of age since the last pass, and every row when the run_id changed or
@@ -37,7 +40,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
@@ -46,11 +48,11 @@ from render_common.queue import ensure_group
 from render_common.renders import queries as renders
 from render_common.renders.transitions import Transitions
 from render_common.tasks import every
+from services.render_api.queue_probe import QueueProbe
 
 log = logging.getLogger(__name__)
 PAGE = 500
 MAX_ENQUEUED_PER_PASS = 5000
-RETRY_PREFIX = "retry:"
 # Every row's entry is checked at least this often (stream trimming, partial data loss).
 FULL_CHECK_SECONDS = 60.0
 # A row is read once older than the grace, long after its commit: an incremental pass
@@ -122,6 +124,7 @@ class Sweeper:
         run_id = str((await self._redis.info("server")).get("run_id", ""))
         since = self._checked.since(run_id)
         waiting = await self._waiting_retries()
+        probe = await QueueProbe.open(self._redis)
         lost_total, after = 0, ""
         while True:
             rows = await renders.queued_with_entry(
@@ -129,18 +132,14 @@ class Sweeper:
             )
             if not rows:
                 break
-            after = rows[-1][0]
-            entries = [entry for _, entry, _ in rows if not entry.startswith(RETRY_PREFIX)]
-            present = await self._present_in_stream(entries)
+            after = rows[-1].id
+            held = await probe.held(rows, waiting)
             lost: list[tuple[str, int]] = []
-            for render_id, entry, attempt in rows:
-                if entry.startswith(RETRY_PREFIX):
-                    if render_id in waiting:
-                        continue
-                elif entry in present:
-                    continue
-                if await self._transitions.forget_lost_entry(render_id, entry):
-                    lost.append((render_id, attempt + 1))
+            for row in rows:
+                if row.id not in held and await self._transitions.forget_lost_entry(
+                    row.id, row.entry
+                ):
+                    lost.append((row.id, row.attempt + 1))
             if lost:
                 log.warning("queue entries lost; re-enqueueing", extra={"renders": len(lost)})
                 lost_total += await self._enqueue(lost)
@@ -153,12 +152,15 @@ class Sweeper:
         """RUNNING renders whose worker is silent and whose entry Redis no longer holds."""
         cutoff = datetime.now(UTC) - self._silent_after
         rows = await renders.running_silent(self._engine, older_than=cutoff, limit=PAGE)
+        if not rows:
+            return 0
+        probe = await QueueProbe.open(self._redis)
         released: list[tuple[str, int]] = []
-        for render_id, entry, worker_id, attempt in rows:
-            if entry and await self._pending(entry):
+        for row in rows:
+            if row.entry and await probe.pending(row.entry, row.engine):
                 continue  # a live group: XAUTOCLAIM takes it over, counting the delivery
-            if await self._transitions.hand_back_silent(render_id, worker_id, attempt, cutoff):
-                released.append((render_id, attempt))
+            if await self._transitions.hand_back_silent(row.id, row.worker_id, row.attempt, cutoff):
+                released.append((row.id, row.attempt))
         if released:
             log.warning(
                 "running renders lost their worker and their entry; handed back",
@@ -176,38 +178,6 @@ class Sweeper:
             except (ValueError, KeyError, TypeError):
                 continue
         return waiting
-
-    async def _present_in_stream(self, entries: list[str]) -> set[str]:
-        """The entries one of the job queues still holds (the row does not say which)."""
-        if not entries:
-            return set()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for entry in entries:
-                for queue in streams.JOB_QUEUES:
-                    pipe.xrange(queue.stream, entry, entry)
-            replies = await pipe.execute(raise_on_error=False)
-        width = len(streams.JOB_QUEUES)
-        # An error answer (not a stream id) counts as present: re-enqueue only what is gone.
-        return {
-            entry
-            for index, entry in enumerate(entries)
-            if any(replies[index * width : (index + 1) * width])
-        }
-
-    async def _pending(self, entry: str) -> bool:
-        """Whether a consumer group of one of the job queues holds the entry pending."""
-        for queue in streams.JOB_QUEUES:
-            try:
-                pending = await self._redis.xpending_range(
-                    queue.stream, queue.group, min=entry, max=entry, count=1
-                )
-            except RedisError as exc:
-                if "NOGROUP" in str(exc):
-                    continue
-                raise
-            if pending:
-                return True
-        return False
 
     async def run(self, interval: float) -> None:
         """Sweep every `interval` seconds until cancelled; failures are logged and retried."""
