@@ -113,8 +113,12 @@ def quality_size(quality: str) -> tuple[int, int]:
     return tier_size(DEFAULT_ASPECT_RATIO, QUALITY_RESOLUTIONS.get(quality, "1080p"))
 
 
+@functools.cache
 def default_shape(format_: str, quality: str) -> OutputShape:
-    """The shape of a render stored before migration 0004 (16:9, the quality's tier, 30 fps)."""
+    """The shape of a render stored before migration 0004 (16:9, the quality's tier, 30 fps).
+
+    Cached (a frozen value): fingerprints and old rows ask for it on every request.
+    """
     resolution = QUALITY_RESOLUTIONS.get(quality, "1080p")
     width, height = tier_size(DEFAULT_ASPECT_RATIO, resolution)
     codecs = FORMAT_VIDEO_CODECS.get(format_, ())

@@ -60,9 +60,12 @@ def lambda_unsupported(options: Mapping[str, Any]) -> str | None:
     return None
 
 
+_SPEC_FIELDS = tuple(item.name for item in fields(RenderSpec))
+
+
 def request_options(spec: RenderSpec) -> dict[str, Any]:
     """A validated request as options by field name."""
-    return {item.name: getattr(spec, item.name) for item in fields(spec)}
+    return {name: getattr(spec, name) for name in _SPEC_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +135,12 @@ def price(engine: str, output: Output, settings: Settings) -> CostEstimate:
     )
 
 
-def output_of(spec: RenderSpec) -> Output:
-    """What a validated request renders: its frames, quality, resolved size and fps."""
-    shape = spec.output
-    return Output(
-        frames=spec.frames_total,
-        quality=spec.quality,
-        width=shape.width,
-        height=shape.height,
-        fps=shape.fps,
-    )
+def may_run_on_lambda(mode: str, settings: Settings, unsupported: str | None) -> bool:
+    """Whether the engine choice can be Lambda (only then is the Lambda price needed before
+    the choice): Lambda named, or AUTO with Lambda configured and able."""
+    if mode == "lambda":
+        return True
+    return mode == "auto" and settings.lambda_configured and not unsupported
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +192,11 @@ class Router:
         engine it must run on (requested, or RENDER_MODE) cannot take it."""
         settings = self._settings
         requested = spec.requested_engine
+        mode = requested or settings.render_mode
         unsupported = lambda_unsupported(request_options(spec))
-        _check_lambda_possible(requested or settings.render_mode, settings, unsupported)
-        output = output_of(spec)
-        on_lambda = lambda_cost(output)
+        _check_lambda_possible(mode, settings, unsupported)
+        output = spec.pricing  # resolved once, by validation
+        on_lambda = lambda_cost(output) if may_run_on_lambda(mode, settings, unsupported) else None
         backlog = None
         if needs_backlog(requested, output.frames, settings, unsupported):
             backlog = await self.ssr_backlog()
@@ -205,10 +205,13 @@ class Router:
             output.frames,
             backlog,
             settings,
-            lambda_cost_usd=on_lambda.total_usd,
+            lambda_cost_usd=on_lambda.total_usd if on_lambda else 0.0,
             unsupported=unsupported,
         )
-        cost = on_lambda if choice.engine == "lambda" else price("ssr", output, settings)
+        if choice.engine == "lambda" and on_lambda is not None:
+            cost = on_lambda
+        else:
+            cost = price(choice.engine, output, settings)
         return RenderPlan(choice, cost, output, settings.max_render_cost_usd)
 
     async def ssr_backlog(self) -> int | None:

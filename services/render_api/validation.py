@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.protobuf import json_format
 from render.v1 import render_pb2, render_service_pb2
 
 from render_common.config import Settings
@@ -22,6 +21,7 @@ from render_common.errors import InvalidArgument
 from render_common.ids import PROJECT_ID
 from render_common.output_shape import OutputShape, ShapeRequest, default_shape, resolve_shape
 from render_common.poster import poster_frame_problem
+from render_common.pricing import Output
 from render_common.resources import (
     ASPECT_RATIO_FROM_PROTO,
     ENGINE_FROM_PROTO,
@@ -33,6 +33,7 @@ from render_common.resources import (
 from render_common.scene_assets import asset_url_problem
 from services.render_api import caller_fields, validation_media
 from services.render_api.catalogue import SceneCatalogue
+from services.render_api.props import compact_size, struct_dict
 
 
 class OutputRequest(Protocol):
@@ -83,11 +84,20 @@ class RenderSpec:
     captions: dict[str, Any] | None = None
     poster_frame: int | None = None  # as requested; None: the default (render_common.poster)
     shape: OutputShape | None = None  # None only where validation failed
+    # What pricing and routing read (frames, quality, size, fps), resolved with the shape.
+    priced: Output | None = None
 
     @property
     def output(self) -> OutputShape:
         """The resolved output shape (the quality's defaults when none was resolved)."""
         return self.shape or default_shape(self.format, self.quality)
+
+    @property
+    def pricing(self) -> Output:
+        """What a render of this request renders, as priced: frames, quality, size, fps."""
+        if self.priced is not None:
+            return self.priced
+        return priced_output(self.frames_total, self.quality, self.output)
 
     def fingerprint(self) -> str:
         """A stable digest of what was asked, to tell a retry from a reuse of request_id."""
@@ -110,6 +120,13 @@ class RenderSpec:
             asked.append(self.output.columns())
         body = json.dumps(asked, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def priced_output(frames: int, quality: str, shape: OutputShape) -> Output:
+    """What pricing reads of a render: its frames and quality, resolved size and fps."""
+    return Output(
+        frames=frames, quality=quality, width=shape.width, height=shape.height, fps=shape.fps
+    )
 
 
 def total_frames(scenes: Sequence[dict[str, Any]]) -> int:
@@ -170,15 +187,18 @@ class RequestValidator:
         url = caller_fields.webhook_url(request, self._settings, violations)
         metadata = caller_fields.metadata(request.metadata, violations)
         spec = self._spec(request, violations)
-        spec = dataclasses.replace(
+        poster_frame = requested_poster_frame(request, spec.frames_total)
+        media = validation_media.checked_media(request, spec)
+        return dataclasses.replace(  # the one copy: every field resolved above, once
             spec,
             project_id=request.project_id,
             request_id=request.request_id,
             webhook_url=url,
             metadata=metadata,
-            poster_frame=requested_poster_frame(request, spec.frames_total),
+            poster_frame=poster_frame,
+            soundtrack=media.soundtrack,
+            captions=media.captions,
         )
-        return validation_media.with_media(request, spec)
 
     def estimate_request(self, request: render_service_pb2.EstimateRenderRequest) -> RenderSpec:
         """Validate an EstimateRenderRequest."""
@@ -218,6 +238,7 @@ class RequestValidator:
             requested_engine=requested_engine or "",
             frames_total=frames,
             shape=shape,
+            priced=priced_output(frames, qual or "", shape) if shape else None,
         )
 
     @staticmethod
@@ -269,8 +290,8 @@ class RequestValidator:
         self, scene: render_pb2.Scene, prefix: str, violations: list[tuple[str, str]]
     ) -> dict[str, Any] | None:
         """One scene in the stored vocabulary (None when its props are too large)."""
-        props = json_format.MessageToDict(scene.props) if scene.HasField("props") else {}
-        size = len(json.dumps(props, separators=(",", ":")))
+        props = struct_dict(scene.props) if scene.HasField("props") else {}
+        size = compact_size(props)
         if size > MAX_PROPS_BYTES:
             violations.append(
                 (f"{prefix}.props", f"props are {size} bytes; at most {MAX_PROPS_BYTES}")

@@ -215,12 +215,18 @@ def _cue_problems(cue: Cue, seconds: float) -> list[tuple[str, str]]:
     return problems
 
 
-def with_media(request: Any, spec: RenderSpec) -> RenderSpec:
-    """`spec` with the request's soundtrack and captions; InvalidArgument when they are bad."""
+def checked_media(request: Any, spec: RenderSpec) -> MediaSpec:
+    """The request's soundtrack and captions for `spec`; InvalidArgument when they are bad."""
     violations: Violations = []
     media = media_spec(request, spec.format, spec.scenes, spec.frames_total, violations)
     if violations:
         raise InvalidArgument(violations)
+    return media
+
+
+def with_media(request: Any, spec: RenderSpec) -> RenderSpec:
+    """`spec` with the request's soundtrack and captions; InvalidArgument when they are bad."""
+    media = checked_media(request, spec)
     return replace(spec, soundtrack=media.soundtrack, captions=media.captions)
 
 
