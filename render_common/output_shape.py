@@ -29,9 +29,9 @@ QUALITY_RESOLUTIONS: dict[str, str] = {"low": "720p", "medium": "1080p", "high":
 HIGH_ONLY_RESOLUTIONS = frozenset({"2160p"})
 FRAME_RATES = (24, 25, 30, 50, 60)
 DEFAULT_FPS = 30
-# GIF keeps every second frame (the render host's everyNthFrame); its delays are in
-# hundredths of a second, so above 30 fps the output would play at the wrong speed.
-MAX_GIF_FPS = 30
+# A GIF keeps about 15 frames a second at any of these rates (the render host's
+# everyNthFrame: every 2nd at 24-30 fps, 3rd at 50, 4th at 60), its delays summing to
+# the clip's length (remotion/lib/gif-timing.mjs).
 MIN_SIDE = 128
 MAX_SIDE = 3840
 MAX_PIXELS = 3840 * 2160
@@ -195,14 +195,16 @@ def _explicit_size(asked: ShapeRequest, violations: Violations) -> tuple[int, in
     return width, height, resolution
 
 
+def gif_every_nth_frame(fps: int) -> int:
+    """Composition frames per GIF frame at `fps`: about 15 GIF frames a second. The render
+    host applies the same rule (remotion/lib/gif-timing.mjs gifEveryNthFrame)."""
+    return max(1, round(fps / 15))
+
+
 def _fps(asked: ShapeRequest, violations: Violations) -> int:
     fps = asked.fps or DEFAULT_FPS
     if fps not in FRAME_RATES:
         violations.append(("fps", "must be 24, 25, 30, 50 or 60 (0 means 30)"))
-    elif asked.format == "gif" and fps > MAX_GIF_FPS:
-        violations.append(
-            ("fps", f"GIF plays at most {MAX_GIF_FPS // 2} frames a second: use 24, 25 or 30")
-        )
     return fps
 
 

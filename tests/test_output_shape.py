@@ -125,7 +125,6 @@ def test_explicit_size_and_options() -> None:
         ({"width": 2160, "height": 2160}, "width"),  # above 1080p without QUALITY_HIGH
         ({"fps": 29}, "fps"),
         ({"fps": 120}, "fps"),
-        ({"format": render_pb2.FORMAT_GIF, "fps": 60}, "fps"),
         ({"video_codec": render_pb2.VIDEO_CODEC_VP9}, "video_codec"),  # in an MP4
         (
             {"format": render_pb2.FORMAT_WEBM, "video_codec": render_pb2.VIDEO_CODEC_H265},

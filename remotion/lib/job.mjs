@@ -5,6 +5,7 @@ import {mkdir, stat} from 'node:fs/promises';
 import path from 'node:path';
 import {makeCancelSignal, renderMedia, renderStill, selectComposition} from '@remotion/renderer';
 import {classifyError} from './errors.mjs';
+import {gifEveryNthFrame, retimeGif} from './gif-timing.mjs';
 import {planFrames, prestitcherArgs} from './frame-plan.mjs';
 import {probeFile} from './probe.mjs';
 import {holdsShiftSound, startSoundPass} from './sound-pass.mjs';
@@ -12,7 +13,6 @@ import {DEFAULT_IMAGE_FORMAT, validateRequest} from './protocol.mjs';
 import {CHROMIUM_OPTIONS} from './browser.mjs';
 
 const PROGRESS_INTERVAL_MS = 250;
-const GIF_EVERY_NTH_FRAME = 2; // 30 fps composition -> 15 fps GIF
 const DEFAULT_JPEG_QUALITY = 80;
 
 const cancelled = (job) => {
@@ -73,7 +73,7 @@ const select = async (ctx) => {
 		host.log(`job ${ctx.id}: both crf and videoBitrate given; using crf=${ctx.crf}, dropping videoBitrate=${ctx.videoBitrate}`);
 		ctx.videoBitrate = null;
 	}
-	ctx.everyNthFrame = codec === 'gif' ? GIF_EVERY_NTH_FRAME : 1;
+	ctx.everyNthFrame = codec === 'gif' ? gifEveryNthFrame(ctx.composition.fps) : 1; // ~15 fps GIF
 	// Progress counts frames of the output; Chromium may capture fewer (static holds).
 	ctx.totalFrames = Math.ceil(ctx.composition.durationInFrames / ctx.everyNthFrame);
 	ctx.framesToCapture = ctx.totalFrames;
@@ -224,6 +224,13 @@ const renderVideo = async (ctx, plan) => {
 	}
 };
 
+/** A GIF's frame delays made to add up to the clip's length (lib/gif-timing.mjs). */
+const retime = async (ctx) => {
+	const {fps, durationInFrames} = ctx.composition;
+	const total = await retimeGif(ctx.outputPath, {fps, everyNthFrame: ctx.everyNthFrame, durationInFrames});
+	if (total === null) ctx.host.log(`job ${ctx.id}: unexpected GIF frame count; delays left as encoded`);
+};
+
 /** Step 5: the thumbnail (if the encoder wrote none) and the probe; then `done`. */
 const finish = async (ctx) => {
 	const {thumb, totalFrames, thumbnailPath} = ctx;
@@ -276,6 +283,7 @@ export const runJob = async (host, req, job, cancelSignal) => {
 		ctx.thumb = thumbnail(ctx);
 		await renderVideo(ctx, planHolds(ctx));
 		cancelled(job);
+		if (ctx.codec === 'gif') await retime(ctx);
 		ctx.clock.lap('renderMediaMs');
 		await finish(ctx);
 	} catch (err) {

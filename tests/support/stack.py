@@ -181,23 +181,15 @@ class StackFactory:
         await close_all(self.stacks)
 
 
+def ffprobe_json(path: Path, *show: str) -> dict[str, Any]:
+    """ffprobe's JSON of a file for the given -show_* options."""
+    command = [str(FFPROBE), "-v", "error", "-print_format", "json", *show, str(path)]
+    result = subprocess.run(command, check=True, capture_output=True, text=True)
+    return dict(json.loads(result.stdout))
+
+
 def ffprobe(path: Path) -> dict[str, Any]:
     """ffprobe's format and first video stream of a file."""
-    result = subprocess.run(
-        [
-            str(FFPROBE),
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_format",
-            "-show_streams",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    data = json.loads(result.stdout)
+    data = ffprobe_json(path, "-show_format", "-show_streams")
     video = next(s for s in data["streams"] if s["codec_type"] == "video")
     return {"format": data["format"], "video": video}

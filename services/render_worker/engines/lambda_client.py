@@ -35,6 +35,7 @@ from remotion_lambda.models import (
 )
 
 from render_common.config import Settings
+from render_common.output_shape import gif_every_nth_frame
 from render_common.presets import (
     AUDIO_ONLY_FORMATS,
     FORMAT_CODECS,
@@ -179,6 +180,7 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         force_width=shape.width,
         force_height=shape.height,
         force_fps=shape.fps,
+        every_nth_frame=gif_every_nth_frame(shape.fps) if codec == "gif" else 1,
         privacy=Privacy(settings.lambda_privacy),
         download_behavior=ShouldDownload(
             type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{extension}"
