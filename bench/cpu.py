@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,24 @@ def _tree(table: dict[int, tuple[int, float]], roots: list[int]) -> dict[int, fl
     return found
 
 
+class Started:
+    """The pids of the processes a side starts (a sampler's `roots`): a side's command is
+    started in another thread, which records its pid here."""
+
+    def __init__(self) -> None:
+        self._pids: list[int] = []
+        self._lock = threading.Lock()
+
+    def add(self, pid: int) -> None:
+        """Record a started process."""
+        with self._lock:
+            self._pids.append(pid)
+
+    def __call__(self) -> list[int]:
+        with self._lock:
+            return list(self._pids)
+
+
 class TreeSampler:
     """CPU-s used by the process trees under `roots` while it runs, sampled every
     `interval` s from /proc: each process's own CPU at the last sample it was seen in.
@@ -52,7 +71,8 @@ class TreeSampler:
     Sampling, not the reaped children's figures: `npx remotion render` ends before its
     Chromium is reaped, which then no ancestor here counts; a process once seen is followed
     after it is re-parented. A process is missed for at most its last `interval` (or
-    entirely if it lives shorter).
+    entirely if it lives shorter). The sampling thread's own CPU (reading /proc for every
+    process on the machine) is not counted when this process is among those sampled.
     """
 
     def __init__(self, roots: Callable[[], list[int]], interval: float = 0.5) -> None:
@@ -62,6 +82,7 @@ class TreeSampler:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._overhead = 0.0  # CPU-s of the sampling thread
 
     def _sample(self) -> None:
         # A process once seen stays followed when its parent ends and it is re-parented.
@@ -74,6 +95,8 @@ class TreeSampler:
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
             self._sample()
+            with self._lock:
+                self._overhead = time.thread_time()
 
     def __enter__(self) -> TreeSampler:
         self._start = _tree(_processes(), self._roots())
@@ -90,4 +113,5 @@ class TreeSampler:
     def seconds(self) -> float:
         """CPU-s used since the start (after the exit: in all)."""
         with self._lock:
-            return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
+            used = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._last.items())
+            return used - self._overhead if os.getpid() in self._last else used

@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,11 +45,11 @@ import grpc
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
-from bench.cpu import TreeSampler
+from bench.cpu import Started, TreeSampler
 from bench.ssr_stack import CONCURRENCY as CONCURRENCY  # re-exported: bench/ssr_vertical.py
 from bench.ssr_stack import QUALITY as QUALITY
 from bench.ssr_stack import SAMPLE as SAMPLE
-from bench.ssr_stack import LocalStack
+from bench.ssr_stack import LocalStack, run_command
 from render_common import streams
 from render_common.config import ROOT, Settings
 from render_common.db.migrate import migrate
@@ -107,11 +106,14 @@ def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
     return flags
 
 
-def cli_render(out_dir: Path, flags: Sequence[str], props: Path = SAMPLE) -> float:
-    """Seconds of `npx remotion render` of the same composition and props."""
+def cli_render(
+    out_dir: Path, flags: Sequence[str], props: Path = SAMPLE, started: Started | None = None
+) -> float:
+    """Seconds of `npx remotion render` of the same composition and props (its pid is
+    added to `started`)."""
     output = out_dir / "cli.mp4"
-    started = time.perf_counter()
-    subprocess.run(
+    began = time.perf_counter()
+    run_command(
         [
             "npx",
             "remotion",
@@ -124,10 +126,9 @@ def cli_render(out_dir: Path, flags: Sequence[str], props: Path = SAMPLE) -> flo
             "--log=error",
         ],
         cwd=REMOTION,
-        check=True,
-        stdout=subprocess.DEVNULL,
+        started=started,
     )
-    elapsed = time.perf_counter() - started
+    elapsed = time.perf_counter() - began
     output.unlink(missing_ok=True)
     return elapsed
 
@@ -177,7 +178,7 @@ async def service_render(
 
 
 def _own_tree() -> list[int]:
-    return [os.getpid()]  # this process, its render host, Chromium, Redis, the CLIs it runs
+    return [os.getpid()]  # this process, its render host, Chromium, Redis
 
 
 async def _measured(
@@ -231,14 +232,26 @@ async def run(rounds: int, every_frame: bool) -> Figures:
         auth = (("authorization", f"Bearer {mint_token(settings, 'bench')}"),)
         events = create_redis(redis.url, block_seconds=60.0)  # XREAD BLOCK 60 s below
 
+        # Each side counts the processes doing its work: the CLI's own tree; the `render`
+        # command and the make-up stack; this process (render_api and worker in it) with
+        # its render host, Chromium and Redis. Not the other sides' idle services.
         def cli(flags: list[str]) -> Side:
-            return lambda: _measured(lambda: asyncio.to_thread(cli_render, data, flags))
+            async def side() -> tuple[float, float]:
+                started = Started()
+                return await _measured(
+                    lambda: asyncio.to_thread(cli_render, data, flags, started=started), started
+                )
+
+            return side
+
+        async def user() -> tuple[float, float]:
+            started = Started()
+            return await _measured(
+                lambda: asyncio.to_thread(stack.user_render, started),
+                lambda: [*started(), stack.supervisor_pid()],
+            )
 
         in_process: Side = lambda: _measured(lambda: service_render(stub, auth, events))  # noqa: E731
-        user: Side = lambda: _measured(  # noqa: E731
-            lambda: asyncio.to_thread(stack.user_render),
-            lambda: [os.getpid(), stack.supervisor_pid()],
-        )
         try:
             # Inside try: a stack that fails to serve is still stopped. In a thread: the
             # in-process worker's Redis reads would time out while the loop waited.

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.cpu import Started
 from render_common.config import ROOT
 from services.local_stack.supervisor import free_port
 
@@ -62,15 +63,35 @@ class LocalStack:
         """The root of the stack's processes (services, render host, Chromium, Redis)."""
         return int((self.data_dir / "stack" / "supervisor.pid").read_text().strip())
 
-    def user_render(self) -> float:
-        """Seconds from `render start ... --watch` to the process's exit (exit code 0)."""
-        started = time.perf_counter()
-        subprocess.run(
+    def user_render(self, started: Started | None = None) -> float:
+        """Seconds from `render start ... --watch` to the process's exit (exit code 0); the
+        command's pid is added to `started`."""
+        began = time.perf_counter()
+        run_command(
             [*self.cli, "start", str(SAMPLE), "--quality", QUALITY, "--watch"],
             env=self.env,
             cwd=ROOT,
-            check=True,
-            stdout=subprocess.DEVNULL,
+            started=started,
             stderr=subprocess.DEVNULL,
         )
-        return time.perf_counter() - started
+        return time.perf_counter() - began
+
+
+def run_command(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    started: Started | None = None,
+    stderr: int | None = None,
+) -> None:
+    """Run `argv` to its end (stdout discarded), adding its pid to `started` at its start;
+    raises CalledProcessError on a non-zero exit."""
+    with subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+    ) as process:
+        if started is not None:
+            started.add(process.pid)
+        code = process.wait()
+    if code:
+        raise subprocess.CalledProcessError(code, argv)

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import time
 
-from bench.cpu import TreeSampler
+from bench.cpu import Started, TreeSampler
 from bench.ssr import CONCURRENCY, QUALITY, cli_flags
-from render_common.config import Settings
+from bench.ssr_stack import run_command
+from render_common.config import ROOT, Settings
 from render_common.output_shape import default_shape
 from render_common.presets import FRAME_IMAGE_FORMAT, PIXEL_FORMAT, QUALITY_PRESETS
 
@@ -53,3 +54,19 @@ def test_cpu_sampler_follows_a_process_after_its_parent_ends() -> None:
         while sampler.seconds < 1.0 and time.monotonic() < deadline:
             time.sleep(0.2)
     assert sampler.seconds >= 1.0
+
+
+def _burn(seconds: float) -> None:
+    began = time.process_time()
+    while time.process_time() - began < seconds:
+        pass
+
+
+def test_cpu_sampler_of_a_started_command_counts_it_not_this_process() -> None:
+    """The CLI sides count their command's tree only, not this process's idle services."""
+    started = Started()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.0: pass"
+    with TreeSampler(started, interval=0.1) as sampler:
+        run_command([sys.executable, "-c", burn], cwd=ROOT, started=started)
+        _burn(1.0)  # this process: not among the roots
+    assert started() and 0.7 <= sampler.seconds < 1.5
