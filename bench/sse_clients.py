@@ -2,36 +2,22 @@
 
 `python -m bench.sse_clients PORT TOKEN SPEC` where SPEC is a JSON list of
 [render_id, watchers]. Each stream is a bare asyncio Protocol (no HTTP library: the
-client must not be what is measured). It speaks the same line protocol as the gRPC client
-of bench/progress_fanout.py: prints `OPEN ok failed` once every stream has its first
-message, `READY` once every stream has seen the `warm` event, records until `STOP` arrives
-on stdin, then prints `RESULT {"received": n, "latencies": [...ms]}`, where a latency is
-the arrival time (time.time_ns(), taken when the bytes reach the protocol) minus the
-publish time carried in the event's `message`.
+client must not be what is measured). It speaks the protocol of bench/client_process.py, as
+the gRPC client (bench/grpc_clients.py) does; a stream's arrival time is taken when the
+bytes reach the protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import json
 import sys
 import time
 from typing import cast
 
+from bench.client_process import OPEN_TIMEOUT, Totals, client_arguments, report
+
 MESSAGE = b'"message":"'
 OPEN_BATCH = 100
-
-
-class Totals:
-    """What all the streams of this process saw."""
-
-    def __init__(self, streams: int) -> None:
-        self.streams = streams
-        self.latencies: list[float] = []
-        self.warmed = 0
-        self.all_warm = asyncio.Event()
-        self.measuring = False
 
 
 class SseStream(asyncio.Protocol):
@@ -72,14 +58,7 @@ class SseStream(asyncio.Protocol):
         if b"event: event" not in message or (start := message.find(MESSAGE)) < 0:
             return
         start += len(MESSAGE)
-        value = message[start : message.index(b'"', start)]
-        totals = self.totals
-        if value == b"warm":
-            totals.warmed += 1
-            if totals.warmed == totals.streams:
-                totals.all_warm.set()
-        elif totals.measuring and value.isdigit():
-            totals.latencies.append((now - int(value)) / 1e6)
+        self.totals.arrived(now, message[start : message.index(b'"', start)])
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -109,37 +88,23 @@ async def run(port: int, token: str, targets: list[tuple[str, int]]) -> None:
             opened.append(future)
             pending.append(future)
             if len(pending) >= OPEN_BATCH:  # pace the opening: the edge opens upstreams
-                await asyncio.wait_for(asyncio.gather(*pending), timeout=120)
+                await asyncio.wait_for(asyncio.gather(*pending), timeout=OPEN_TIMEOUT)
                 pending.clear()
-    results = await asyncio.wait_for(asyncio.gather(*opened), timeout=120)
-    gc.collect()
-    gc.freeze()
-    gc.disable()  # the client's own pauses are not the edge's latency
-    print(f"OPEN {sum(results)} {len(results) - sum(results)}", flush=True)
-    await asyncio.wait_for(totals.all_warm.wait(), timeout=120)
-    await asyncio.sleep(0.5)
-    totals.measuring = True
-    print("READY", flush=True)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await reader.readline()  # STOP
-    totals.measuring = False
-    result = {"received": len(totals.latencies), "latencies": totals.latencies}
-    print("RESULT " + json.dumps(result), flush=True)
+    results = await asyncio.wait_for(asyncio.gather(*opened), timeout=OPEN_TIMEOUT)
+    await report(totals, results)
     for each in transports:
         each.close()
 
 
 def main() -> None:
     """Entry point: PORT TOKEN SPEC."""
-    port, token, spec = sys.argv[1:4]
-    targets = [(str(r), int(c)) for r, c in json.loads(spec)]
+    port, token, targets = client_arguments(sys.argv[1:])
     try:
         import uvloop
 
-        uvloop.run(run(int(port), token, targets))
+        uvloop.run(run(port, token, targets))
     except ImportError:
-        asyncio.run(run(int(port), token, targets))
+        asyncio.run(run(port, token, targets))
 
 
 if __name__ == "__main__":

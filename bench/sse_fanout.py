@@ -4,7 +4,7 @@
 
 - progress (`python -m services.progress`) on a private redis-server and an SQLite file
   holding the renders' rows, and one edge (`python -m services.edge`) in front of it;
-- "grpc" phase: CLIENTS processes of the gRPC client of bench/progress_fanout.py hold
+- "grpc" phase: CLIENTS processes of the gRPC client (bench/grpc_clients.py) hold
   WATCHERS x RENDERS WatchRender streams straight on progress (the bare gRPC path);
 - "sse" phase: as many processes of bench/sse_clients.py (raw asyncio HTTP/1.1, so the
   client side is not the bottleneck) hold the same number of `GET /v1/renders/{id}/events`
@@ -30,31 +30,20 @@ import asyncio
 import json
 import os
 import resource
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.progress_fanout import (
-    USER,
-    Child,
-    _create_rows,
-    _percentile,
-    _rss_mb,
-    _steady,
-    _wait_serving,
-)
+from bench import fanout_stack as stack
+from bench.client_process import Child, cpu_seconds, percentile, rss_mb
 from render_common.auth import mint_token
 from render_common.config import Settings
-from tests.support.processes import RedisServer, free_port
+from tests.support.processes import free_port
 
-JWT_SECRET = "bench-secret-for-render-export-progress-0123456789"
 P99_OVER_GRPC_TARGET_MS = 10.0
 
 
@@ -64,40 +53,6 @@ def raise_fd_limit() -> int:
     if hard != resource.RLIM_INFINITY and soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-class Publisher:
-    """Publishes timed and warm-up events to Redis as a worker would."""
-
-    def __init__(self, redis: Any) -> None:
-        self.redis = redis
-
-    async def one(self, render_id: str, message: str) -> None:
-        from render_common.events import ProgressEvent, publish_event
-
-        event = ProgressEvent(
-            render_id=render_id, state="running", stage="rendering", progress=0.5, message=message
-        )
-        await publish_event(self.redis, event, user_id=USER)
-
-    async def warm(self, render_ids: list[str]) -> None:
-        for render_id in render_ids:
-            await self.one(render_id, "warm")
-
-    async def steady(self, render_ids: list[str], rate: float, seconds: float) -> int:
-        def emit(index: int) -> Any:
-            return self.one(render_ids[index % len(render_ids)], str(time.time_ns()))
-
-        return await _steady(rate, seconds, emit)
 
 
 async def _wait_http(url: str, limit: float = 30) -> None:
@@ -119,7 +74,7 @@ async def phase(
     client: list[str],
     token: str,
     targets: list[tuple[str, int]],
-    publisher: Publisher,
+    publisher: stack.Publisher,
     server_pids: list[int],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
@@ -129,7 +84,7 @@ async def phase(
     `server_pids`: the serving processes, the last one holding the streams (its RSS).
     """
     server_pid = server_pids[-1]
-    idle_rss = _rss_mb(server_pid)
+    idle_rss = rss_mb(server_pid)
     shares = [targets[i :: args.clients] for i in range(args.clients)]
     children = [await Child.start(*client, token, json.dumps(share)) for share in shares if share]
     try:
@@ -137,14 +92,12 @@ async def phase(
         await publisher.warm([render_id for render_id, _ in targets])
         for child in children:
             await child.expect("READY", 120)
-        open_rss = _rss_mb(server_pid)
-        cpu = _cpu_seconds(server_pids)
+        open_rss = rss_mb(server_pid)
+        cpu = cpu_seconds(server_pids)
         sent = await publisher.steady([r for r, _ in targets], args.rate, args.seconds)
         await asyncio.sleep(1.0)
-        cpu = _cpu_seconds(server_pids) - cpu
-        for child in children:
-            await child.send("STOP")
-        results = [json.loads(await c.expect("RESULT", 60)) for c in children]
+        cpu = cpu_seconds(server_pids) - cpu
+        results = [await child.result() for child in children]
     finally:
         for child in children:
             await child.stop()
@@ -172,66 +125,43 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "failed": sum(row["failed"] for row in rows),
         "received": len(latencies),
         "expected": expected,
-        "p50": _percentile(latencies, 0.50),
-        "p99": _percentile(latencies, 0.99),
-        "p99s": [_percentile(row["latencies"], 0.99) for row in rows],
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "p99s": [percentile(row["latencies"], 0.99) for row in rows],
         "max": max(latencies) if latencies else float("nan"),
         "cpu_us": sum(row["cpu_s"] for row in rows) * 1e6 / max(len(latencies), 1),
     }
 
 
-def _env(redis_url: str, database_url: str, workdir: Path, ports: dict[str, int]) -> dict[str, str]:
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "PROGRESS_PORT": str(ports["progress"]),
-        "EDGE_PORT": str(ports["edge"]),
-        "PROGRESS_ADDR": f"127.0.0.1:{ports['progress']}",
-        "RENDER_API_ADDR": f"127.0.0.1:{ports['unused']}",
-        "BIND_HOST": "127.0.0.1",
-        "JWT_SECRET": JWT_SECRET,
-        "RENDER_DATA_DIR": str(workdir),
-        "LOG_LEVEL": "WARNING",
-    }
-
-
 async def run(args: argparse.Namespace) -> int:
     """The whole benchmark; returns the exit status."""
-    from render_common.redis_client import create_redis
-
     fd_limit = raise_fd_limit()
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sse-"))
-    redis_server = RedisServer()
-    redis_server.start()
-    redis = create_redis(redis_server.url)
-    children: list[Child] = []
-    try:
-        database_url = f"sqlite+aiosqlite:///{workdir / 'render.db'}"
-        grpc_ids = [str(uuid.uuid4()) for _ in range(args.renders)]
-        sse_ids = [str(uuid.uuid4()) for _ in range(args.renders)]
-        await _create_rows(database_url, [*grpc_ids, *sse_ids])
-        token = mint_token(Settings(jwt_secret=JWT_SECRET), USER)
-        ports = {"progress": free_port(), "edge": free_port(), "unused": free_port()}
-        env = _env(redis_server.url, database_url, workdir, ports)
-        progress = await Child.start("-m", "services.progress", env=env)
-        children.append(progress)
-        edge = await Child.start("-m", "services.edge", env=env)
-        children.append(edge)
-        await _wait_serving(ports["progress"], 120)
+    grpc_ids = [str(uuid.uuid4()) for _ in range(args.renders)]
+    sse_ids = [str(uuid.uuid4()) for _ in range(args.renders)]
+    token = mint_token(Settings(jwt_secret=stack.JWT_SECRET), stack.USER)
+    ports = {"progress": free_port(), "edge": free_port(), "unused": free_port()}
+    async with stack.opened("bench-sse-", [*grpc_ids, *sse_ids]) as bench:
+        env = bench.env(
+            PROGRESS_PORT=str(ports["progress"]),
+            EDGE_PORT=str(ports["edge"]),
+            PROGRESS_ADDR=f"127.0.0.1:{ports['progress']}",
+            RENDER_API_ADDR=f"127.0.0.1:{ports['unused']}",
+        )
+        progress = await bench.start("-m", "services.progress", env=env)
+        edge = await bench.start("-m", "services.edge", env=env)
+        await stack.wait_serving(ports["progress"], 120)
         await _wait_http(f"http://127.0.0.1:{ports['edge']}/healthz", 120)
-        publisher = Publisher(redis)
-
+        publisher = stack.Publisher(bench.redis)
         paths = {
             "grpc": (
-                ["-m", "bench.progress_fanout", "--client", str(ports["progress"])],
+                ["-m", "bench.grpc_clients", str(ports["progress"])],
                 grpc_ids,
-                [progress.process.pid],
+                [progress.pid],
             ),
             "sse": (
                 ["-m", "bench.sse_clients", str(ports["edge"])],
                 sse_ids,
-                [progress.process.pid, edge.process.pid],
+                [progress.pid, edge.pid],
             ),
         }
         rows: dict[str, list[dict[str, Any]]] = {"grpc": [], "sse": []}
@@ -243,14 +173,7 @@ async def run(args: argparse.Namespace) -> int:
                 )
                 targets = [(r, args.watchers) for r in ids]
                 rows[name].append(await phase(name, client, token, targets, publisher, pids, args))
-        grpc_row, sse_row = pooled(rows["grpc"]), pooled(rows["sse"])
-        return _report(grpc_row, sse_row, fd_limit, args)
-    finally:
-        for child in children:
-            await child.stop()
-        await redis.aclose()
-        redis_server.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return _report(pooled(rows["grpc"]), pooled(rows["sse"]), fd_limit, args)
 
 
 def _report(
@@ -298,25 +221,10 @@ def _report(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--renders", type=int, default=500)
-    parser.add_argument("--watchers", type=int, default=10)
+    parser = stack.bench_arguments(__doc__.splitlines()[0], renders=500, limit=600.0)
     parser.add_argument("--clients", type=int, default=4, help="client processes per path")
     parser.add_argument("--rounds", type=int, default=2, help="phases per path, alternating")
-    parser.add_argument("--rate", type=float, default=200.0, help="events per second")
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--limit", type=float, default=600.0, help="wall-clock limit (s)")
-    parser.add_argument("--strict", action="store_true")
-    args = parser.parse_args(argv)
-
-    async def bounded() -> int:
-        return await asyncio.wait_for(run(args), timeout=args.limit)
-
-    try:
-        return asyncio.run(bounded())
-    except TimeoutError:
-        print(f"benchmark exceeded its {args.limit:.0f} s limit", flush=True)
-        return 1
+    return stack.run_bounded(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
