@@ -16,8 +16,13 @@ SERVE_URL = f"https://{BUCKET}.s3.us-east-1.amazonaws.com/sites/render-export/in
 
 def use_fake_lambda(monkeypatch: pytest.MonkeyPatch, fake: FakeRemotionLambda) -> None:
     """Send boto3's Lambda and S3 calls of this process to the fake and its S3 server."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", fake.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", fake.s3.endpoint)
+    point_aws_at(monkeypatch, fake.endpoint, fake.s3.endpoint)
+
+
+def point_aws_at(monkeypatch: pytest.MonkeyPatch, lambda_endpoint: str, s3_endpoint: str) -> None:
+    """Send boto3's Lambda and S3 calls of this process to these endpoints (test keys)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

@@ -18,6 +18,7 @@ from render_common.config import ROOT, Settings
 from render_common.redis_client import create_redis
 from services.render_api import app as api_app
 from services.render_worker import app as worker_app
+from tests.support.lambda_env import lambda_settings
 from tests.support.redis_streams import attempts_over
 
 FFPROBE = ROOT / "remotion" / "node_modules" / "@remotion" / "compositor-linux-x64-gnu" / "ffprobe"
@@ -150,10 +151,16 @@ async def start_stack(
 StartStack = Callable[..., Awaitable[Stack]]
 
 
+# A StackFactory call's options that are not settings fields, and their defaults.
+_STACK_OPTIONS = {"worker": True, "warm": True, "lambda_engine": False, "webhook": True}
+
+
 class StackFactory:
     """Starts a test's stacks on its settings and closes them all at the end (conftest's
     `stack_factory` fixture). A call's keyword arguments override settings fields, plus
-    `worker` and `warm` as in `start_stack` (both true unless told otherwise)."""
+    `worker` and `warm` as in `start_stack` (both true unless told otherwise), and
+    `lambda_engine`: the Lambda engine configured for the local fake function
+    (tests/support/lambda_env.py), with its webhook endpoint unless `webhook=False`."""
 
     def __init__(
         self, settings: Settings, user: str, stacks: list[Stack] | None = None, **defaults: Any
@@ -169,9 +176,13 @@ class StackFactory:
 
     async def __call__(self, **overrides: Any) -> Stack:
         """Start a stack: render_api and, unless `worker=False`, a worker."""
-        options = {"worker": True, "warm": True, **self.defaults, **overrides}
+        options = {**_STACK_OPTIONS, **self.defaults, **overrides}
         worker, warm = bool(options.pop("worker")), bool(options.pop("warm"))
-        settings = self.settings.with_overrides(**options)
+        lambda_engine, webhook = bool(options.pop("lambda_engine")), bool(options.pop("webhook"))
+        if lambda_engine:  # its defaults first, then the overrides
+            settings = lambda_settings(self.settings, webhook=webhook, **options)
+        else:
+            settings = self.settings.with_overrides(**options)
         stack = await start_stack(settings, self.user, worker=worker, warm=warm)
         self.stacks.append(stack)
         return stack
