@@ -13,25 +13,27 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 from render.v1 import render_pb2
 from sqlalchemy import func, select
 
 from render_common import streams
-from render_common.config import Settings
 from render_common.db.schema import video_renders
 from tests.support.fake_lambda_process import FakeLambdaProcess
-from tests.support.lambda_env import lambda_settings
+from tests.support.lambda_env import point_aws_at
 from tests.support.lambda_worker import spawn, worker_environment
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, StackFactory
 
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
 
@@ -40,40 +42,69 @@ SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
 def fake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambdaProcess]:
     """The fake function in a subprocess; boto3 in this process is pointed at it."""
     process = FakeLambdaProcess(s3_server.endpoint).start(seconds=3.0, seconds_max=5.0)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", process.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
     yield process
     process.stop()
 
 
+@dataclass
+class LoadRig:
+    """render_api (no worker) with the Lambda engine, the fake function in its own process,
+    and worker processes started on the same settings."""
+
+    stack: Stack
+    fake: FakeLambdaProcess
+    redis: Redis
+    s3: S3Server
+    logs: Path
+
+    @contextmanager
+    def worker(self, name: str) -> Iterator[subprocess.Popen[bytes]]:
+        """A worker process (the test's process keeps only render_api, and its CPU),
+        stopped at the end."""
+        env = worker_environment(
+            self.stack.settings,
+            lambda_endpoint=self.fake.endpoint,
+            s3_endpoint=self.s3.endpoint,
+            name=name,
+        )
+        process = spawn(env, self.logs / f"{name}.log")
+        try:
+            yield process
+        finally:
+            stop(process)
+
+    async def succeeded_once_each(
+        self, counts: Counter[str], render_ids: list[str]
+    ) -> dict[str, Any]:
+        """Every render succeeded, with one succeeded event, started once on the function;
+        the function's stats."""
+        assert counts["succeeded"] == len(render_ids), counts
+        await assert_each_succeeded_once(self.stack, render_ids, self.redis)
+        return assert_started_once_each(self.fake, render_ids)
+
+
 @pytest_asyncio.fixture
-async def settings(base_settings: Settings, postgres_url: str, tmp_path: Path) -> Settings:
-    base = base_settings.with_overrides(
-        database_url=postgres_url,
-        data_dir=str(tmp_path / "data"),
+async def rig(
+    stack_factory: StackFactory,
+    fake: FakeLambdaProcess,
+    redis: Redis,
+    s3_server: S3Server,
+    tmp_path: Path,
+) -> LoadRig:
+    """The test's load rig; its render_api is closed by `stack_factory`."""
+    stack = await stack_factory(
+        lambda_engine=True,
+        worker=False,
         visibility_timeout_seconds=3.0,
         render_timeout_seconds=300.0,
         concurrent_render_limit=1000,
         daily_render_limit=10_000,
-    )
-    return lambda_settings(
-        base,
         lambda_poll_interval_seconds=2.0,
         lambda_concurrency_limit=10_000,
         lambda_max_in_flight=500,
     )
-
-
-@pytest_asyncio.fixture
-async def stacks() -> AsyncIterator[list[Stack]]:
-    opened: list[Stack] = []
-    yield opened
-    for stack in opened:
-        await stack.close()
+    return LoadRig(stack, fake, redis, s3_server, tmp_path)
 
 
 async def start_many(stack: Stack, count: int) -> list[str]:
@@ -89,16 +120,6 @@ async def start_many(stack: Stack, count: int) -> list[str]:
         )
         ids += [render.render_id for render in started]
     return ids
-
-
-def spawn_worker(
-    settings: Settings, fake: FakeLambdaProcess, s3: S3Server, tmp_path: Path, name: str
-) -> subprocess.Popen[bytes]:
-    """A worker process (the test's process keeps only render_api, and its CPU)."""
-    env = worker_environment(
-        settings, lambda_endpoint=fake.endpoint, s3_endpoint=s3.endpoint, name=name
-    )
-    return spawn(env, tmp_path / f"{name}.log")
 
 
 def stop(worker: subprocess.Popen[bytes]) -> None:
@@ -154,25 +175,13 @@ def assert_started_once_each(fake: FakeLambdaProcess, render_ids: list[str]) -> 
 
 
 @pytest.mark.timeout(900)
-async def test_300_lambda_renders_on_one_worker_leave_its_ssr_slot_free(
-    settings: Settings,
-    user: str,
-    fake: FakeLambdaProcess,
-    stacks: list[Stack],
-    redis: Any,
-    s3_server: S3Server,
-    tmp_path: Path,
-) -> None:
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
-    worker = spawn_worker(settings, fake, s3_server, tmp_path, "one")
-    try:
-        await flood_with_ssr_meanwhile(stack, fake, redis)
-    finally:
-        stop(worker)
+async def test_300_lambda_renders_on_one_worker_leave_its_ssr_slot_free(rig: LoadRig) -> None:
+    with rig.worker("one"):
+        await flood_with_ssr_meanwhile(rig)
 
 
-async def flood_with_ssr_meanwhile(stack: Stack, fake: FakeLambdaProcess, redis: Any) -> None:
+async def flood_with_ssr_meanwhile(rig: LoadRig) -> None:
+    stack = rig.stack
     ssr_scenes = [scene("color", 30, color="#204060")]
     began = time.monotonic()
     alone = await stack.start(ssr_scenes, project="ssr", engine=render_pb2.ENGINE_SSR)
@@ -193,9 +202,7 @@ async def flood_with_ssr_meanwhile(stack: Stack, fake: FakeLambdaProcess, redis:
     lambda_counts, done_at = await lambda_done
     flood = done_at - began
     print(f"300 Lambda renders, first StartRender to last completion: {flood:.1f}s")
-    assert lambda_counts["succeeded"] == 300, lambda_counts
-    await assert_each_succeeded_once(stack, render_ids, redis)
-    assert_started_once_each(fake, render_ids)
+    await rig.succeeded_once_each(lambda_counts, render_ids)
     # One render takes 3-5 s on the fake; 300 followed one after another would take
     # 20 minutes. Generous bounds for a loaded machine; the figures are in the message.
     assert flood < 120, f"300 renders took {flood:.1f}s"
@@ -203,57 +210,27 @@ async def flood_with_ssr_meanwhile(stack: Stack, fake: FakeLambdaProcess, redis:
 
 
 @pytest.mark.timeout(900)
-async def test_throttled_starts_are_retried_and_none_starts_twice(
-    settings: Settings,
-    user: str,
-    fake: FakeLambdaProcess,
-    stacks: list[Stack],
-    redis: Any,
-    s3_server: S3Server,
-    tmp_path: Path,
-) -> None:
+async def test_throttled_starts_are_retried_and_none_starts_twice(rig: LoadRig) -> None:
     # Long enough that more than 100 are asked for at once (starts take a while under load).
-    fake.set_plan(max_concurrent=100, seconds=15.0, seconds_max=20.0)
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
-    worker = spawn_worker(settings, fake, s3_server, tmp_path, "throttled")
-    try:
-        render_ids = await start_many(stack, 150)
-        counts = await wait_all_done(stack, render_ids, timeout=600)
-    finally:
-        stop(worker)
-    assert counts["succeeded"] == 150, counts
-    await assert_each_succeeded_once(stack, render_ids, redis)
-    stats = assert_started_once_each(fake, render_ids)
+    rig.fake.set_plan(max_concurrent=100, seconds=15.0, seconds_max=20.0)
+    with rig.worker("throttled"):
+        render_ids = await start_many(rig.stack, 150)
+        counts = await wait_all_done(rig.stack, render_ids, timeout=600)
+    stats = await rig.succeeded_once_each(counts, render_ids)
     assert stats["throttled"] > 0 and stats["max_running"] <= 100, stats
 
 
 @pytest.mark.timeout(900)
-async def test_killed_worker_with_200_in_flight_is_followed_by_the_next(
-    settings: Settings,
-    user: str,
-    fake: FakeLambdaProcess,
-    stacks: list[Stack],
-    redis: Any,
-    s3_server: S3Server,
-    tmp_path: Path,
-) -> None:
-    fake.set_plan(seconds=15.0, seconds_max=20.0)
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
-    first = spawn_worker(settings, fake, s3_server, tmp_path, "first")
-    render_ids = await start_many(stack, 200)
-    await all_started(stack, fake, render_ids)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    second = spawn_worker(settings, fake, s3_server, tmp_path, "second")
-    try:
-        counts = await wait_all_done(stack, render_ids, timeout=300)
-    finally:
-        stop(second)
-    assert counts["succeeded"] == 200, counts
-    await assert_each_succeeded_once(stack, render_ids, redis)
-    stats = assert_started_once_each(fake, render_ids)
+async def test_killed_worker_with_200_in_flight_is_followed_by_the_next(rig: LoadRig) -> None:
+    rig.fake.set_plan(seconds=15.0, seconds_max=20.0)
+    with rig.worker("first") as first:
+        render_ids = await start_many(rig.stack, 200)
+        await all_started(rig.stack, rig.fake, render_ids)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    with rig.worker("second"):
+        counts = await wait_all_done(rig.stack, render_ids, timeout=300)
+    stats = await rig.succeeded_once_each(counts, render_ids)
     assert stats["invocations"]["start"] == 200, stats
 
 

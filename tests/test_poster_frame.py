@@ -5,24 +5,19 @@ step; Lambda: renderStillOnLambda, rendered for real by the fake function).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import httpx
 import pytest
-import pytest_asyncio
 from render.v1 import render_pb2
 
-from render_common.config import Settings
 from render_common.poster import default_poster_frame, resolve_poster_frame
 from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.images import decode
-from tests.support.lambda_env import lambda_settings
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene
-from tests.support.stack import Stack, close_all, start_stack
+from tests.support.stack import StackFactory
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -32,22 +27,10 @@ def red_then_blue() -> list[render_pb2.Scene]:
     return [scene("color", 30, color="#ff0000"), scene("color", 30, color="#0000ff")]
 
 
-@pytest_asyncio.fixture
-async def stacks() -> AsyncIterator[list[Stack]]:
-    opened: list[Stack] = []
-    yield opened
-    await close_all(opened)
-
-
-def settings_for(base: Settings, postgres_url: str, tmp_path: Path, **overrides: Any) -> Settings:
-    return lambda_settings(
-        base.with_overrides(
-            database_url=postgres_url,
-            data_dir=str(tmp_path / "data"),
-            concurrent_render_limit=50,
-            **overrides,
-        )
-    )
+@pytest.fixture
+def stack_factory(stack_factory: StackFactory) -> StackFactory:
+    """Stacks with the Lambda engine (on the fake function) and room for many renders."""
+    return stack_factory.with_defaults(lambda_engine=True, concurrent_render_limit=50)
 
 
 def test_default_is_one_second_in_or_the_last_frame() -> None:
@@ -56,17 +39,8 @@ def test_default_is_one_second_in_or_the_last_frame() -> None:
     assert resolve_poster_frame(None, 300) == 30 and resolve_poster_frame(7, 300) == 7
 
 
-async def test_poster_frame_is_checked_stored_and_echoed(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    stacks: list[Stack],
-) -> None:
-    stack = await start_stack(
-        settings_for(base_settings, postgres_url, tmp_path), user, worker=False
-    )
-    stacks.append(stack)
+async def test_poster_frame_is_checked_stored_and_echoed(stack_factory: StackFactory) -> None:
+    stack = await stack_factory(worker=False)
     for bad in (60, -1, 10_000):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await stack.start(red_then_blue(), poster_frame=bad)
@@ -101,17 +75,11 @@ def close_to(colour: tuple[int, ...], expected: tuple[int, int, int]) -> bool:
 
 @pytest.mark.timeout(900)  # two real SSR renders and two real stills, under load
 async def test_both_engines_render_the_thumbnail_at_the_poster_frame(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-    stacks: list[Stack],
+    stack_factory: StackFactory, fake_lambda: FakeRemotionLambda, tmp_path: Path
 ) -> None:
     fake_lambda.plan.seconds = 0.5
     fake_lambda.stills.real = True
-    stack = await start_stack(settings_for(base_settings, postgres_url, tmp_path), user)
-    stacks.append(stack)
+    stack = await stack_factory()
     started = {
         (engine, frame): await stack.start(red_then_blue(), engine=engine, poster_frame=frame)
         for engine in (render_pb2.ENGINE_LAMBDA, render_pb2.ENGINE_SSR)
@@ -130,17 +98,11 @@ async def test_both_engines_render_the_thumbnail_at_the_poster_frame(
 
 
 async def test_lambda_render_without_its_still_succeeds_without_thumbnail(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-    stacks: list[Stack],
+    stack_factory: StackFactory, fake_lambda: FakeRemotionLambda
 ) -> None:
     fake_lambda.plan.seconds = 0.3
     fake_lambda.stills.fail = True
-    stack = await start_stack(settings_for(base_settings, postgres_url, tmp_path), user, warm=False)
-    stacks.append(stack)
+    stack = await stack_factory(warm=False)
     render = await stack.start(red_then_blue(), engine=render_pb2.ENGINE_LAMBDA, poster_frame=5)
     done = await stack.wait(render.render_id, timeout=120)
     assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error

@@ -5,13 +5,11 @@ local Remotion-like Lambda function of tests/support/fake_lambda.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2
 
@@ -24,7 +22,7 @@ from tests.support.fake_lambda import FakeRemotionLambda
 from tests.support.lambda_env import lambda_settings
 from tests.support.rpc import rich_error
 from tests.support.scenes import scene
-from tests.support.stack import Stack, close_all, start_stack
+from tests.support.stack import Stack, StackFactory
 
 StartStack = Callable[..., Awaitable[Stack]]
 SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
@@ -123,21 +121,11 @@ async def test_ssr_backlog_counts_waiting_entries_only(
 # --- StartRender's AUTO branches, run to the end -----------------------------------
 
 
-@pytest_asyncio.fixture
-async def stacks() -> AsyncIterator[list[Stack]]:
-    opened: list[Stack] = []
-    yield opened
-    await close_all(opened)
-
-
-def settings_for(base: Settings, postgres_url: str, tmp_path: Path, **overrides: Any) -> Settings:
-    return base.with_overrides(
-        database_url=postgres_url,
-        data_dir=str(tmp_path / "data"),
-        render_mode="auto",
-        concurrent_render_limit=50,
-        **overrides,
-    )
+@pytest.fixture
+def stack_factory(stack_factory: StackFactory) -> StackFactory:
+    """AUTO stacks without a worker unless told otherwise, with room for many renders
+    (`lambda_engine=True`: Lambda configured, on the fake function)."""
+    return stack_factory.with_defaults(render_mode="auto", concurrent_render_limit=50, worker=False)
 
 
 async def estimate_then_start(stack: Stack, frames: int) -> render_pb2.Render:
@@ -171,12 +159,7 @@ async def ran_on(stack: Stack, fake: FakeRemotionLambda, render_id: str) -> str:
 
 @pytest.mark.timeout(900)  # two real SSR renders, and a render host start, under load
 async def test_auto_branches_run_where_they_were_sent(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-    stacks: list[Stack],
+    stack_factory: StackFactory, fake_lambda: FakeRemotionLambda
 ) -> None:
     """Deep SSR backlog and long renders go to Lambda; a long render whose Lambda estimate
     is over MAX_RENDER_COST runs on SSR (not refused); without Lambda, SSR. The limits
@@ -186,13 +169,14 @@ async def test_auto_branches_run_where_they_were_sent(
     budget = lambda_cost(Output(60, "low")).total_usd + lambda_cost(Output(90, "low")).total_usd
     budget /= 2
     assert price("ssr", Output(90, "low"), Settings()).total_usd < budget
-    unconfigured = settings_for(
-        base_settings, postgres_url, tmp_path, auto_lambda_min_frames=60, auto_max_ssr_queue=2
-    ).with_overrides(max_render_cost_usd=budget, retry_base_delay_seconds=0.2)
-    settings = lambda_settings(unconfigured)
-    stack = await start_stack(settings, user, worker=False)
-    without_lambda = await start_stack(unconfigured, user, worker=False)
-    stacks.extend([stack, without_lambda])
+    limits: dict[str, Any] = {
+        "auto_lambda_min_frames": 60,
+        "auto_max_ssr_queue": 2,
+        "max_render_cost_usd": budget,
+        "retry_base_delay_seconds": 0.2,
+    }
+    stack = await stack_factory(lambda_engine=True, **limits)
+    without_lambda = await stack_factory(**limits)
     fillers = [await stack.start(scenes_of(30), engine=SSR) for _ in range(3)]
     backlog = await estimate_then_start(stack, 30)  # 3 waiting SSR entries > 2
     assert backlog.engine == LAMBDA
@@ -208,7 +192,7 @@ async def test_auto_branches_run_where_they_were_sent(
     not_configured = await estimate_then_start(without_lambda, 60)
     assert not_configured.engine == SSR
 
-    stack.worker = await worker_app.start(settings, health_port=0)
+    stack.worker = await worker_app.start(stack.settings, health_port=0)
     assert await ran_on(stack, fake_lambda, backlog.render_id) == "lambda"
     assert await ran_on(stack, fake_lambda, long.render_id) == "lambda"
     assert await ran_on(stack, fake_lambda, over.render_id) == "ssr"
@@ -216,19 +200,11 @@ async def test_auto_branches_run_where_they_were_sent(
 
 
 async def test_over_budget_on_every_engine_is_refused(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-    stacks: list[Stack],
+    stack_factory: StackFactory, fake_lambda: FakeRemotionLambda
 ) -> None:
-    settings = lambda_settings(
-        settings_for(base_settings, postgres_url, tmp_path, auto_lambda_min_frames=30),
-        max_render_cost_usd=1e-9,
+    stack = await stack_factory(
+        lambda_engine=True, auto_lambda_min_frames=30, max_render_cost_usd=1e-9
     )
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await stack.start(scenes_of(45))
     error = rich_error(caught.value)
@@ -236,20 +212,10 @@ async def test_over_budget_on_every_engine_is_refused(
 
 
 async def test_lambda_cannot_honour_goes_to_ssr_or_is_refused(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-    stacks: list[Stack],
-    monkeypatch: pytest.MonkeyPatch,
+    stack_factory: StackFactory, fake_lambda: FakeRemotionLambda, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(routing, "LAMBDA_CHECKS", [lambda options: "a test option"])
-    settings = lambda_settings(
-        settings_for(base_settings, postgres_url, tmp_path, auto_lambda_min_frames=30)
-    )
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
+    stack = await stack_factory(lambda_engine=True, auto_lambda_min_frames=30)
     render = await stack.start(scenes_of(45))
     assert render.engine == SSR
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -257,12 +223,8 @@ async def test_lambda_cannot_honour_goes_to_ssr_or_is_refused(
     assert rich_error(caught.value).reason == "LAMBDA_UNSUPPORTED_OPTION"
 
 
-async def test_estimate_follows_the_pixels_on_both_engines(
-    base_settings: Settings, postgres_url: str, tmp_path: Path, user: str, stacks: list[Stack]
-) -> None:
-    settings = lambda_settings(settings_for(base_settings, postgres_url, tmp_path))
-    stack = await start_stack(settings, user, worker=False)
-    stacks.append(stack)
+async def test_estimate_follows_the_pixels_on_both_engines(stack_factory: StackFactory) -> None:
+    stack = await stack_factory(lambda_engine=True)
 
     async def estimate(engine: Any, **fields: Any) -> render_service_pb2.EstimateRenderResponse:
         request = render_service_pb2.EstimateRenderRequest(
