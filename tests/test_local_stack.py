@@ -28,6 +28,28 @@ def alive(pid: int) -> bool:
     return status.exists() and "State:\tZ" not in status.read_text()
 
 
+def sign_in_from_the_printed_link(stdout: str, edge_port: str) -> None:
+    """The printed sign-in link opens the export page as RENDER_USER (stack-page-user)."""
+    link = next(w for w in stdout.split() if "/login?token=" in w)
+    assert link.startswith(f"http://127.0.0.1:{edge_port}/login?token=")
+    with httpx.Client(timeout=10) as browser:
+        # The link shows whose account it is; its button POSTs the sign-in form.
+        form = browser.get(link)
+        assert "Continue as stack-page-user" in form.text
+        base = link.split("/login")[0]
+        token = link.split("token=", 1)[1]
+        page = browser.post(
+            f"{base}/login",
+            data={"token": token, "next": "/"},
+            headers={"origin": base},
+            follow_redirects=True,
+        )
+        assert page.status_code == 200 and "Export video" in page.text
+        assert browser.get(f"{link.split('/login')[0]}/v1/session").json() == {
+            "user": "stack-page-user"
+        }
+
+
 def test_up_restart_down(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -52,25 +74,7 @@ def test_up_restart_down(tmp_path: Path) -> None:
     migrate_log = (tmp_path / "data" / "logs" / "migrate.log").read_text()
     assert "schema migrated: empty -> " in migrate_log
     try:
-        # The printed sign-in link opens the export page as RENDER_USER.
-        link = next(w for w in up.stdout.split() if "/login?token=" in w)
-        assert link.startswith(f"http://127.0.0.1:{env['EDGE_PORT']}/login?token=")
-        with httpx.Client(timeout=10) as browser:
-            # The link shows whose account it is; its button POSTs the sign-in form.
-            form = browser.get(link)
-            assert "Continue as stack-page-user" in form.text
-            base = link.split("/login")[0]
-            token = link.split("token=", 1)[1]
-            page = browser.post(
-                f"{base}/login",
-                data={"token": token, "next": "/"},
-                headers={"origin": base},
-                follow_redirects=True,
-            )
-            assert page.status_code == 200 and "Export video" in page.text
-            assert browser.get(f"{link.split('/login')[0]}/v1/session").json() == {
-                "user": "stack-page-user"
-            }
+        sign_in_from_the_printed_link(up.stdout, env["EDGE_PORT"])
         # A crashed service is restarted by the supervisor.
         os.kill(children["render_api"], signal.SIGKILL)
         again = subprocess.run(
