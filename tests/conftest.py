@@ -31,6 +31,10 @@ TEST_SECRET = "test-secret-for-render-export-tests-0123456789"
 # Fixtures shared by the modules of one subject (tests/support/<subject>.py), available to
 # every module without importing them by name.
 pytest_plugins = [
+    "tests.support.caller_webhooks",
+    "tests.support.deploy_lambda",
+    "tests.support.edge_http",
+    "tests.support.lambda_stack",
     "tests.support.progress",
     "tests.support.render_api",
 ]

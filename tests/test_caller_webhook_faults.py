@@ -4,7 +4,6 @@ up after the schedule, a private address refused, the delivering process killed 
 twice. The happy paths, validation and secrets: test_caller_webhooks.py.
 """
 
-# ruff: noqa: F811 (the `stacks` and `receiver` fixtures are imported, then requested)
 from __future__ import annotations
 
 import asyncio
@@ -23,12 +22,10 @@ from render_common.db.engine import create_engine
 from render_common.downloads import DownloadLinks
 from render_common.status_details import error_details
 from services.render_api.webhook_delivery import WebhookDelivery
-from tests.support.caller_webhooks import (  # noqa: F401 (fixtures)
+from tests.support.caller_webhooks import (
     Delivery,
     delivery_of,
-    receiver,
     secret_of,
-    stacks,
     start_and_cancel,
 )
 from tests.support.processes import free_port, sqlite_url

@@ -6,7 +6,6 @@ failing them (missing asset) or, in the slow test, by rendering. Signatures are 
 with the `standardwebhooks` reference library.
 """
 
-# ruff: noqa: F811 (the `stacks` and `receiver` fixtures are imported, then requested)
 from __future__ import annotations
 
 import asyncio
@@ -31,12 +30,10 @@ from render_common.db.migrate import alembic_config
 from render_common.redis_client import create_redis
 from render_common.status_details import error_details
 from tests.support.asset_server import AssetServer
-from tests.support.caller_webhooks import (  # noqa: F401 (fixtures)
+from tests.support.caller_webhooks import (
     Delivery,
     delivery_of,
-    receiver,
     secret_of,
-    stacks,
     start_and_cancel,
 )
 from tests.support.processes import ThrowawayDatabase, sqlite_url

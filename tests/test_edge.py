@@ -3,7 +3,6 @@ protocol (connectrpc's client, raw JSON POSTs, gRPC-Web), the page and samples, 
 tokens from the CLI, webhook secrets. SSE: test_edge_sse.py; auth: test_edge_auth.py.
 """
 
-# ruff: noqa: F811 (the `stack` and `client` fixtures are imported, then requested)
 from __future__ import annotations
 
 import asyncio
@@ -27,14 +26,12 @@ from render.v1.render_service_connect import RenderServiceClient
 from render_common.auth import mint_session_token
 from render_common.config import Settings
 from tests.support.edge import EdgeProcess
-from tests.support.edge_http import (  # noqa: F401 (fixtures)
+from tests.support.edge_http import (
     TINY,
     EdgeStack,
     SseReader,
     cancel,
-    client,
     publish,
-    stack,
     start_render,
 )
 

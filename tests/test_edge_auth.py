@@ -2,7 +2,6 @@
 cookie or ?access_token=, login CSRF (POST from an allowed Origin only), CORS.
 """
 
-# ruff: noqa: F811 (the `stack` and `client` fixtures are imported, then requested)
 from __future__ import annotations
 
 import time
@@ -11,12 +10,10 @@ import httpx
 import jwt
 
 from render_common.auth import mint_session_token, mint_token
-from tests.support.edge_http import (  # noqa: F401 (fixtures)
+from tests.support.edge_http import (
     ALLOWED,
     EdgeStack,
     SseReader,
-    client,
-    stack,
     start_render,
 )
 

@@ -2,7 +2,6 @@
 joiners, Last-Event-ID resume, heartbeats, WatchRenders, the end after the terminal event.
 """
 
-# ruff: noqa: F811 (the `stack` and `client` fixtures are imported, then requested)
 from __future__ import annotations
 
 import time
@@ -11,14 +10,12 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tests.support.edge_http import (  # noqa: F401 (fixtures)
+from tests.support.edge_http import (
     HEARTBEAT,
     EdgeStack,
     SseReader,
     cancel,
-    client,
     publish,
-    stack,
     start_render,
 )
 

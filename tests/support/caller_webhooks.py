@@ -1,6 +1,6 @@
 """Caller webhook tests' shared pieces: quick delivery settings, a real receiver, helpers.
 
-`stacks` and `receiver` are fixtures: a test module imports them by name.
+`stacks` and `receiver` are fixtures, registered in tests/conftest.py.
 """
 
 from __future__ import annotations

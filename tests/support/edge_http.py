@@ -1,8 +1,8 @@
 """The edge in front of real render_api and progress, for the tests/test_edge*.py modules.
 
 `stack` (module-scoped: render_api + progress in this process on SQLite, the edge in its
-own process with a short heartbeat and one allowed origin) and `client` are fixtures:
-a module imports them by name. The helpers speak plain HTTP: Connect as raw JSON POSTs,
+own process with a short heartbeat and one allowed origin) and `client` are fixtures,
+registered in tests/conftest.py. The helpers speak plain HTTP: Connect as raw JSON POSTs,
 SSE parsed line by line.
 """
 
