@@ -13,8 +13,8 @@ from render_common import streams
 from render_common.config import Settings
 from services.progress import app
 from tests.support.processes import free_port, sqlite_url
-from tests.support.progress import finish_row, insert_render, publish
 from tests.support.redis_streams import entries as stream_entries
+from tests.support.render_rows import finish_row, insert_render, publish
 
 
 async def read_until(stream: asyncio.StreamReader, marker: str, lines: list[str]) -> None:

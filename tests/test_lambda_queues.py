@@ -24,7 +24,7 @@ from render_common.renders.bookkeeping import Bookkeeping
 from render_common.renders.lease import Heartbeat, Lease, RenderLifecycle
 from services.render_worker.consumer import MOVE_DUE_RETRIES
 from services.render_worker.legacy_drain import LegacyDrain
-from tests.support.progress import insert_render
+from tests.support.render_rows import insert_render
 
 
 @pytest_asyncio.fixture

@@ -6,29 +6,25 @@ graceful shutdown. Rig: tests/support/progress.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import pytest_asyncio
 from redis.asyncio import Redis
-from render.v1 import render_pb2
+from render.v1 import progress_service_pb2, render_pb2
 
 from render_common.config import Settings
 from render_common.redis_client import create_redis
+from services.progress import app
 from tests.support.processes import RedisServer
-from tests.support.progress import (
-    Event,
-    StartProgress,
-    State,
-    Stub,
-    collect,
-    finish_row,
-    insert_render,
-    publish,
-    publish_run,
-    wait_until,
-    watch,
-)
+from tests.support.progress import StartProgress, Stub, collect, wait_until, watch
+from tests.support.render_rows import finish_row, insert_render, publish, publish_run
 from tests.support.rpc import check_health_and_reflection
+
+State = render_pb2.Render
+Event = progress_service_pb2.RenderEvent
 
 
 async def test_thousand_watchers_each_receive_every_event(
@@ -163,65 +159,85 @@ async def test_redis_connections_stay_constant_as_watchers_grow(
 # --- Redis outages -------------------------------------------------------------------
 
 
-async def test_redis_restart_mid_stream_carries_on_without_loss(
-    start_progress_sqlite: StartProgress,
-    user: str,
-    token_for: Any,
-    private_redis: RedisServer,
-) -> None:
-    progress, stub = await start_progress_sqlite(
-        redis_url=private_redis.url, progress_redis_outage_seconds=30.0
-    )
-    render_id = await insert_render(progress.engine, user, status="running")
-    writer = create_redis(private_redis.url)
-    try:
-        call = watch(stub, render_id, token_for(user))
-        await call.read()
-        ids = [await publish(writer, render_id, "running", "rendering", 0.1)]
-        assert (await call.read()).event.event_id == ids[0]
-        private_redis.stop()
-        await asyncio.sleep(0.3)  # let the reader notice (not asserted on)
-        private_redis.start()
-        ids.append(await publish(writer, render_id, "running", "rendering", 0.6))
+@dataclass
+class OwnRedis:
+    """progress started on the test's own redis-server, and a client of that server."""
+
+    server: RedisServer
+    writer: Redis
+    start: StartProgress
+
+    async def running_render(self, user: str, **overrides: Any) -> tuple[app.Progress, Stub, str]:
+        """progress on this Redis (with `overrides`) and a running render of the user's."""
+        progress, stub = await self.start(redis_url=self.server.url, **overrides)
+        return progress, stub, await insert_render(progress.engine, user, status="running")
+
+    async def finish(self, progress: app.Progress, render_id: str) -> list[str]:
+        """One more running event, the row's success, then its terminal event: their ids."""
+        later = [await publish(self.writer, render_id, "running", "encoding", 0.9)]
         await finish_row(progress.engine, render_id)
-        ids.append(await publish(writer, render_id, "succeeded", "done", 1.0))
-        events, error = await collect(call)
-    finally:
-        await writer.aclose()
+        later.append(await publish(self.writer, render_id, "succeeded", "done", 1.0))
+        return later
+
+
+@pytest_asyncio.fixture
+async def own_redis(
+    start_progress_sqlite: StartProgress, private_redis: RedisServer
+) -> AsyncIterator[OwnRedis]:
+    """progress on SQLite and the test's own redis-server (to stop, pause and restart)."""
+    writer = create_redis(private_redis.url)
+    yield OwnRedis(private_redis, writer, start_progress_sqlite)
+    await writer.aclose()
+
+
+async def watching_past_one_event(
+    stub: Stub, writer: Redis, render_id: str, token: str, **kwargs: Any
+) -> tuple[grpc.aio.UnaryStreamCall, str]:
+    """A WatchRender stream past its snapshot and one published event (whose id it returns)."""
+    call = watch(stub, render_id, token, **kwargs)
+    await call.read()
+    first = await publish(writer, render_id, "running", "rendering", 0.1)
+    assert (await call.read()).event.event_id == first
+    return call, first
+
+
+async def test_redis_restart_mid_stream_carries_on_without_loss(
+    own_redis: OwnRedis, user: str, token_for: Any
+) -> None:
+    progress, stub, render_id = await own_redis.running_render(
+        user, progress_redis_outage_seconds=30.0
+    )
+    writer = own_redis.writer
+    call, first = await watching_past_one_event(stub, writer, render_id, token_for(user))
+    ids = [first]
+    own_redis.server.stop()
+    await asyncio.sleep(0.3)  # let the reader notice (not asserted on)
+    own_redis.server.start()
+    ids.append(await publish(writer, render_id, "running", "rendering", 0.6))
+    await finish_row(progress.engine, render_id)
+    ids.append(await publish(writer, render_id, "succeeded", "done", 1.0))
+    events, error = await collect(call)
     assert error is None
     assert [e.event_id for e in events] == ids[1:]
     assert events[-1].render.output_url
 
 
 async def test_long_redis_outage_ends_unavailable_and_client_resumes(
-    start_progress_sqlite: StartProgress,
-    user: str,
-    token_for: Any,
-    private_redis: RedisServer,
+    own_redis: OwnRedis, user: str, token_for: Any
 ) -> None:
-    progress, stub = await start_progress_sqlite(
-        redis_url=private_redis.url, progress_redis_outage_seconds=0.3
+    progress, stub, render_id = await own_redis.running_render(
+        user, progress_redis_outage_seconds=0.3
     )
-    render_id = await insert_render(progress.engine, user, status="running")
     token = token_for(user)
-    writer = create_redis(private_redis.url)
-    try:
-        call = watch(stub, render_id, token)
-        await call.read()
-        first = await publish(writer, render_id, "running", "rendering", 0.1)
-        assert (await call.read()).event.event_id == first
-        private_redis.stop()
-        events, error = await collect(call)
-        assert events == []
-        assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
-        assert error.metadata["resume_after_event_id"] == first
-        private_redis.start()
-        later = [await publish(writer, render_id, "running", "encoding", 0.9)]
-        await finish_row(progress.engine, render_id)
-        later.append(await publish(writer, render_id, "succeeded", "done", 1.0))
-        resumed, error = await collect(watch(stub, render_id, token, after=first))
-    finally:
-        await writer.aclose()
+    call, first = await watching_past_one_event(stub, own_redis.writer, render_id, token)
+    own_redis.server.stop()
+    events, error = await collect(call)
+    assert events == []
+    assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
+    assert error.metadata["resume_after_event_id"] == first
+    own_redis.server.start()
+    later = await own_redis.finish(progress, render_id)
+    resumed, error = await collect(watch(stub, render_id, token, after=first))
     assert error is None
     # That Redis lost its data (no persistence), so whether events after `first` were lost
     # cannot be known: the resumed stream says so, with the current state, never silently.
@@ -230,41 +246,28 @@ async def test_long_redis_outage_ends_unavailable_and_client_resumes(
 
 
 async def test_silent_redis_ends_streams_unavailable_and_client_resumes(
-    start_progress_sqlite: StartProgress,
-    user: str,
-    token_for: Any,
-    private_redis: RedisServer,
+    own_redis: OwnRedis, user: str, token_for: Any
 ) -> None:
     """A paused (SIGSTOP) Redis answers nothing: the hub's own RESP reader gives up after
     its block time plus REDIS_SOCKET_TIMEOUT_SECONDS, so streams end UNAVAILABLE instead
     of hanging, and the hub reads again once Redis is back."""
-    progress, stub = await start_progress_sqlite(
-        redis_url=private_redis.url,
-        progress_redis_outage_seconds=0.3,
-        redis_socket_timeout_seconds=1.0,
+    progress, stub, render_id = await own_redis.running_render(
+        user, progress_redis_outage_seconds=0.3, redis_socket_timeout_seconds=1.0
     )
-    render_id = await insert_render(progress.engine, user, status="running")
     token = token_for(user)
-    writer = create_redis(private_redis.url)
+    call, first = await watching_past_one_event(
+        stub, own_redis.writer, render_id, token, timeout=60
+    )
+    own_redis.server.pause()
     try:
-        call = watch(stub, render_id, token, timeout=60)
-        await call.read()
-        first = await publish(writer, render_id, "running", "rendering", 0.1)
-        assert (await call.read()).event.event_id == first
-        private_redis.pause()
-        try:
-            events, error = await collect(call)
-        finally:
-            private_redis.resume()
-        assert events == []
-        assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
-        assert error.metadata["resume_after_event_id"] == first
-        later = [await publish(writer, render_id, "running", "encoding", 0.9)]
-        await finish_row(progress.engine, render_id)
-        later.append(await publish(writer, render_id, "succeeded", "done", 1.0))
-        resumed, error = await collect(watch(stub, render_id, token, after=first, timeout=60))
+        events, error = await collect(call)
     finally:
-        await writer.aclose()
+        own_redis.server.resume()
+    assert events == []
+    assert error.code == grpc.StatusCode.UNAVAILABLE and error.reason == "REDIS_UNAVAILABLE"
+    assert error.metadata["resume_after_event_id"] == first
+    later = await own_redis.finish(progress, render_id)
+    resumed, error = await collect(watch(stub, render_id, token, after=first, timeout=60))
     assert error is None
     assert [e.event_id for e in resumed] == later
 

@@ -16,20 +16,17 @@ from render.v1 import progress_service_pb2, render_pb2
 from render_common import streams
 from render_common.config import Settings
 from tests.support.progress import (
-    RUN,
-    Event,
     StartProgress,
-    State,
     assert_strictly_increasing,
     collect,
-    finish_row,
-    insert_render,
-    publish,
-    publish_run,
     wait_until,
     watch,
 )
 from tests.support.redis_streams import entries as stream_entries
+from tests.support.render_rows import RUN, finish_row, insert_render, publish, publish_run
+
+State = render_pb2.Render
+Event = progress_service_pb2.RenderEvent
 
 
 async def test_snapshot_stands_for_history_then_live_in_order(

@@ -16,19 +16,12 @@ from render.v1 import progress_service_pb2, render_pb2
 from render_common import streams
 from render_common.ids import parse_event_id
 from tests.conftest import bearer
-from tests.support.progress import (
-    Event,
-    StartProgress,
-    State,
-    assert_strictly_increasing,
-    collect,
-    finish_row,
-    insert_render,
-    publish,
-    publish_run,
-    watch_all,
-)
+from tests.support.progress import StartProgress, assert_strictly_increasing, collect, watch_all
 from tests.support.redis_streams import entries as stream_entries
+from tests.support.render_rows import finish_row, insert_render, publish, publish_run
+
+State = render_pb2.Render
+Event = progress_service_pb2.RenderEvent
 
 
 async def test_watch_renders_sees_renders_started_after_the_call(

@@ -27,7 +27,7 @@ from render_common.renders.record import Render
 from render_common.renders.states import ACTIVE, TERMINAL, Stage, State
 from render_common.renders.transitions import Transitions
 from render_common.resources import STAGE_TO_PROTO, STATE_TO_PROTO, render_message
-from tests.support.progress import insert_render
+from tests.support.render_rows import insert_render
 
 
 @pytest_asyncio.fixture

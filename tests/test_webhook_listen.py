@@ -31,7 +31,7 @@ from services.render_worker.webhook import PATH, WebhookServer, start_webhook_se
 from tests.support.fake_lambda import calculate_signature, js_stringify
 from tests.support.lambda_env import WEBHOOK_SECRET
 from tests.support.processes import sqlite_url
-from tests.support.progress import insert_render
+from tests.support.render_rows import insert_render
 from tests.test_deploy import DEPLOY, by_kind
 
 IPV4 = "127.0.0.1"
