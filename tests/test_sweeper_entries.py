@@ -19,6 +19,8 @@ from render_common import streams
 from render_common.db.schema import video_renders
 from render_common.queue import ensure_group
 from render_common.renders import queries as renders
+from render_common.renders.queries import QueuedEntry
+from services.render_api.queue_probe import QueueProbe
 from services.render_api.sweeper import Sweeper
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.scenes import simple_scenes
@@ -95,3 +97,21 @@ async def test_a_retry_entry_that_is_really_gone_is_replaced(
     entries = await lambda_entries(redis, render_id)
     assert [entry["attempt"] for entry in entries] == ["2"]
     assert (await recorded_entry(stack, render_id) or "").count("-") == 1  # a stream id now
+
+
+async def test_probe_finds_what_each_queue_holds(redis: Redis) -> None:
+    """One script call per queue answers which recorded entries are gone; an id Redis
+    cannot look up counts as held (only what is surely gone is re-enqueued)."""
+    await ensure_group(redis, streams.SSR_QUEUE)
+    now = datetime.now(UTC)
+    there = str(await redis.xadd(streams.SSR_JOBS_STREAM, {"render_id": "r-there"}))
+    gone = str(await redis.xadd(streams.SSR_JOBS_STREAM, {"render_id": "r-gone"}))
+    await redis.xdel(streams.SSR_JOBS_STREAM, gone)
+    rows = [
+        QueuedEntry("r-there", there, 0, "ssr", now),
+        QueuedEntry("r-gone", gone, 0, "ssr", now),
+        QueuedEntry("r-bogus", "not-a-stream-id", 0, "ssr", now),
+        QueuedEntry("r-elsewhere", there, 0, "lambda", now),  # not in its own queue
+    ]
+    probe = QueueProbe(redis, legacy=False)
+    assert await probe.held(rows, waiting=set()) == {"r-there", "r-bogus"}

@@ -29,6 +29,19 @@ RETRY_PREFIX = "retry:"
 SCAN_PAGE = 1000  # entries per XRANGE when looking for moved entries
 SCAN_LIMIT = 20_000  # entries read per queue and pass at most, looking for moved entries
 
+# KEYS[1]: a stream; ARGV: entry ids. The ids the stream does not hold. An id Redis cannot
+# look up (an error answer, not a stream id) counts as held: re-enqueue only what is gone.
+MISSING_ENTRIES = """
+local missing = {}
+for _, id in ipairs(ARGV) do
+  local found = redis.pcall('XRANGE', KEYS[1], id, id)
+  if type(found) == 'table' and not found.err and #found == 0 then
+    missing[#missing + 1] = id
+  end
+end
+return missing
+"""
+
 
 class QueueProbe:
     """One sweeper pass's view of the job queues (`legacy`: render:jobs holds entries)."""
@@ -36,6 +49,7 @@ class QueueProbe:
     def __init__(self, redis: Redis, *, legacy: bool) -> None:
         self._redis = redis
         self._legacy = legacy
+        self._missing_script = redis.register_script(MISSING_ENTRIES)
 
     @classmethod
     async def open(cls, redis: Redis) -> QueueProbe:
@@ -71,20 +85,23 @@ class QueueProbe:
         return False
 
     async def _in_stream(self, rows: Sequence[QueuedEntry]) -> set[str]:
-        """Rows whose recorded entry is still in their queue (one XRANGE each)."""
-        probes = [
-            (row.id, queue.stream, row.entry) for row in rows for queue in self.queues(row.engine)
-        ]
-        if not probes:
-            return set()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for _, stream, entry in probes:
-                pipe.xrange(stream, entry, entry)
-            replies = await pipe.execute(raise_on_error=False)
-        # An error answer (not a stream id) counts as present: re-enqueue only what is gone.
+        """Rows whose recorded entry is still in one of their queues."""
+        by_stream: dict[str, list[str]] = {}
+        for row in rows:
+            for queue in self.queues(row.engine):
+                by_stream.setdefault(queue.stream, []).append(row.entry)
+        missing = {stream: await self._missing(stream, ids) for stream, ids in by_stream.items()}
         return {
-            render_id for (render_id, _, _), reply in zip(probes, replies, strict=True) if reply
+            row.id
+            for row in rows
+            if not all(row.entry in missing[queue.stream] for queue in self.queues(row.engine))
         }
+
+    async def _missing(self, stream: str, entries: list[str]) -> set[str]:
+        """The entries `stream` does not hold, asked in one script call: Redis answers
+        with the few that are gone rather than every entry that is there."""
+        reply: Any = await self._missing_script(keys=[stream], args=entries)
+        return {_text(entry) for entry in reply or []}
 
     async def _moved(self, rows: Sequence[QueuedEntry]) -> set[str]:
         """Rows whose render's next attempt has an entry in its queue written since the
