@@ -28,6 +28,8 @@ from render_common.renders.queries import QueuedEntry
 RETRY_PREFIX = "retry:"
 SCAN_PAGE = 1000  # entries per XRANGE when looking for moved entries
 SCAN_LIMIT = 20_000  # entries read per queue and pass at most, looking for moved entries
+# Entry ids are Redis' clock, updated_at the writer's: look this much earlier as well.
+CLOCK_SLACK_MS = 10_000
 
 # KEYS[1]: a stream; ARGV: entry ids. The ids the stream does not hold. An id Redis cannot
 # look up (an error answer, not a stream id) counts as held: re-enqueue only what is gone.
@@ -114,7 +116,7 @@ class QueueProbe:
         for stream, suspects in by_stream.items():
             wanted = {(row.id, str(row.attempt + 1)) for row in suspects}
             start = min(int(row.updated_at.timestamp() * 1000) for row in suspects)
-            async for fields in self._entries(stream, f"{start}-0"):
+            async for fields in self._entries(stream, f"{max(start - CLOCK_SLACK_MS, 0)}-0"):
                 key = (_text(fields.get("render_id")), _text(fields.get("attempt")))
                 if key in wanted:
                     found.add(key[0])
