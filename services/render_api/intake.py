@@ -107,7 +107,7 @@ class Intake:
             )
             for (index, admission, _), entry_id in zip(created, entry_ids, strict=True):
                 results[index] = replace(
-                    admission, render=replace(admission.render, queue_job_id=entry_id)
+                    admission, render=admission.render.with_values(queue_job_id=entry_id)
                 )
             return results
 
