@@ -4,8 +4,9 @@ Parsing is lenient where real files are sloppy and strict where the meaning is u
 a byte-order mark, CRLF or CR line ends, cue identifiers, cue settings (`align:start`),
 NOTE/STYLE/REGION blocks, hour-less timestamps (`01:02.500`), a comma or a dot before the
 milliseconds, and styling (`<i>`, `<v Speaker>`, `<c.red>`, `{\\an8}`, `<font ...>`) are
-all accepted; tags are dropped and entities decoded, line breaks kept. A timing line that
-cannot be read is an error naming its line number. Overlapping cues are kept as given.
+all accepted; tags are dropped and entities decoded, line breaks kept; empty and
+zero-length cues are dropped. A timing line that cannot be read is an error naming its
+line number. Overlapping cues are kept as given.
 
 Times are seconds (floats, millisecond precision). The stored and composition form of a
 cue is `{"start": s, "end": s, "text": str}`.
@@ -103,7 +104,9 @@ def _cue(block: list[str], start_line: int) -> Cue | None:
         raise CaptionSyntaxError(f"line {start_line}: a cue without a 'start --> end' line")
     start, end = parse_timing(block[timing_at], start_line + timing_at)
     text = clean_text(block[timing_at + 1 :])
-    return Cue(start, end, text) if text else None
+    # A zero-length cue (speech-to-text and editors leave them) shows on no frame, in
+    # players as here: dropped like an empty one. An end before the start stays an error.
+    return Cue(start, end, text) if text and end != start else None
 
 
 def parse_vtt(document: str) -> list[Cue]:

@@ -42,6 +42,18 @@ def test_srt_from_an_editor() -> None:
     ]
 
 
+def test_zero_length_cues_are_dropped_not_refused() -> None:
+    """Speech-to-text exports hold cues that start and end together; no frame shows them."""
+    document = (
+        "1\r\n00:00:00,500 --> 00:00:01,000\r\nfirst\r\n\r\n"
+        "2\r\n00:00:01,000 --> 00:00:01,000\r\num\r\n\r\n"
+        "3\r\n00:00:01,000 --> 00:00:02,000\r\nsecond\r\n"
+    )
+    assert parse_srt(document) == [Cue(0.5, 1.0, "first"), Cue(1.0, 2.0, "second")]
+    vtt = "WEBVTT\n\n00:01.000 --> 00:01.000\num\n\n00:01.000 --> 00:00.500\nbackwards\n"
+    assert parse_vtt(vtt) == [Cue(1.0, 0.5, "backwards")]  # refused by validation
+
+
 def test_cr_only_and_dot_millis_in_srt() -> None:
     assert parse_srt("1\r00:00:01.000 --> 00:00:02.000\rMac line ends\r") == [
         Cue(1.0, 2.0, "Mac line ends")

@@ -109,7 +109,10 @@ export const prestitcherArgs = (args, plan, still = null) => {
 	if (timestamped) {
 		inputOptions.splice(rate, 2, '-framerate', String(plan.fps), '-bsf:v', `setts=ts=${plan.timestamps}`);
 	}
-	const outputOptions = timestamped ? ['-fps_mode', 'cfr', '-r', String(plan.fps)] : [];
+	// The output stops at the composition's last frame: cfr otherwise stretches the last
+	// captured frame over the gap before it again when two holds meet (a title's hold then a
+	// colour card's: 90 frames came out as 117).
+	const outputOptions = timestamped ? ['-fps_mode', 'cfr', '-r', String(plan.fps), '-frames:v', String(plan.total)] : [];
 	// Packets carry source timestamps (frame / fps), with or without a plan; seek to half
 	// a frame before the one wanted, since -ss keeps the first packet at or after it.
 	const stillOutput =

@@ -72,10 +72,10 @@ test('prestitcherArgs: probes at once, restores holds, copies the still out', ()
 		'-f', 'image2pipe', '-s', '1920x1080', '-vcodec', 'mjpeg',
 		'-probesize', '32', '-analyzeduration', '0',
 	]);
-	assert.deepEqual(args.slice(14, 20), ['-i', '-', '-fps_mode', 'cfr', '-r', '30']);
-	assert.deepEqual(args.slice(20, 26), ['-c:v', 'libx264', '-crf', 18, '-y', '/tmp/pre.mp4']);
+	assert.deepEqual(args.slice(14, 22), ['-i', '-', '-fps_mode', 'cfr', '-r', '30', '-frames:v', '150']);
+	assert.deepEqual(args.slice(22, 28), ['-c:v', 'libx264', '-crf', 18, '-y', '/tmp/pre.mp4']);
 	// Frame 30 is inside the title hold: its picture is frame 29's capture.
-	assert.deepEqual(args.slice(26), ['-map', '0:v:0', '-ss', (28.5 / 30).toFixed(6), '-frames:v', '1', '-c:v', 'copy', '-f', 'image2', '-update', '1', '-y', '/tmp/t.jpg']);
+	assert.deepEqual(args.slice(28), ['-map', '0:v:0', '-ss', (28.5 / 30).toFixed(6), '-frames:v', '1', '-c:v', 'copy', '-f', 'image2', '-update', '1', '-y', '/tmp/t.jpg']);
 });
 
 test('prestitcherArgs without a plan keeps the counter timestamps', () => {

@@ -3,7 +3,7 @@
 Paths (the query string is ignored for matching, kept in `requests`):
 - `/image...` an 8x8 PNG; `/clip...` a 10-frame H.264 MP4; `/missing...` 404;
 - `/flaky-N...` 503 once, then the image;
-- `/redirect/<path>` 302 to `/<path>` (query kept);
+- `/redirect/<path>` 302 to `/<path>` (query kept); `/redirect-to?url=U` 302 to `U`;
 - `/slow/<seconds>/<path>` waits that long before answering as `/<path>`;
 - `/trickle...` headers at once, then one byte of a large body every 50 ms;
 - `/broken...` 200 `image/png` that is not an image (the browser fails to load it);
@@ -23,7 +23,7 @@ import zlib
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from tests.support import audio
 from tests.support.audio import COMPOSITOR
@@ -98,6 +98,8 @@ class _AssetHandler(BaseHTTPRequestHandler):
         if path.startswith("/redirect/"):
             target = path[len("/redirect") :] + (f"?{query}" if query else "")
             self._status(302, Location=target, **{"Content-Length": "0"})
+        elif path == "/redirect-to":
+            self._status(302, Location=parse_qs(query)["url"][0], **{"Content-Length": "0"})
         elif path.startswith("/slow/"):
             _, _, seconds, rest = path.split("/", 3)
             time.sleep(float(seconds))
