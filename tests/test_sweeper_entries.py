@@ -9,6 +9,7 @@ names `retry:<attempt>`; the worker's Lambda reader may already have read the mo
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -51,7 +52,13 @@ async def queued_for_retry(stack_factory: StackFactory, redis: Redis) -> tuple[S
 
 
 async def sweep(stack: Stack) -> None:
-    """One pass of a sweeper that reads every row (no grace)."""
+    """One pass of a sweeper that reads every row (no grace), once render_api's own
+    sweeper has finished its first pass (its next is an hour away): a pass skips while
+    another holds the sweeper lock."""
+    for _ in range(600):  # 30 s at most
+        if not await stack.api.redis.exists(streams.SWEEPER_LOCK):
+            break
+        await asyncio.sleep(0.05)
     await Sweeper(stack.api.engine, stack.api.redis, grace_seconds=0.0).sweep_once()
 
 
