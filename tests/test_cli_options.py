@@ -8,6 +8,7 @@ import pytest
 from render.v1 import render_pb2, render_service_pb2
 
 from services.cli.__main__ import _spec_fields, parser
+from services.cli.output import render_summary
 
 
 def test_output_flags_fill_the_request_fields() -> None:
@@ -85,3 +86,18 @@ def test_sound_caption_and_poster_flags_fill_the_request_fields(tmp_path: Path) 
 def test_estimate_has_no_poster_flag() -> None:
     with pytest.raises(SystemExit):
         parser().parse_args(["estimate", "s.json", "--poster-frame", "3"])
+
+
+def test_the_summary_links_the_captions_sidecar() -> None:
+    """`render start --captions ... --watch` and `render get` print where the .vtt is."""
+    render = render_pb2.Render(
+        render_id="r",
+        output_url="file:///data/renders/p/r.mp4",
+        captions_url="file:///data/renders/p/r.vtt",
+    )
+    summary = render_summary(render).splitlines()
+    assert "output   file:///data/renders/p/r.mp4" in summary
+    assert "captions file:///data/renders/p/r.vtt" in summary
+    assert not [
+        line for line in render_summary(render_pb2.Render()).splitlines() if "captions" in line
+    ]

@@ -102,6 +102,8 @@ def render_summary(render: render_pb2.Render) -> str:
         lines.append(f"output   {render.output_url}")
     if render.thumbnail_url:
         lines.append(f"thumb    {render.thumbnail_url}")
+    if render.captions_url:
+        lines.append(f"captions {render.captions_url}")
     if render.HasField("metadata"):
         meta = render.metadata
         lines.append(
