@@ -33,7 +33,12 @@ export const planFrames = (durationInFrames, fps, holds) => {
 	for (const [from, to] of valid) {
 		if (from < 0 || from <= coveredUpTo) continue;
 		const start = from + 1;
-		const end = Math.min(to, last - 1);
+		// Where the next hold starts right after this one (a title's hold, then a colour card's,
+		// no transition between), this hold's last frame is captured too: the next hold's
+		// first frame alone between two gaps came out one frame early (cfr repeats it over
+		// the frame before).
+		const meets = valid.some(([nextFrom]) => nextFrom === to + 1);
+		const end = Math.min(meets ? to - 1 : to, last - 1);
 		if (end < start) continue;
 		skipped.push([start, end]);
 		coveredUpTo = end;
@@ -109,9 +114,9 @@ export const prestitcherArgs = (args, plan, still = null) => {
 	if (timestamped) {
 		inputOptions.splice(rate, 2, '-framerate', String(plan.fps), '-bsf:v', `setts=ts=${plan.timestamps}`);
 	}
-	// The output stops at the composition's last frame: cfr otherwise stretches the last
-	// captured frame over the gap before it again when two holds meet (a title's hold then a
-	// colour card's: 90 frames came out as 117).
+	// The output stops at the composition's last frame: when two holds met, cfr also
+	// stretched the last captured frame over the gap before it again (90 frames came out
+	// as 117).
 	const outputOptions = timestamped ? ['-fps_mode', 'cfr', '-r', String(plan.fps), '-frames:v', String(plan.total)] : [];
 	// Packets carry source timestamps (frame / fps), with or without a plan; seek to half
 	// a frame before the one wanted, since -ss keeps the first packet at or after it.

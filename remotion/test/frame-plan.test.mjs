@@ -62,6 +62,12 @@ test('capturedFrameShowing maps a skipped frame to its hold start', () => {
 	assert.equal(capturedFrameShowing(null, 77), 77);
 });
 
+test('planFrames: holds that meet keep the first one\'s last frame captured', () => {
+	const plan = planFrames(60, 30, [[29, 39], [40, 59]]);
+	assert.deepEqual(plan.frameRange, [[0, 29], [39, 40], [59, 59]]);
+	assert.equal(plan.captured, 33);
+});
+
 test('prestitcherArgs: probes at once, restores holds, copies the still out', () => {
 	const plan = planFrames(150, 30, REFERENCE_HOLDS);
 	const {args, timestamped, stillWritten} = prestitcherArgs(PRESTITCHER, plan, {path: '/tmp/t.jpg', frame: 30, fps: 30});

@@ -279,6 +279,22 @@ test('static holds: a title without subtitle, long text, custom colours, a hold 
 	assert.deepEqual(held.frames, {captured: 103 - 7 - 12 - 11, total: 103});
 });
 
+test('static holds that meet (no transition between) keep the length', async () => {
+	const props = {
+		projectId: 'holds-meet',
+		scenes: [
+			{type: 'title', durationInFrames: 40, props: {text: 'Meet', subtitle: 'then a card'}},
+			{type: 'color', durationInFrames: 20, props: {color: '#7c2d12'}},
+		],
+	};
+	// Holds 29..39 and 40..59 meet: 60 frames once came out as 78, and with the length
+	// capped the colour card still showed one frame early. 39 is captured too (30..38 and
+	// 41..58 repeated), and the frames are those of capturing every frame.
+	const {held} = await renderBothWays('meet', props, () => ({}));
+	assert.deepEqual(held.frames, {captured: 60 - 9 - 18, total: 60});
+	assert.equal(held.probe.durationSec, 2);
+});
+
 test('without parallel encoding every frame is captured and the thumbnail renders in a tab', async () => {
 	// Partitioned rendering turns Remotion's parallel encoding off: no encoder to restore
 	// holds in, so the host drops the plan before the first capture.
