@@ -5,6 +5,7 @@
 // --every-frame captures every frame (skipStaticFrames: false). Each render prints the
 // host's timings and the CPU seconds of the host's process tree (Node, Chromium, ffmpeg),
 // per captured frame: a figure that holds on a busy machine, unlike wall time.
+import {createHash} from 'node:crypto';
 import {mkdtempSync, readFileSync, readdirSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
@@ -132,7 +133,8 @@ for (let i = 1; i <= runs; i++) {
 	console.log(
 		`render #${i} reference-150 1080p crf18 jq90 c2 ${preset}${everyFrame ? ' every frame' : ''}: renderMs=${res.renderMs} wall=${wall}` +
 			` cpu=${cpu.toFixed(2)} s (${((cpu / captured) * 1000).toFixed(0)} ms per captured frame, ${captured}/${res.frames?.total}; by program ${JSON.stringify(byName)})` +
-			` timings=${JSON.stringify(res.timings)} probe=${JSON.stringify(res.probe)}`,
+			` timings=${JSON.stringify(res.timings)} probe=${JSON.stringify(res.probe)}` +
+			` sha256=${createHash('sha256').update(readFileSync(res.outputPath)).digest('hex').slice(0, 16)}`,
 	);
 }
 second.host.send({type: 'shutdown'});
