@@ -31,6 +31,7 @@ const state = {
 	browser: null, // lib/browser.mjs createBrowser(), once the modules are loaded
 	serveUrl: null,
 	assetServer: null,
+	bundleServer: null, // serves the bundle to Chromium (lib/bundle-server.mjs)
 	dying: false,
 	shuttingDown: false,
 	shutdownPromise: null,
@@ -57,7 +58,7 @@ process.on('unhandledRejection', die);
 const loadParts = async () => {
 	try {
 		const parts = await Promise.all(
-			['./lib/asset-server.mjs', './lib/bundle-cache.mjs', './lib/errors.mjs', './lib/browser.mjs', './lib/protocol.mjs', './lib/job.mjs'].map((m) => import(m)),
+			['./lib/asset-server.mjs', './lib/bundle-cache.mjs', './lib/bundle-server.mjs', './lib/errors.mjs', './lib/browser.mjs', './lib/protocol.mjs', './lib/job.mjs'].map((m) => import(m)),
 		);
 		const {makeCancelSignal} = await import('@remotion/renderer');
 		return Object.assign({makeCancelSignal}, ...parts);
@@ -165,6 +166,7 @@ const shutdown = (why) => {
 		await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS))]);
 		await state.browser.close(5000);
 		if (state.assetServer) await state.assetServer.close();
+		if (state.bundleServer) await state.bundleServer.close();
 		process.exit(0);
 	})();
 	return state.shutdownPromise;
@@ -232,7 +234,9 @@ const main = async () => {
 	} catch (err) {
 		return bundlingFailed(err);
 	}
-	state.serveUrl = bundleInfo.serveUrl;
+	// Over our own HTTP server, cacheable: Remotion's answers no-store (lib/bundle-server.mjs).
+	state.bundleServer = await lib.startBundleServer({log});
+	state.serveUrl = state.bundleServer.add(bundleInfo.hash, bundleInfo.serveUrl);
 	const {assetServer} = state;
 	log(`bundle ${bundleInfo.hash} ${bundleInfo.cached ? 'cached' : 'built'} in ${bundleInfo.bundleMs} ms; assets ${ASSET_DIR ?? '(none)'} at ${assetServer.baseUrl}`);
 	const rl = readline.createInterface({input: process.stdin, crlfDelay: Infinity});

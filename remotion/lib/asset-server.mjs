@@ -116,12 +116,16 @@ const serveAsset = async (rootDir, log, req, res) => {
 	stream.pipe(res);
 };
 
-export const startAssetServer = async ({rootDir, log}) => {
+/**
+ * An HTTP server on 127.0.0.1 at a free port, answering with `handler(req, res)`; a
+ * handler that throws is logged as `name` and answered 500. Returns {server, port, close}.
+ */
+export const listenLocally = async (name, log, handler) => {
 	const server = http.createServer(async (req, res) => {
 		try {
-			await serveAsset(rootDir, log, req, res);
+			await handler(req, res);
 		} catch (err) {
-			log(`asset server: ${err?.message ?? err}`);
+			log(`${name}: ${err?.message ?? err}`);
 			if (!res.headersSent) send(res, 500, 'internal error');
 			else res.destroy();
 		}
@@ -131,14 +135,18 @@ export const startAssetServer = async ({rootDir, log}) => {
 		server.once('error', reject);
 		server.listen(0, '127.0.0.1', resolve);
 	});
-	const {port} = server.address();
 	return {
 		server,
-		baseUrl: `http://127.0.0.1:${port}${PREFIX}`,
+		port: server.address().port,
 		close: () =>
 			new Promise((resolve) => {
 				server.close(() => resolve());
 				server.closeAllConnections?.();
 			}),
 	};
+};
+
+export const startAssetServer = async ({rootDir, log}) => {
+	const {server, port, close} = await listenLocally('asset server', log, (req, res) => serveAsset(rootDir, log, req, res));
+	return {server, baseUrl: `http://127.0.0.1:${port}${PREFIX}`, close};
 };
