@@ -174,7 +174,7 @@ class _Shard:
                 await self._changed.wait()
                 continue
             try:
-                response = await self._read(self._pack())
+                response = await self._read()
             except _REDIS_ERRORS as exc:
                 raise_if_cancelling()
                 now = time.monotonic()
@@ -209,8 +209,12 @@ class _Shard:
         topics = list(self._topics.values())
         return self._xread.pack([t.packed_key for t in topics], [t.packed_position for t in topics])
 
-    async def _read(self, command: bytes) -> Any:
-        return await self._xread.read(command)
+    async def _read(self) -> Any:
+        """The next XREAD's reply. It is sent once the watchers woken by the last reply
+        have run (one turn of the loop), so their sends do not wait behind packing and
+        writing a command that names every stream of the shard."""
+        await asyncio.sleep(0)
+        return await self._xread.read(self._pack())
 
     def _dispatch(self, response: Any) -> None:
         streams = response.items() if isinstance(response, dict) else response
