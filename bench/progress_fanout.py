@@ -138,7 +138,7 @@ async def run(args: argparse.Namespace) -> int:
             "-m", "services.progress", env=stack.env(PROGRESS_PORT=str(ports[0]))
         )
         bare = await stack.start("-m", "bench.bare_server", str(ports[1]))
-        await wait_serving(ports[0])
+        await wait_serving(ports[0], 120)
         await bare.expect("READY", 30)
         idle_connections = await redis_clients()
         idle_rss = {"progress": rss_mb(progress.pid), "bare": rss_mb(bare.pid)}
