@@ -33,15 +33,22 @@ async def host() -> AsyncIterator[RenderHost]:
     await running.close()
 
 
-async def frame(host: RenderHost, out: Path, name: str, captions: dict[str, Any] | None) -> Image:
-    """Frame 15 of a one-second grey clip, with or without captions."""
+async def frame(
+    host: RenderHost,
+    out: Path,
+    name: str,
+    captions: dict[str, Any] | None,
+    scenes: list[dict[str, Any]] | None = None,
+) -> Image:
+    """Frame 15 of a one-second clip (grey unless `scenes`), with or without captions."""
 
     async def ignore(_: ProgressMessage) -> None:
         return None
 
     props: dict[str, Any] = {
         "projectId": "layout",
-        "scenes": [{"type": "color", "durationInFrames": 30, "props": {"color": "#9ca3af"}}],
+        "scenes": scenes
+        or [{"type": "color", "durationInFrames": 30, "props": {"color": "#9ca3af"}}],
     }
     if captions is not None:
         props["captions"] = captions
@@ -51,6 +58,15 @@ async def frame(host: RenderHost, out: Path, name: str, captions: dict[str, Any]
     request |= {"thumbnailPath": str(thumbnail), "thumbnailFrame": 15, "jpegQuality": 95}
     await host.render(name, request, ignore)  # type: ignore[arg-type]
     return decode(thumbnail, WIDTH, HEIGHT)
+
+
+def changed_pixels(a: Image, b: Image) -> int:
+    """How many pixels (every second column) differ clearly between two images."""
+    return sum(
+        max(abs(p - q) for p, q in zip(a.pixel(x, y), b.pixel(x, y), strict=True)) > 40
+        for y in range(a.height)
+        for x in range(0, a.width, 2)
+    )
 
 
 def changed_box(a: Image, b: Image) -> Box:
@@ -83,3 +99,21 @@ async def test_vertical_captions_wrap_within_safe_margins(
     else:
         assert box.bottom < HEIGHT * 0.86 and box.left > 0.04 * WIDTH, box
         assert box.right < 0.96 * WIDTH, box
+
+
+async def test_right_to_left_titles_and_captions_read_right_to_left(
+    host: RenderHost, tmp_path: Path
+) -> None:
+    """A Hebrew title and an Arabic caption ending in "!" are laid out right to left (the
+    "!" on the left), as when wrapped in an explicit right-to-left embedding; a
+    left-to-right embedding (how they were drawn before) puts the "!" on the right."""
+
+    async def draw(name: str, wrap: str) -> Image:
+        title, cue = f"{wrap}שלום!\u202c", f"{wrap}مرحبا بكم!\u202c"
+        scenes = [{"type": "title", "durationInFrames": 30, "props": {"text": title}}]
+        cues = {"cues": [{"start": 0.0, "end": 1.0, "text": cue}], "style": "boxed"}
+        return await frame(host, tmp_path, name, cues, scenes)
+
+    natural = await draw("rtl-natural", "")
+    assert changed_pixels(natural, await draw("rtl-embedded", "\u202b")) == 0
+    assert changed_pixels(natural, await draw("ltr-embedded", "\u202a")) > 100

@@ -72,7 +72,8 @@ export const Captions: React.FC<{captions: CaptionsProps}> = ({captions}) => {
 				}}
 			>
 				{showing.map((cue, i) => (
-					<div key={i}>
+					// dir="auto": an Arabic or Hebrew cue reads right to left, its punctuation at its end.
+					<div key={i} dir="auto">
 						<span style={textStyle(captions.style, u)}>{cue.text}</span>
 					</div>
 				))}

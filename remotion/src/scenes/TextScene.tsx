@@ -28,6 +28,7 @@ export const TextScene: React.FC<z.infer<typeof textPropsSchema>> = ({text, colo
 			}}
 		>
 			<div
+				dir="auto"
 				style={{
 					fontSize,
 					fontWeight: TEXT_WEIGHT,

@@ -37,6 +37,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 			}}
 		>
 			<div
+				dir="auto"
 				style={{
 					fontSize: fitFontSize(text, (width - 192 * u) * 0.9, height * 0.45, 120 * u, 1.1),
 					fontWeight: TITLE_WEIGHT,
@@ -52,6 +53,7 @@ export const TitleScene: React.FC<z.infer<typeof titlePropsSchema>> = ({
 			</div>
 			{subtitle ? (
 				<div
+					dir="auto"
 					style={{
 						marginTop: 32 * u,
 						fontSize: fitFontSize(subtitle, (width - 192 * u) * 0.8, height * 0.25, 52 * u, 1.3),
