@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _TIMESTAMP = r"(?:(\d{1,3}):)?(\d{1,2}):(\d{1,2})[.,](\d{1,3})"
 _TIMING = re.compile(rf"^\s*{_TIMESTAMP}\s*-->\s*{_TIMESTAMP}(?:\s+.*)?$")
@@ -38,6 +38,8 @@ class Cue:
     start: float
     end: float
     text: str
+    # The timing line's number in the document it was read from (0: not from a document).
+    line: int = field(default=0, compare=False)
 
     def as_json(self) -> dict[str, float | str]:
         """The stored and composition form."""
@@ -106,7 +108,8 @@ def _cue(block: list[str], start_line: int) -> Cue | None:
     text = clean_text(block[timing_at + 1 :])
     # A zero-length cue (speech-to-text and editors leave them) shows on no frame, in
     # players as here: dropped like an empty one. An end before the start stays an error.
-    return Cue(start, end, text) if text and end != start else None
+    line = start_line + timing_at
+    return Cue(start, end, text, line) if text and end != start else None
 
 
 def parse_vtt(document: str) -> list[Cue]:

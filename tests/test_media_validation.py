@@ -121,7 +121,11 @@ def test_caption_refusals(validator: RequestValidator) -> None:
     broken = render_pb2.Captions(vtt="WEBVTT\n\n00:01.000 -> 00:02.000\nx\n")
     assert "line 3" in refused(validator, captions=broken)["captions.vtt"]
     late = render_pb2.Captions(vtt="WEBVTT\n\n00:05.000 --> 00:06.000\nlate\n")
-    assert refused(validator, captions=late)["captions.vtt"].startswith("cue 1: start")
+    assert refused(validator, captions=late)["captions.vtt"].startswith("cue 1 (line 3): start")
+    # In a long file the line finds the cue: empty and zero-length cues are not counted.
+    skipped = "1\n00:00:00,500 --> 00:00:00,500\num\n\n2\n00:00:05,000 --> 00:00:06,000\nlate\n"
+    problem = refused(validator, captions=render_pb2.Captions(srt=skipped))["captions.srt"]
+    assert problem.startswith("cue 1 (line 6): start"), problem
     many = render_pb2.Captions(cues=[cue(0, 1, "x")] * 2001)
     assert "at most 2000 cues" in refused(validator, captions=many)["captions.cues"]
 

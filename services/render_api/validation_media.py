@@ -185,8 +185,8 @@ def _cues(
         for field, why in _cue_problems(cue, seconds):
             if source == "cues":
                 violations.append((f"{path}.{field}", why))
-            else:  # a document's cue: its number and field in the description
-                violations.append((path, f"cue {number}: {field} {why}"))
+            else:  # a document's cue: its number, line and field in the description
+                violations.append((path, f"cue {number} (line {cue.line}): {field} {why}"))
         kept.append(Cue(cue.start, min(cue.end, seconds), cue.text))
     return kept
 
