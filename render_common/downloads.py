@@ -10,7 +10,8 @@ LAMBDA), `storage_location` (the local root directory, or the bucket) and the ob
   Remotion bucket): a SigV4 presigned GET valid for DOWNLOAD_URL_TTL_SECONDS.
 
 A row without `storage` (a public Lambda output, whose URL never expires, or a row written
-before migration 0002 that could not be matched to a key) keeps returning its stored URL.
+before migration 0002 that could not be matched to a key) keeps returning its stored URL;
+a public output's captions sidecar, public beside it, is that URL with its own key.
 
 Signing is local HMAC, but botocore's `generate_presigned_url` spends about 350 us per URL
 on its request pipeline (endpoint rules, event hooks), 70 ms for a page of 100 renders.
@@ -206,5 +207,18 @@ class DownloadLinks:
         return self._link(render, render.thumbnail_key, render.thumbnail_url)
 
     def captions_url(self, render: Render) -> str:
-        """The download URL of a render's WebVTT captions sidecar ("" without one)."""
-        return self._link(render, render.captions_key, None)
+        """The download URL of a render's WebVTT captions sidecar ("" without one). Beside
+        a public output (no `storage`), the sidecar is public too: its URL is the output's
+        with the sidecar's key in place of the output's."""
+        if render.storage in STORAGES:
+            return self._link(render, render.captions_key, None)
+        return _neighbour_url(render.output_url, render.output_key, render.captions_key)
+
+
+def _neighbour_url(url: str | None, key: str | None, other_key: str | None) -> str:
+    """The URL of object `other_key` in the bucket of the object at plain URL `url` (whose
+    key is `key`), or "" if `url` does not end in `key`."""
+    if not (url and key and other_key):
+        return ""
+    base = url.split("?", 1)[0]
+    return base[: -len(key)] + other_key if base.endswith(key) else ""

@@ -5,7 +5,9 @@ engine rendered, and whether or not the captions were burned in) and stored besi
 output with the same key and a `.vtt` extension: in our storage (local or S3) for an SSR
 output, in the Remotion bucket for a Lambda output, so that one storage and location on
 the row describe every object of the render. Its key goes in `captions_key`; the link is
-signed when the render is read (render_common/downloads.py).
+signed when the render is read (render_common/downloads.py). Beside a public Lambda
+output (a permanent URL, no storage on the row) the sidecar is public-read, and its link
+is the output's URL with the sidecar's key.
 """
 
 from __future__ import annotations
@@ -64,13 +66,19 @@ async def store_sidecar(
         )
         return {"captions_key": stored.key}
     # A Lambda output, in the Remotion bucket: the sidecar goes beside it there.
-    lambda_key = output.stored.key if output.stored else str(values.get("output_key") or "")
-    bucket = output.stored.location if output.stored else str(values.get("lambda_bucket_name"))
-    target = S3Storage(bucket, "", endpoint_url="", region=settings.aws_region)
-    key = _beside(lambda_key or f"renders/{row.id}")
+    acl: str | None = None
+    if output.output_url:  # public: the sidecar too, its link made from the output's
+        bucket = str(values.get("lambda_bucket_name") or settings.lambda_bucket)
+        lambda_key, acl = str(values.get("output_key") or f"renders/{row.id}"), "public-read"
+    else:  # private (or no-acl): presigned when read
+        assert output.stored is not None
+        bucket, lambda_key = output.stored.location, output.stored.key
+    target = S3Storage(bucket, "", endpoint_url="", region=settings.aws_region, acl=acl)
     stored = await target.put(
-        path, key, content_type=CONTENT_TYPE, metadata=metadata, download_name=name
+        path, _beside(lambda_key), content_type=CONTENT_TYPE, metadata=metadata, download_name=name
     )
+    if acl:  # the row keeps no storage: its output's URL is permanent
+        return {"captions_key": stored.key}
     return {
         "captions_key": stored.key,
         "storage": LAMBDA,

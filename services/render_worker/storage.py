@@ -68,13 +68,18 @@ class LocalStorage:
 
 
 class S3Storage:
-    """An S3 bucket (or R2/MinIO with S3_ENDPOINT_URL); links are presigned when read."""
+    """An S3 bucket (or R2/MinIO with S3_ENDPOINT_URL); links are presigned when read.
+    `acl`: a canned ACL for every object put ("public-read" beside a public Lambda output,
+    whose links are plain object URLs); None leaves the bucket's default."""
 
-    def __init__(self, bucket: str, prefix: str, *, endpoint_url: str, region: str) -> None:
+    def __init__(
+        self, bucket: str, prefix: str, *, endpoint_url: str, region: str, acl: str | None = None
+    ) -> None:
         import boto3
 
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.acl = acl
         self._client: Any = boto3.client(
             "s3", endpoint_url=endpoint_url or None, region_name=region or None
         )
@@ -95,6 +100,8 @@ class S3Storage:
             "Metadata": metadata,
             "ContentDisposition": f'attachment; filename="{download_name}"',
         }
+        if self.acl:
+            extra["ACL"] = self.acl
         await asyncio.to_thread(
             self._client.upload_file, str(path), self.bucket, full_key, ExtraArgs=extra
         )
