@@ -50,6 +50,11 @@ render:lambda:webhooks      pub/sub channel carrying the Lambda render id of eac
                             parked, so the worker following that render reads it at once
                             (its poller also checks parked payloads: a missed message
                             only delays the completion).
+render:lambda:budget:{budget}:leases / :functions / :used
+                            the Lambda functions all workers keep busy, within
+                            LAMBDA_CONCURRENCY_LIMIT: each running Lambda render's lease
+                            (sorted set by expiry), its functions (hash) and their sum
+                            (services/render_worker/engines/lambda_budget.py).
 """
 
 from __future__ import annotations
@@ -78,6 +83,11 @@ WEBHOOK_SEEN_PREFIX = "render:webhook:seen:"
 WEBHOOK_SEEN_TTL_SECONDS = 7 * 24 * 3600
 LAMBDA_WEBHOOK_PREFIX = "render:lambda:webhook:"
 LAMBDA_WEBHOOK_CHANNEL = "render:lambda:webhooks"
+# The shared Lambda function budget (services/render_worker/engines/lambda_budget.py); one
+# hash tag, so that its script's keys sit in one cluster slot.
+LAMBDA_BUDGET_LEASES = "render:lambda:budget:{budget}:leases"
+LAMBDA_BUDGET_FUNCTIONS = "render:lambda:budget:{budget}:functions"
+LAMBDA_BUDGET_USED = "render:lambda:budget:{budget}:used"
 
 
 @dataclass(frozen=True, slots=True)

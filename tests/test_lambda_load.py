@@ -29,7 +29,7 @@ from render_common import streams
 from render_common.db.schema import video_renders
 from tests.support.fake_lambda_process import FakeLambdaProcess
 from tests.support.lambda_env import point_aws_at
-from tests.support.lambda_worker import spawn, worker_environment
+from tests.support.lambda_worker import spawn, stop, worker_environment
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
@@ -120,16 +120,6 @@ async def start_many(stack: Stack, count: int) -> list[str]:
         )
         ids += [render.render_id for render in started]
     return ids
-
-
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 async def status_counts(stack: Stack, render_ids: list[str]) -> Counter[str]:

@@ -78,13 +78,16 @@ class LambdaSection(BaseModel):
     lambda_privacy: LambdaPrivacy = env("public", "REMOTION_PRIVACY")  # (seed)
     # One worker follows this many Lambda renders at once, besides its SSR slots.
     lambda_max_in_flight: AtLeastOne = 500  # LAMBDA_MAX_IN_FLIGHT
-    # Lambda functions this worker may keep busy (the account's concurrency limit, or its
-    # share): a render needs ceil(frames / frames per lambda) renderers + 1 orchestrator.
+    # Lambda functions all workers together may keep busy (the account's concurrency limit,
+    # shared through Redis): a render needs ceil(frames / frames per lambda) renderers + 1.
     lambda_concurrency_limit: AtLeastOne = 1000  # LAMBDA_CONCURRENCY_LIMIT
     # getRenderProgress calls per second, all followed renders together (each is an
     # Invoke against the same limits); webhooks complete renders without them.
     lambda_max_polls_per_second: Positive = 20.0  # LAMBDA_MAX_POLLS_PER_SECOND
     lambda_call_threads: AtLeastOne = 16  # LAMBDA_CALL_THREADS: blocking AWS calls at once
+    # How long an AWS call's answer may take. A start answered later may have started the
+    # render: the worker then looks it up in the bucket instead of starting it again.
+    lambda_read_timeout_seconds: Positive = 120.0  # LAMBDA_READ_TIMEOUT_SECONDS
     webhook_url: str = ""  # WEBHOOK_URL
     webhook_secret: str = ""  # WEBHOOK_SECRET
     webhook_port: int = 8090  # WEBHOOK_PORT

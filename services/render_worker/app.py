@@ -25,6 +25,7 @@ from render_common.server import RunningServer, start_server
 from services.render_worker.assets import AssetFetcher, AssetPolicy
 from services.render_worker.consumer import Consumer
 from services.render_worker.engines.base import Engine
+from services.render_worker.engines.lambda_budget import SharedFunctionBudget
 from services.render_worker.engines.lambda_client import LambdaClient
 from services.render_worker.engines.lambda_engine import LambdaEngine
 from services.render_worker.engines.lambda_tracker import LambdaTracker
@@ -120,7 +121,8 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
 def build_lambda_engine(
     settings: Settings, fetcher: AssetFetcher, assets: AssetCatalogue
 ) -> LambdaEngine:
-    """The Lambda engine with its client (thread pool) and tracker (own Redis client)."""
+    """The Lambda engine with its client (thread pool), tracker and shared function budget
+    (each with its own Redis client)."""
     client = LambdaClient(settings)
     tracker = LambdaTracker(
         client,
@@ -129,7 +131,8 @@ def build_lambda_engine(
         webhooks=bool(settings.webhook_url),
         pollers=settings.lambda_call_threads,
     )
-    return LambdaEngine(client, tracker, fetcher, assets=assets, settings=settings)
+    budget = SharedFunctionBudget(redis_for(settings), settings.lambda_concurrency_limit)
+    return LambdaEngine(client, tracker, fetcher, assets=assets, settings=settings, budget=budget)
 
 
 async def start(

@@ -16,8 +16,10 @@ bucket, so `cancel_render_on_lambda` works unchanged.
 - Under load: hundreds of renders at once, each lasting a duration drawn from
   [seconds, seconds_max]; with `max_concurrent`, a start while that many renders run is
   refused with HTTP 429 TooManyRequestsException, as Lambda refuses an invocation over
-  the concurrency limit. One scheduler thread ends renders and a small pool posts the
-  webhooks (no thread per render); cancel.json is looked up at most twice a second.
+  the concurrency limit; with `start_delay`, an accepted start is answered late (a caller
+  whose read times out meanwhile does not know the render runs). One scheduler thread
+  ends renders and a small pool posts the webhooks (no thread per render); cancel.json is
+  looked up at most twice a second.
 - In a subprocess (`python -m tests.support.fake_lambda --s3 URL`, see
   tests/support/fake_lambda_process.py) its CPU stays out of the worker's figures;
   `GET /_fake/stats` and `POST /_fake/plan` reach it there.
@@ -178,6 +180,7 @@ class FakeRemotionLambda:
         with self._lock:
             heapq.heappush(self._ending, (render.ends + plan.webhook_delay, render_id))
             self._ending_added.notify()
+        time.sleep(plan.start_delay)  # a slow answer: the caller may time out meanwhile
         return 200, {"type": "success", "renderId": render_id, "bucketName": render.bucket}, ""
 
     def _status(self, render_id: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class Plan:
     webhook_times: int = 1  # 2: the webhook is posted twice
     throttle_starts: int = 0  # answer this many starts with 429 TooManyRequestsException
     max_concurrent: int = 0  # > 0: a start while this many renders run gets a 429
+    start_delay: float = 0.0  # answer an accepted start this late (the render runs already)
 
     def duration(self) -> float:
         """One render's time from start to end."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,17 @@ async def main() -> None:
     worker = await worker_app.start(settings, warm=False)
     await wait_for_shutdown_signal()
     await worker.stop(settings.shutdown_grace_seconds)
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a worker process and reap it (SIGKILL after 30 s)."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
 
 
 if __name__ == "__main__":

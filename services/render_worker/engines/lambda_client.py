@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
 from remotion_lambda import RemotionClient, RenderMediaParams, RenderStillParams
 from remotion_lambda.exception import RemotionException, RemotionInvalidArgumentException
 from remotion_lambda.models import (
@@ -67,6 +67,8 @@ RETRYABLE_MESSAGE = re.compile(
 )
 TIMEOUT_MESSAGE = re.compile(r"timed out|timeout", re.IGNORECASE)
 THROTTLED = "LAMBDA_THROTTLED"  # the call was refused for rate or concurrency: not run
+# The start went out but its answer did not come back: the render may be running.
+START_UNCERTAIN = "LAMBDA_START_UNCERTAIN"
 THROTTLE_CODES = frozenset({"TooManyRequestsException", "ThrottlingException", "Throttling"})
 RETRYABLE_AWS_CODES = frozenset(
     {
@@ -140,6 +142,13 @@ def classify_render_errors(errors: list[Any]) -> RenderFailure:
     )
 
 
+def out_name(job: RenderJob) -> str:
+    """The output name of the attempt's Lambda render, and so its identity in the bucket
+    (engines/lambda_lookup.py): the render id, plus the attempt after the first."""
+    suffix = "" if job.attempt <= 1 else f"-attempt{job.attempt}"
+    return f"{job.render_id}{suffix}.{FORMAT_EXTENSIONS[job.format]}"
+
+
 def frames_per_lambda(frames_total: int, configured: int) -> int:
     """REMOTION_FRAMES_PER_LAMBDA, raised so a long render stays within 200 functions."""
     return max(configured, -(-frames_total // MAX_FUNCTIONS_PER_RENDER))
@@ -185,7 +194,7 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         download_behavior=ShouldDownload(
             type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{extension}"
         ),
-        out_name=f"{job.render_id}.{extension}",
+        out_name=out_name(job),
         frames_per_lambda=frames_per_lambda(job.frames_total, settings.lambda_frames_per_lambda),
         max_retries=settings.lambda_max_retries,
         timeout_in_milliseconds=DELAY_RENDER_TIMEOUT_MS,
@@ -208,9 +217,10 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
 class _SharedClients(RemotionClient):  # type: ignore[misc]
     """RemotionClient keeping one boto3 client per service instead of one per call."""
 
-    def __init__(self, *args: Any, pool: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pool: int, read_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pool = pool
+        self._read_timeout = read_timeout
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
 
@@ -221,7 +231,7 @@ class _SharedClients(RemotionClient):  # type: ignore[misc]
                 attempts = 1 if service_name == "lambda" else 3  # S3 calls are idempotent
                 config = Config(
                     connect_timeout=5,
-                    read_timeout=120,
+                    read_timeout=self._read_timeout,
                     max_pool_connections=self._pool,
                     retries={"total_max_attempts": attempts, "mode": "standard"},
                 )
@@ -239,6 +249,7 @@ class LambdaClient:
         self._settings = settings
         self.function_name = settings.lambda_function_name
         self.privacy = settings.lambda_privacy  # of the outputs: public, private or no-acl
+        self.bucket = settings.lambda_bucket  # "" : Remotion's default bucket
         threads = settings.lambda_call_threads
         rate = settings.lambda_max_polls_per_second
         self.progress_rate = RateLimiter(rate, burst=rate)  # all followed renders together
@@ -249,7 +260,16 @@ class LambdaClient:
             function_name=settings.lambda_function_name,
             session=boto3.session.Session(region_name=settings.aws_region),
             pool=threads,
+            read_timeout=settings.lambda_read_timeout_seconds,
         )
+
+    async def run(self, action: str, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call in the pool; its errors as RenderFailure."""
+        return await self._call(action, call, *args)
+
+    def s3(self) -> Any:
+        """The shared boto3 S3 client (thread-safe)."""
+        return self._client._create_boto_client("s3")
 
     async def _call(self, action: str, call: Callable[..., T], *args: Any) -> T:
         """Run a blocking client call in the pool; its errors as RenderFailure."""
@@ -266,7 +286,12 @@ class LambdaClient:
     async def start(self, job: RenderJob) -> LambdaRender:
         """Start a render; the Lambda render id and bucket."""
         params = render_params(job, self._settings)
-        response = await self._call("start", self._client.render_media_on_lambda, params)
+        try:
+            response = await self._call("start", self._client.render_media_on_lambda, params)
+        except RenderFailure as failure:
+            if isinstance(failure.__cause__, ReadTimeoutError | ConnectionClosedError):
+                raise RenderFailure(START_UNCERTAIN, failure.message, retryable=True) from None
+            raise
         if response is None:
             raise RenderFailure(
                 "LAMBDA_ERROR", "Lambda start returned no render id", retryable=True

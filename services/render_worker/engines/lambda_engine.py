@@ -5,7 +5,8 @@ per render mostly waits on the updates the shared tracker (lambda_tracker.py) de
 the webhook first, paced polling as the fallback. Either way the engine returns once, and
 the processor's lease-conditional completion makes a second completion impossible.
 
-Starts take their functions from the worker's LAMBDA_CONCURRENCY_LIMIT budget first; a
+Starts take their functions from LAMBDA_CONCURRENCY_LIMIT, shared by all workers through
+Redis (lambda_budget.py), first; a
 start Lambda throttles (HTTP 429 TooManyRequestsException: the render did not start) is
 retried with backoff within the attempt, never re-sent after any other failure.
 
@@ -19,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from render_common.config import Settings
 from render_common.downloads import LAMBDA, StoredObject
-from render_common.presets import FORMAT_EXTENSIONS
 from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
@@ -35,14 +36,18 @@ from services.render_worker.engines.base import (
     RenderOutput,
     engine_progress,
 )
+from services.render_worker.engines.lambda_budget import SharedFunctionBudget
 from services.render_worker.engines.lambda_client import (
+    START_UNCERTAIN,
     THROTTLED,
     LambdaClient,
     LambdaRender,
     classify_render_errors,
     functions_needed,
+    out_name,
 )
-from services.render_worker.engines.lambda_pacing import FunctionBudget, backoff
+from services.render_worker.engines.lambda_lookup import find_started, start_pending
+from services.render_worker.engines.lambda_pacing import backoff
 from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
 from services.render_worker.failures import RenderFailure
@@ -90,13 +95,14 @@ class LambdaEngine:
         *,
         assets: AssetCatalogue,
         settings: Settings,
+        budget: SharedFunctionBudget,
     ) -> None:
         self._client = client
         self.tracker = tracker
         self._fetcher = fetcher
         self._assets = assets
         self._settings = settings
-        self.budget = FunctionBudget(settings.lambda_concurrency_limit)
+        self.budget = budget
         self._running: dict[str, LambdaRender] = {}
 
     async def render(self, job: RenderJob, report: ProgressReport) -> RenderOutput:
@@ -104,8 +110,11 @@ class LambdaEngine:
         await report(Stage.BUNDLING, 0.0, 0)
         functions = functions_needed(job.frames_total, self._settings)
         render = self._resumed(job)
+        if render is None and start_pending(job):  # an earlier worker's start went out
+            since = time.time() - self._settings.render_timeout_seconds
+            render = await find_started(self._client, job, since)
         if render is not None:
-            self.budget.take(functions)  # running already
+            await self.budget.take(job.render_id, functions)  # running already
             log.info(
                 "following lambda render of an earlier worker",
                 extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
@@ -113,11 +122,11 @@ class LambdaEngine:
         else:
             # Lambda fetches the assets itself: check the catalogue's asset props (not text).
             await self._fetcher.check_all(asset_urls(self._assets, job))
-            await self.budget.acquire(functions)
+            await self.budget.acquire(job.render_id, functions)
             try:
                 render = await self._start(job)
             except BaseException:
-                self.budget.release(functions)
+                await self.budget.release(job.render_id)
                 raise
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
@@ -130,18 +139,31 @@ class LambdaEngine:
             output = await self._follow(job, render, report, updates)
             output.details.update(await poster)  # the thumbnail, rendered meanwhile
             return output
+        except asyncio.CancelledError:
+            # Shutdown or a lost lease: the render goes on on Lambda, and whoever follows
+            # it next takes its lease over (or the lease expires). A render stopped on
+            # Lambda (cancel, timeout) gave its lease back in `cancel`.
+            self.budget.forget(job.render_id)
+            raise
         finally:
             poster.cancel()
             self.tracker.unfollow(render)
             self._running.pop(job.render_id, None)
-            self.budget.release(functions)
+            await self.budget.release(job.render_id)
 
     async def _start(self, job: RenderJob) -> LambdaRender:
-        """renderMediaOnLambda, retried with backoff while Lambda throttles it."""
+        """renderMediaOnLambda, retried with backoff while Lambda throttles it. The row is
+        marked "start sent" first; an answer lost after the call went out is resolved by
+        looking the render up (engines/lambda_lookup.py), never by starting again."""
+        if job.record is not None:
+            await job.record({"lambda_function_name": self._client.function_name})
         for retry in itertools.count():
+            sent = time.time()
             try:
                 render = await self._client.start(job)
             except RenderFailure as failure:
+                if failure.reason == START_UNCERTAIN:
+                    return await self._started_anyway(job, sent, failure)
                 if failure.reason != THROTTLED:
                     raise
                 delay = backoff(retry)
@@ -157,6 +179,27 @@ class LambdaEngine:
             )
             return render
         raise AssertionError("unreachable")
+
+    async def _started_anyway(
+        self, job: RenderJob, sent: float, failure: RenderFailure
+    ) -> LambdaRender:
+        """The render an unanswered start began, or a retryable failure if none did."""
+        log.warning(
+            "lambda start unanswered; looking for its render",
+            extra={"render_id": job.render_id, "error": failure.message},
+        )
+        render = await find_started(self._client, job, sent)
+        if render is None:
+            raise RenderFailure(
+                "LAMBDA_UNAVAILABLE",
+                f"{failure.message}; no render of it found, so it is started again",
+                retryable=True,
+            )
+        log.info(
+            "lambda render of an unanswered start found",
+            extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
+        )
+        return render
 
     def _resumed(self, job: RenderJob) -> LambdaRender | None:
         render_id = job.resume.get("lambda_render_id")
@@ -253,10 +296,7 @@ class LambdaEngine:
             details["cost_actual"] = costs
         # Remotion writes the output to renders/{lambda render id}/{outName} in the render's
         # bucket (outKey in the progress, which the webhook payload lacks).
-        key = str(
-            progress.get("outKey")
-            or f"renders/{render.render_id}/{job.render_id}.{FORMAT_EXTENSIONS[job.format]}"
-        )
+        key = str(progress.get("outKey") or f"renders/{render.render_id}/{out_name(job)}")
         if self._client.privacy == "public":
             # A public object's URL never expires: stored as the link (the key for the record).
             details["output_key"] = key
@@ -278,10 +318,13 @@ class LambdaEngine:
                 "lambda cancel failed",
                 extra={"render_id": job.render_id, "error": failure.message},
             )
+            return
+        await self.budget.release(job.render_id)  # stopping: its functions free up
 
     async def close(self) -> None:
         """Stop the tracker, the client's threads and the tracker's Redis client."""
         await self.tracker.close()
+        await self.budget.close()
         self._client.close()
 
 
