@@ -43,8 +43,9 @@ def start_pending(job: RenderJob) -> bool:
 
 
 def _recent_render_ids(s3: Any, bucket: str, since: float) -> list[str]:
-    """Render ids of the bucket whose progress file was written at `since` or later."""
-    found: list[str] = []
+    """Render ids of the bucket whose progress file was written at `since` or later,
+    newest first."""
+    found: list[tuple[float, str]] = []
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix="renders/", Delimiter="/"
     )
@@ -55,16 +56,20 @@ def _recent_render_ids(s3: Any, bucket: str, since: float) -> list[str]:
                 head = s3.head_object(Bucket=bucket, Key=f"renders/{render_id}/progress.json")
             except ClientError:
                 continue
-            if head["LastModified"].timestamp() >= since - CLOCK_SKEW_SECONDS:
-                found.append(render_id)
-    return found
+            written = head["LastModified"].timestamp()
+            if written >= since - CLOCK_SKEW_SECONDS:
+                found.append((written, render_id))
+    return [render_id for _, render_id in sorted(found, reverse=True)]
 
 
 async def _match(client: LambdaClient, bucket: str, name: str, since: float) -> LambdaRender | None:
     ids = await client.run("lookup", _recent_render_ids, client.s3(), bucket, since)
     for render_id in ids:
         render = LambdaRender(render_id, bucket, client.function_name)
-        progress = await client.progress(render, paced=False)
+        try:
+            progress = await client.progress(render, paced=False)
+        except RenderFailure:  # another render's trouble (gone, another function's)
+            continue
         metadata = progress.get("renderMetadata") or {}
         if isinstance(metadata, dict) and metadata.get("outName") == name:
             return render
