@@ -33,7 +33,7 @@ from redis.asyncio import Redis
 
 from render_common import metrics
 from render_common.ids import parse_event_id
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import Backoff, supervised
 from services.progress.subscription import EndReason, Item, Subscription
 from services.progress.xread import PackedXRead, bulk
 
@@ -85,6 +85,7 @@ class _Shard:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._outage_since: float | None = None  # when the current Redis outage began
         self.reads = 0  # XREAD calls made (for tests and metrics)
 
     @property
@@ -164,45 +165,43 @@ class _Shard:
             metrics.progress_watchers.add(-ended)
 
     async def _run(self) -> None:
-        backoff = _BACKOFF_START
-        outage_since: float | None = None
-        while not self._closed:
-            raise_if_cancelling()  # a driver may have swallowed it mid-pass
-            if not self._topics:
-                outage_since = None
-                self._changed.clear()
-                await self._changed.wait()
-                continue
-            try:
-                response = await self._read()
-            except _REDIS_ERRORS as exc:
-                raise_if_cancelling()
-                now = time.monotonic()
-                if outage_since is None:
-                    outage_since = now
-                    log.warning("redis unavailable; retrying", extra={"error": str(exc)})
-                elif now - outage_since > self._outage_seconds:
-                    log.error("redis unavailable past the outage window; ending streams")
-                    self._end_all(EndReason.REDIS_UNAVAILABLE)
-                    outage_since = None
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                raise_if_cancelling()
-                log.exception("unexpected error reading streams")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
-                continue
-            if outage_since is not None:
-                log.info("redis is back; streams resume")
-                outage_since = None
-            backoff = _BACKOFF_START
-            self.reads += 1
-            if response:
-                self._dispatch(response)
+        backoff = Backoff(_BACKOFF_START, _BACKOFF_MAX)
+        await supervised(
+            self._read_once,
+            "reading streams",
+            backoff=backoff,
+            failed=self._read_failed,
+            until=lambda: self._closed,
+        )
+
+    async def _read_once(self) -> None:
+        """One XREAD over every topic (or wait for a first topic) and its dispatch."""
+        if not self._topics:
+            self._outage_since = None
+            self._changed.clear()
+            await self._changed.wait()
+            return
+        response = await self._read()
+        if self._outage_since is not None:
+            log.info("redis is back; streams resume")
+            self._outage_since = None
+        self.reads += 1
+        if response:
+            self._dispatch(response)
+
+    async def _read_failed(self, exc: Exception) -> None:
+        """A Redis outage longer than the window ends the streams; the reader backs off."""
+        if not isinstance(exc, _REDIS_ERRORS):
+            log.error("unexpected error reading streams", exc_info=exc)
+            return
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+            log.warning("redis unavailable; retrying", extra={"error": str(exc)})
+        elif now - self._outage_since > self._outage_seconds:
+            log.error("redis unavailable past the outage window; ending streams")
+            self._end_all(EndReason.REDIS_UNAVAILABLE)
+            self._outage_since = None
 
     def _pack(self) -> bytes:
         """This shard's XREAD, from each topic's cached key and position (see xread.py)."""

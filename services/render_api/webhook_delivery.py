@@ -26,6 +26,7 @@ import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import httpx
 import orjson
@@ -49,7 +50,7 @@ from render_common.renders import webhooks
 from render_common.renders.record import Render
 from render_common.renders.webhooks import Claim, Outcome
 from render_common.resources import render_message, webhook_id
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import every, log_failure, polled, supervised
 from render_common.webhook_signing import signed_headers
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,15 @@ def event_body(row: Render, links: DownloadLinks) -> bytes:
     if render.HasField("complete_time"):
         event.timestamp.CopyFrom(render.complete_time)
     return orjson.dumps(json_format.MessageToDict(event))
+
+
+async def _listener_failed(exc: Exception) -> None:
+    """The render:ended listener failed: retried in a second (polling goes on meanwhile);
+    Redis being away is no news (its own loops warn about it)."""
+    if isinstance(exc, REDIS_DOWN):
+        log.debug("render:ended listener: redis away", exc_info=exc)
+    else:
+        log_failure(exc, "render:ended listener")
 
 
 class WebhookDelivery:
@@ -100,16 +110,7 @@ class WebhookDelivery:
         """Poll and deliver until cancelled; a database outage only delays deliveries."""
         listener = asyncio.create_task(self._listen()) if self._redis is not None else None
         try:
-            while True:
-                try:
-                    await self.tick()
-                except Exception:
-                    raise_if_cancelling()
-                    log.warning("webhook delivery poll failed", exc_info=True)
-                raise_if_cancelling()  # a driver may have absorbed it mid-tick
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                self._wake.clear()
+            await every(self._poll, self.tick, "webhook delivery poll", wake=self._wake)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -123,21 +124,15 @@ class WebhookDelivery:
 
     async def _listen(self) -> None:
         """Wake the loop whenever a render ends; through Redis outages, retry every second."""
+        await supervised(self._wake_on_ended, "render:ended listener", failed=_listener_failed)
+
+    async def _wake_on_ended(self) -> None:
         assert self._redis is not None
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(streams.RENDER_ENDED_CHANNEL)
-                    while True:
-                        if await pubsub.get_message(timeout=1.0) is not None:
-                            self._wake.set()
-                        raise_if_cancelling()  # redis-py may absorb a cancellation
-            except REDIS_DOWN:
-                # redis-py can surface a cancellation mid-read as a connection error:
-                # retrying then would keep RenderApi.stop waiting for ever.
-                raise_if_cancelling()
-                log.debug("render:ended listener: redis away", exc_info=True)
-                await asyncio.sleep(1.0)
+        async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(streams.RENDER_ENDED_CHANNEL)
+            async for message in polled(partial(pubsub.get_message, timeout=1.0)):
+                if message is not None:
+                    self._wake.set()
 
     async def tick(self) -> int:
         """Claim what is due (as many as there is room for) and start sending it."""

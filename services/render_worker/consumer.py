@@ -17,16 +17,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.config import Settings
 from render_common.queue import ensure_group
 from render_common.renders.attempts import AttemptTransitions
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import every, polled, supervised
 from services.render_worker.legacy_drain import LegacyDrain
 from services.render_worker.processor import RenderProcessor
 from services.render_worker.queue_reader import QueueReader, Running
@@ -129,52 +129,46 @@ class Consumer:
         ]
 
     async def _retry_loop(self) -> None:
+        await every(0.25, self._move_due_retries, "moving due retries", until=self._stopping.is_set)
+
+    async def _move_due_retries(self) -> None:
         keys = [
             streams.RETRY_ZSET,
             streams.SSR_JOBS_STREAM,
             streams.LAMBDA_JOBS_STREAM,
             streams.LEGACY_JOBS_STREAM,
         ]
-        while not self._stopping.is_set():
-            try:
-                moved = await self._move_retries(keys=keys, args=[time.time(), streams.JOBS_MAXLEN])
-                for render_id, entry_id in zip(moved[::2], moved[1::2], strict=True):
-                    await self._transitions.reenqueue_retry(render_id, entry_id)
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()
-                log.warning("moving due retries failed", extra={"error": str(exc)})
-            except Exception:
-                raise_if_cancelling()
-                log.exception("moving due retries failed")
-            raise_if_cancelling()  # a driver may have swallowed it mid-pass
-            await asyncio.sleep(0.25)
+        moved = await self._move_retries(keys=keys, args=[time.time(), streams.JOBS_MAXLEN])
+        for render_id, entry_id in zip(moved[::2], moved[1::2], strict=True):
+            await self._transitions.reenqueue_retry(render_id, entry_id)
 
     async def _heartbeat_loop(self) -> None:
         """Keep our pending entries from looking idle while their renders run."""
         interval = max(0.2, self._settings.visibility_timeout_seconds / 3)
-        while True:
-            await asyncio.sleep(interval)
-            for reader in self.readers:
-                await reader.keep_fresh()
+        await every(interval, self._keep_fresh, "keeping entries fresh")
+
+    async def _keep_fresh(self) -> None:
+        for reader in self.readers:
+            await reader.keep_fresh()
 
     async def _cancel_loop(self) -> None:
-        while not self._stopping.is_set():
-            pubsub = self._blocking.pubsub()
-            try:
-                await pubsub.subscribe(streams.CANCEL_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    render_id = message.get("data")
-                    for running in self._running():
-                        if running.delivery.render_id == render_id:
-                            running.cancel.set()
-            except (RedisError, OSError) as exc:
-                log.warning("cancel subscription dropped; resubscribing", extra={"error": str(exc)})
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await supervised(self._follow_cancels, "cancel subscription", until=self._stopping.is_set)
+
+    async def _follow_cancels(self) -> None:
+        """Subscribed to render:cancel: a message stops the matching running render."""
+        pubsub = self._blocking.pubsub()
+        try:
+            await pubsub.subscribe(streams.CANCEL_CHANNEL)
+            async for message in polled(partial(pubsub.get_message, timeout=1.0)):
+                if message is None or message.get("type") != "message":
+                    continue
+                render_id = message.get("data")
+                for running in self._running():
+                    if running.delivery.render_id == render_id:
+                        running.cancel.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def stop(self, grace: float) -> None:
         """Stop taking work; finish within `grace`, then hand the rest back."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 from render_common.renders.attempts import AttemptTransitions
 from render_common.renders.lease import HEARTBEAT_SECONDS, Heartbeat, Lease
 from render_common.renders.states import Stage
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import every, one_pass
 
 log = logging.getLogger(__name__)
 BATCH = 1000  # renders per statement (bind parameters stay well under SQLite's limit)
@@ -63,9 +64,7 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         """Renew until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.renew_once()
+        await every(self._interval, self.renew_once, "lease renewal")
 
     async def renew_once(self) -> None:
         """One heartbeat for every held lease; a failed batch is tried again next time
@@ -73,20 +72,21 @@ class LeaseKeeper:
         held = list(self._held.values())
         for start in range(0, len(held), BATCH):
             chunk = held[start : start + BATCH]
-            beats = [
-                Heartbeat(h.render_id, h.stage, h.progress, (h.stage, h.progress) != h.written)
-                for h in chunk
-            ]
-            try:
-                leases = await self._transitions.renew_leases(beats)
-            except Exception as exc:
-                raise_if_cancelling()
-                log.warning(
-                    "lease renewal failed", extra={"renders": len(chunk), "error": str(exc)}
-                )
-                continue
-            for each, beat in zip(chunk, beats, strict=True):
-                each.written = (beat.stage, beat.progress)
-                lease = leases.get(each.render_id, Lease.LOST)
-                if lease is not Lease.HELD and self._held.get(each.render_id) is each:
-                    each.end(lease)
+            await one_pass(
+                partial(self._renew, chunk),
+                "lease renewal",
+                expected=(Exception,),
+                extra={"renders": len(chunk)},
+            )
+
+    async def _renew(self, chunk: list[HeldLease]) -> None:
+        beats = [
+            Heartbeat(h.render_id, h.stage, h.progress, (h.stage, h.progress) != h.written)
+            for h in chunk
+        ]
+        leases = await self._transitions.renew_leases(beats)
+        for each, beat in zip(chunk, beats, strict=True):
+            each.written = (beat.stage, beat.progress)
+            lease = leases.get(each.render_id, Lease.LOST)
+            if lease is not Lease.HELD and self._held.get(each.render_id) is each:
+                each.end(lease)

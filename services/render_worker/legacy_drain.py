@@ -16,13 +16,12 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.queue import ensure_group
 from render_common.renders.routing import engines_of, replace_entries
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import every
 from services.render_worker.delivery import TAKEOVER_FIELD
 
 log = logging.getLogger(__name__)
@@ -42,17 +41,11 @@ class LegacyDrain:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Drain every INTERVAL_SECONDS until stopped."""
-        while not stopping.is_set():
-            try:
-                while await self.drain_once() >= BATCH:
-                    pass
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()
-                log.warning("draining render:jobs failed", extra={"error": str(exc)})
-            except Exception:
-                raise_if_cancelling()
-                log.exception("draining render:jobs failed")
-            await asyncio.sleep(INTERVAL_SECONDS)
+        await every(INTERVAL_SECONDS, self._drain, "draining render:jobs", until=stopping.is_set)
+
+    async def _drain(self) -> None:
+        while await self.drain_once() >= BATCH:
+            pass
 
     async def drain_once(self) -> int:
         """Move one batch of new entries and one of silent workers' entries; how many."""

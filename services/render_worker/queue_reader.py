@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,7 +29,7 @@ from render_common import metrics, streams
 from render_common.config import Settings
 from render_common.outage import REDIS_DOWN, ride_out
 from render_common.queue import ensure_group, is_missing_group
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import log_failure, one_pass, supervised
 from services.render_worker.delivery import Delivery
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class QueueReader:
         self.running: dict[str, Running] = {}
         self._freed = asyncio.Event()
         self._reclaim_cursor = "0-0"
+        self._idle_ms = int(settings.visibility_timeout_seconds * 1000)
+        self._reclaim_every = max(0.5, settings.visibility_timeout_seconds / 4)
+        self._next_reclaim = 0.0
 
     @property
     def free(self) -> int:
@@ -81,43 +85,44 @@ class QueueReader:
         return self.slots - len(self.running)
 
     async def take_loop(self, stopping: asyncio.Event) -> None:
-        """Fill free slots: reclaim silent workers' entries when due, else read new ones."""
-        idle_ms = int(self._settings.visibility_timeout_seconds * 1000)
-        reclaim_every = max(0.5, self._settings.visibility_timeout_seconds / 4)
-        next_reclaim = 0.0
-        while not stopping.is_set():
-            while self.free <= 0:
-                self._freed.clear()
-                await self._freed.wait()
-            deliveries: list[Delivery] = []
-            try:
-                now = time.monotonic()
-                if now >= next_reclaim:
-                    next_reclaim = now + reclaim_every
-                    metrics.queue_depth.record(int(await self._redis.xlen(self.queue.stream)))
-                    deliveries = await self._reclaim(idle_ms)
-                if not deliveries:
-                    block_ms = max(1, int((next_reclaim - time.monotonic()) * 1000))
-                    deliveries = await self._read(min(block_ms, 1000))
-            except (RedisError, OSError) as exc:
-                await self._read_failed(exc)
-            for delivery in deliveries:
-                self._dispatch(delivery)
+        """Fill free slots until stopped (see `_take`)."""
+        what = f"reading {self.queue.stream}"
+        await supervised(self._take, what, failed=self._read_failed, until=stopping.is_set)
 
-    async def _read_failed(self, exc: BaseException) -> None:
-        if is_missing_group(exc):
+    async def _take(self) -> None:
+        """Wait for a free slot; reclaim silent workers' entries when due, else read new ones."""
+        while self.free <= 0:
+            self._freed.clear()
+            await self._freed.wait()
+        deliveries: list[Delivery] = []
+        now = time.monotonic()
+        if now >= self._next_reclaim:
+            self._next_reclaim = now + self._reclaim_every
+            metrics.queue_depth.record(int(await self._redis.xlen(self.queue.stream)))
+            deliveries = await self._reclaim(self._idle_ms)
+        if not deliveries:
+            block_ms = max(1, int((self._next_reclaim - time.monotonic()) * 1000))
+            deliveries = await self._read(min(block_ms, 1000))
+        for delivery in deliveries:
+            self._dispatch(delivery)
+
+    async def _read_failed(self, exc: Exception) -> float:
+        """Log a failed take (re-creating a lost group); the seconds before the next."""
+        if not isinstance(exc, (RedisError, OSError)):
+            log_failure(exc, f"reading {self.queue.stream}")
+        elif is_missing_group(exc):
             log.warning("consumer group missing (Redis lost its data); re-creating it")
             try:
                 await ensure_group(self._redis, self.queue)
+                return 0.0
             except (RedisError, OSError) as again:
                 log.warning("re-creating the consumer group failed", extra={"error": str(again)})
-                await asyncio.sleep(1.0)
         else:
             log.warning(
                 "reading the job queue failed; retrying",
                 extra={"queue": self.queue.stream, "error": str(exc)},
             )
-            await asyncio.sleep(1.0)
+        return 1.0
 
     def _count(self) -> int:
         return max(1, min(self.free, self._batch))
@@ -185,20 +190,24 @@ class QueueReader:
     async def _process(self, running: Running) -> None:
         delivery = running.delivery
         try:
-            if await self._process_entry(delivery, running.cancel):
-                await self.acknowledge(delivery.entry_id)
+            # A failure leaves the entry pending: XAUTOCLAIM retries it after the
+            # visibility timeout.
+            await one_pass(
+                partial(self._process_and_ack, delivery, running.cancel),
+                "processing (entry left for reclaim)",
+                expected=(),
+                extra={"entry": delivery.entry_id},
+            )
         except asyncio.CancelledError:
             await asyncio.shield(self.acknowledge(delivery.entry_id))  # handed back anew
             raise
-        except Exception:
-            # The entry stays pending; XAUTOCLAIM retries it after the visibility timeout.
-            raise_if_cancelling()
-            log.exception(
-                "processing failed; entry left for reclaim", extra={"entry": delivery.entry_id}
-            )
         finally:
             self.running.pop(delivery.entry_id, None)
             self._freed.set()
+
+    async def _process_and_ack(self, delivery: Delivery, cancel: asyncio.Event) -> None:
+        if await self._process_entry(delivery, cancel):
+            await self.acknowledge(delivery.entry_id)
 
     async def acknowledge(self, entry_id: str) -> None:
         """XACK and XDEL the entry, riding out a Redis outage (bounded). An entry that

@@ -23,13 +23,14 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from render_common import streams
-from render_common.tasks import raise_if_cancelling
+from render_common.tasks import polled, supervised
 from services.render_worker.engines.lambda_client import LambdaClient, LambdaRender
 from services.render_worker.failures import RenderFailure
 
@@ -117,22 +118,25 @@ class LambdaTracker:
         heapq.heappush(self._due, (due, next(self._seq), lambda_id))
 
     async def _due_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            delay = self._due[0][0] - time.monotonic() if self._due else IDLE_SECONDS
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(delay, IDLE_SECONDS)):
-                        await self._wake.wait()
-                continue
-            now = time.monotonic()
-            due: dict[str, _Followed] = {}
-            while self._due and self._due[0][0] <= now and len(due) < MAX_DUE_BATCH:
-                lambda_id = heapq.heappop(self._due)[2]
-                followed = self._followed.get(lambda_id)
-                if followed is not None:
-                    due[lambda_id] = followed
-            await self._check(list(due.values()))
+        await supervised(self._due_once, "checking due lambda renders")
+
+    async def _due_once(self) -> None:
+        """Wait until the first render is due (or a wake-up), then check a batch of due ones."""
+        self._wake.clear()
+        delay = self._due[0][0] - time.monotonic() if self._due else IDLE_SECONDS
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(delay, IDLE_SECONDS)):
+                    await self._wake.wait()
+            return
+        now = time.monotonic()
+        due: dict[str, _Followed] = {}
+        while self._due and self._due[0][0] <= now and len(due) < MAX_DUE_BATCH:
+            lambda_id = heapq.heappop(self._due)[2]
+            followed = self._followed.get(lambda_id)
+            if followed is not None:
+                due[lambda_id] = followed
+        await self._check(list(due.values()))
 
     async def _check(self, due: list[_Followed]) -> None:
         """Complete from parked webhooks what has one; queue a progress call for the rest."""
@@ -159,42 +163,40 @@ class LambdaTracker:
     async def _poller(self) -> None:
         """One of LAMBDA_CALL_THREADS callers: a progress call at a time, paced by the
         client's rate; the render is due again one interval after the answer."""
-        while True:
-            followed = await self._calls.get()
-            if followed.render.render_id not in self._followed:
-                continue
-            try:
-                progress = await self._client.progress(followed.render)
-                update = Update("progress", progress)
-            except RenderFailure as failure:
-                update = Update("error", failure=failure)
-            except Exception as exc:  # the poller must survive anything a call raises
-                update = Update(
-                    "error", failure=RenderFailure("INTERNAL", str(exc), retryable=True)
-                )
-            if followed.render.render_id in self._followed:
-                followed.updates.put_nowait(update)
-                self._schedule(followed.render.render_id, self._next_interval())
+        await supervised(self._poll_once, "polling lambda progress")
+
+    async def _poll_once(self) -> None:
+        followed = await self._calls.get()
+        if followed.render.render_id not in self._followed:
+            return
+        try:
+            progress = await self._client.progress(followed.render)
+            update = Update("progress", progress)
+        except RenderFailure as failure:
+            update = Update("error", failure=failure)
+        except Exception as exc:  # the poller must survive anything a call raises
+            update = Update("error", failure=RenderFailure("INTERNAL", str(exc), retryable=True))
+        if followed.render.render_id in self._followed:
+            followed.updates.put_nowait(update)
+            self._schedule(followed.render.render_id, self._next_interval())
 
     async def _webhook_loop(self) -> None:
         """Subscribed to render:lambda:webhooks: a webhook parked for a followed render
-        makes it due now (the due loop reads the payload)."""
-        while True:
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(streams.LAMBDA_WEBHOOK_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message" and message.get("data") in self._followed:
-                        self._schedule(str(message["data"]), 0.0)
-            except (RedisError, OSError) as exc:
-                raise_if_cancelling()  # redis-py may surface a cancellation as an error
-                log.warning(
-                    "webhook subscription dropped; resubscribing", extra={"error": str(exc)}
-                )
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        makes it due now (the due loop reads the payload); resubscribes after a drop."""
+        await supervised(self._follow_webhooks, "lambda webhook subscription")
+
+    async def _follow_webhooks(self) -> None:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(streams.LAMBDA_WEBHOOK_CHANNEL)
+            async for message in polled(partial(pubsub.get_message, timeout=1.0)):
+                if message is None or message.get("type") != "message":
+                    continue
+                if message.get("data") in self._followed:
+                    self._schedule(str(message["data"]), 0.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         """Stop following anything; close the Redis client."""
