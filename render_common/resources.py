@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from render.v1 import render_pb2, render_service_pb2
@@ -17,7 +17,11 @@ from render_common.renders.record import Render, as_utc
 from render_common.renders.states import Stage, State
 
 if TYPE_CHECKING:
+    from google.protobuf.internal.enum_type_wrapper import _EnumTypeWrapper
+
     from render_common.renders.webhooks import SigningSecret
+
+V = TypeVar("V", bound=int)
 
 STATE_TO_PROTO: dict[str, render_pb2.Render.State.ValueType] = {
     state: render_pb2.Render.State.Value(f"STATE_{state.name}") for state in State
@@ -27,57 +31,46 @@ STAGE_TO_PROTO: dict[str, render_pb2.Stage.ValueType] = {
     stage: render_pb2.Stage.Value(f"STAGE_{stage.name}") for stage in Stage
 }
 STAGE_FROM_PROTO: dict[int, Stage] = {v: Stage(k) for k, v in STAGE_TO_PROTO.items()}
-FORMAT_TO_PROTO: dict[str, render_pb2.Format.ValueType] = {
-    "mp4": render_pb2.FORMAT_MP4,
-    "webm": render_pb2.FORMAT_WEBM,
-    "gif": render_pb2.FORMAT_GIF,
-    "mp3": render_pb2.FORMAT_MP3,
-    "wav": render_pb2.FORMAT_WAV,
-    "mov": render_pb2.FORMAT_MOV,
-}
-FORMAT_FROM_PROTO: dict[int, str] = {v: k for k, v in FORMAT_TO_PROTO.items()}
-QUALITY_TO_PROTO: dict[str, render_pb2.Quality.ValueType] = {
-    "low": render_pb2.QUALITY_LOW,
-    "medium": render_pb2.QUALITY_MEDIUM,
-    "high": render_pb2.QUALITY_HIGH,
-}
-QUALITY_FROM_PROTO: dict[int, str] = {v: k for k, v in QUALITY_TO_PROTO.items()}
-ENGINE_TO_PROTO: dict[str, render_pb2.Engine.ValueType] = {
-    "auto": render_pb2.ENGINE_AUTO,
-    "ssr": render_pb2.ENGINE_SSR,
-    "lambda": render_pb2.ENGINE_LAMBDA,
-}
-ENGINE_FROM_PROTO: dict[int, str] = {v: k for k, v in ENGINE_TO_PROTO.items()}
-ASPECT_RATIO_TO_PROTO: dict[str, render_pb2.AspectRatio.ValueType] = {
-    "16:9": render_pb2.ASPECT_RATIO_16_9,
-    "9:16": render_pb2.ASPECT_RATIO_9_16,
-    "1:1": render_pb2.ASPECT_RATIO_1_1,
-    "4:5": render_pb2.ASPECT_RATIO_4_5,
-}
-ASPECT_RATIO_FROM_PROTO: dict[int, str] = {
-    render_pb2.ASPECT_RATIO_UNSPECIFIED: "",
-    **{v: k for k, v in ASPECT_RATIO_TO_PROTO.items()},
-}
-RESOLUTION_TO_PROTO: dict[str, render_pb2.Resolution.ValueType] = {
-    "720p": render_pb2.RESOLUTION_720P,
-    "1080p": render_pb2.RESOLUTION_1080P,
-    "2160p": render_pb2.RESOLUTION_2160P,
-}
-RESOLUTION_FROM_PROTO: dict[int, str] = {
-    render_pb2.RESOLUTION_UNSPECIFIED: "",
-    **{v: k for k, v in RESOLUTION_TO_PROTO.items()},
-}
-VIDEO_CODEC_TO_PROTO: dict[str, render_pb2.VideoCodec.ValueType] = {
-    "h264": render_pb2.VIDEO_CODEC_H264,
-    "h265": render_pb2.VIDEO_CODEC_H265,
-    "vp8": render_pb2.VIDEO_CODEC_VP8,
-    "vp9": render_pb2.VIDEO_CODEC_VP9,
-    "prores": render_pb2.VIDEO_CODEC_PRORES,
-}
-VIDEO_CODEC_FROM_PROTO: dict[int, str] = {
-    render_pb2.VIDEO_CODEC_UNSPECIFIED: "",
-    **{v: k for k, v in VIDEO_CODEC_TO_PROTO.items()},
-}
+
+
+def enum_maps(
+    enum: _EnumTypeWrapper[V],
+    prefix: str,
+    *,
+    unspecified: str | None = None,
+    rename: Callable[[str], str] = str.lower,
+) -> tuple[dict[str, V], dict[int, str]]:
+    """A render.v1 enum's values by their stored names, and back: FORMAT_MP4 <-> "mp4"
+    (the name after `prefix`, `rename`d). UNSPECIFIED has no name; with `unspecified`,
+    the way back maps it to that."""
+    to_proto = {
+        rename(name.removeprefix(prefix)): value
+        for name, value in enum.items()
+        if name != f"{prefix}UNSPECIFIED"
+    }
+    from_proto: dict[int, str] = {}
+    if unspecified is not None:
+        from_proto[enum.Value(f"{prefix}UNSPECIFIED")] = unspecified
+    from_proto.update((value, name) for name, value in to_proto.items())
+    return to_proto, from_proto
+
+
+FORMAT_TO_PROTO, FORMAT_FROM_PROTO = enum_maps(render_pb2.Format, "FORMAT_")
+QUALITY_TO_PROTO, QUALITY_FROM_PROTO = enum_maps(render_pb2.Quality, "QUALITY_")
+ENGINE_TO_PROTO, ENGINE_FROM_PROTO = enum_maps(render_pb2.Engine, "ENGINE_")
+ASPECT_RATIO_TO_PROTO, ASPECT_RATIO_FROM_PROTO = enum_maps(
+    render_pb2.AspectRatio, "ASPECT_RATIO_", unspecified="", rename=lambda n: n.replace("_", ":")
+)
+RESOLUTION_TO_PROTO, RESOLUTION_FROM_PROTO = enum_maps(
+    render_pb2.Resolution, "RESOLUTION_", unspecified=""
+)
+VIDEO_CODEC_TO_PROTO, VIDEO_CODEC_FROM_PROTO = enum_maps(
+    render_pb2.VideoCodec, "VIDEO_CODEC_", unspecified=""
+)
+# Captions without a style are boxed.
+CAPTION_STYLE_TO_PROTO, CAPTION_STYLE_FROM_PROTO = enum_maps(
+    render_pb2.CaptionStyle, "CAPTION_STYLE_", unspecified="boxed"
+)
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

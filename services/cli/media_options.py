@@ -13,13 +13,8 @@ from typing import Any
 
 from render.v1 import render_pb2
 
+from render_common.resources import CAPTION_STYLE_TO_PROTO
 from services.cli.scenes import ScenesFileError
-
-CAPTION_STYLES: dict[str, render_pb2.CaptionStyle.ValueType] = {
-    "boxed": render_pb2.CAPTION_STYLE_BOXED,
-    "outline": render_pb2.CAPTION_STYLE_OUTLINE,
-    "bar": render_pb2.CAPTION_STYLE_BAR,
-}
 
 
 def add_media_options(command: argparse.ArgumentParser) -> None:
@@ -35,7 +30,7 @@ def add_media_options(command: argparse.ArgumentParser) -> None:
     sound.add_argument("--loop", action="store_true", help="repeat music shorter than the video")
     captions = command.add_argument_group("captions")
     captions.add_argument("--captions", type=Path, metavar="FILE", help=".vtt or .srt file")
-    captions.add_argument("--caption-style", choices=CAPTION_STYLES, help="default boxed")
+    captions.add_argument("--caption-style", choices=CAPTION_STYLE_TO_PROTO, help="default boxed")
     captions.add_argument(
         "--captions-sidecar-only", action="store_true", help="write the .vtt, do not burn in"
     )
@@ -74,7 +69,7 @@ def read_captions(path: Path, style: str | None, sidecar_only: bool) -> render_p
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenesFileError(f"cannot read captions {path}: {exc}") from exc
     captions = render_pb2.Captions(
-        style=CAPTION_STYLES[style] if style else render_pb2.CAPTION_STYLE_UNSPECIFIED,
+        style=CAPTION_STYLE_TO_PROTO[style] if style else render_pb2.CAPTION_STYLE_UNSPECIFIED,
         sidecar_only=sidecar_only,
     )
     if path.suffix.lower() == ".srt":

@@ -21,6 +21,7 @@ from render.v1 import render_pb2
 from render_common.captions import CaptionSyntaxError, Cue, parse_srt, parse_vtt
 from render_common.errors import InvalidArgument
 from render_common.presets import AUDIO_ONLY_FORMATS
+from render_common.resources import CAPTION_STYLE_FROM_PROTO
 from render_common.scene_assets import asset_url_problem
 
 if TYPE_CHECKING:
@@ -34,12 +35,6 @@ MAX_CUES = 2000
 MAX_CUE_CHARS = 500
 MAX_CAPTION_CHARS = 100_000  # all cues' text together
 MAX_DOCUMENT_BYTES = 512 * 1024
-CAPTION_STYLES: dict[int, str] = {
-    render_pb2.CAPTION_STYLE_UNSPECIFIED: "boxed",
-    render_pb2.CAPTION_STYLE_BOXED: "boxed",
-    render_pb2.CAPTION_STYLE_OUTLINE: "outline",
-    render_pb2.CAPTION_STYLE_BAR: "bar",
-}
 Violations = list[tuple[str, str]]
 
 
@@ -141,7 +136,7 @@ def captions_spec(
         found = ", ".join(given) if given else "none"
         violations.append(("captions", f"give exactly one of vtt, srt or cues (got {found})"))
         return None
-    style = CAPTION_STYLES.get(captions.style)
+    style = CAPTION_STYLE_FROM_PROTO.get(captions.style)
     before = len(violations)
     if style is None:
         violations.append(("captions.style", "must be a CaptionStyle"))
