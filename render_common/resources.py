@@ -188,16 +188,32 @@ def output_metadata(meta: Mapping[str, Any]) -> render_pb2.OutputMetadata:
     )
 
 
+# A soundtrack's fields: render.v1.Soundtrack's name, the stored (composition prop) name,
+# and the default, whose type is the stored value's.
+SOUNDTRACK_FIELDS: tuple[tuple[str, str, str | float | bool], ...] = (
+    ("src", "src", ""),
+    ("volume", "volume", 1.0),
+    ("fade_in_seconds", "fadeInSeconds", 0.0),
+    ("fade_out_seconds", "fadeOutSeconds", 0.0),
+    ("start_from_seconds", "startFromSeconds", 0.0),
+    ("loop", "loop", False),
+)
+
+
+def soundtrack_props(track: render_pb2.Soundtrack) -> dict[str, Any]:
+    """A request's soundtrack in its stored (composition) form; an unset volume is 1."""
+    props = {key: getattr(track, name) for name, key, _ in SOUNDTRACK_FIELDS}
+    if not track.HasField("volume"):
+        props["volume"] = 1.0
+    return props
+
+
 def soundtrack_message(stored: Mapping[str, Any]) -> render_pb2.Soundtrack:
     """The request's soundtrack from its stored (composition) form."""
-    return render_pb2.Soundtrack(
-        src=str(stored.get("src", "")),
-        volume=float(stored.get("volume", 1.0)),
-        fade_in_seconds=float(stored.get("fadeInSeconds", 0.0)),
-        fade_out_seconds=float(stored.get("fadeOutSeconds", 0.0)),
-        start_from_seconds=float(stored.get("startFromSeconds", 0.0)),
-        loop=bool(stored.get("loop", False)),
-    )
+    fields: dict[str, Any] = {
+        name: type(default)(stored.get(key, default)) for name, key, default in SOUNDTRACK_FIELDS
+    }
+    return render_pb2.Soundtrack(**fields)
 
 
 def _set_times(message: Any, **values: datetime | None) -> None:

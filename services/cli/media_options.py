@@ -13,7 +13,7 @@ from typing import Any
 
 from render.v1 import render_pb2
 
-from render_common.resources import CAPTION_STYLE_TO_PROTO
+from render_common.resources import CAPTION_STYLE_TO_PROTO, SOUNDTRACK_FIELDS
 from services.cli.scenes import ScenesFileError
 
 
@@ -21,11 +21,23 @@ def add_media_options(command: argparse.ArgumentParser) -> None:
     """The soundtrack and caption flags (all optional)."""
     sound = command.add_argument_group("soundtrack")
     sound.add_argument("--soundtrack", metavar="URL", help="music under the whole render")
-    sound.add_argument("--soundtrack-volume", type=float, metavar="0-2", help="default 1")
-    sound.add_argument("--fade-in", type=float, default=0.0, metavar="SECONDS")
-    sound.add_argument("--fade-out", type=float, default=0.0, metavar="SECONDS")
+    # Each flag's dest is its render.v1.Soundtrack field (SOUNDTRACK_FIELDS).
     sound.add_argument(
-        "--soundtrack-start", type=float, default=0.0, metavar="SECONDS", help="skip into it"
+        "--soundtrack-volume", dest="volume", type=float, metavar="0-2", help="default 1"
+    )
+    sound.add_argument(
+        "--fade-in", dest="fade_in_seconds", type=float, default=0.0, metavar="SECONDS"
+    )
+    sound.add_argument(
+        "--fade-out", dest="fade_out_seconds", type=float, default=0.0, metavar="SECONDS"
+    )
+    sound.add_argument(
+        "--soundtrack-start",
+        dest="start_from_seconds",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="skip into it",
     )
     sound.add_argument("--loop", action="store_true", help="repeat music shorter than the video")
     captions = command.add_argument_group("captions")
@@ -47,11 +59,7 @@ def media_fields(args: argparse.Namespace) -> dict[str, Any]:
     if args.soundtrack:
         fields["soundtrack"] = render_pb2.Soundtrack(
             src=args.soundtrack,
-            volume=args.soundtrack_volume,
-            fade_in_seconds=args.fade_in,
-            fade_out_seconds=args.fade_out,
-            start_from_seconds=args.soundtrack_start,
-            loop=args.loop,
+            **{name: getattr(args, name) for name, _, _ in SOUNDTRACK_FIELDS if name != "src"},
         )
     if args.captions:
         fields["captions"] = read_captions(

@@ -21,7 +21,7 @@ from render.v1 import render_pb2
 from render_common.captions import CaptionSyntaxError, Cue, parse_srt, parse_vtt
 from render_common.errors import InvalidArgument
 from render_common.presets import AUDIO_ONLY_FORMATS
-from render_common.resources import CAPTION_STYLE_FROM_PROTO
+from render_common.resources import CAPTION_STYLE_FROM_PROTO, soundtrack_props
 from render_common.scene_assets import asset_url_problem
 
 if TYPE_CHECKING:
@@ -88,12 +88,13 @@ def soundtrack_spec(
 ) -> dict[str, Any] | None:
     """The composition's soundtrack props, or None with violations appended."""
     found: Violations = []
+    props = soundtrack_props(track)
     problem = "required" if not track.src else asset_url_problem(track.src)
     if problem is None and len(track.src) > MAX_SRC_CHARS:
         problem = f"must be at most {MAX_SRC_CHARS} characters"
     if problem:
         found.append(("soundtrack.src", problem))
-    volume = track.volume if track.HasField("volume") else 1.0
+    volume = props["volume"]
     if not (math.isfinite(volume) and 0 <= volume <= MAX_VOLUME):
         found.append(("soundtrack.volume", f"must be between 0 and {MAX_VOLUME:g}"))
     for name in ("fade_in_seconds", "fade_out_seconds", "start_from_seconds"):
@@ -113,16 +114,7 @@ def soundtrack_spec(
     if fmt == "gif":
         found.append(("soundtrack", "FORMAT_GIF has no sound; choose MP4, WEBM, MP3 or WAV"))
     violations.extend(found)
-    if found:
-        return None
-    return {
-        "src": track.src,
-        "volume": volume,
-        "fadeInSeconds": track.fade_in_seconds,
-        "fadeOutSeconds": track.fade_out_seconds,
-        "startFromSeconds": track.start_from_seconds,
-        "loop": track.loop,
-    }
+    return None if found else props
 
 
 def captions_spec(
