@@ -8,37 +8,15 @@ object whose ACL grants AllUsers READ.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
-import pytest_asyncio
 from render.v1 import render_pb2
 
 from render_common.captions import Cue, parse_vtt
-from render_common.config import Settings
 from tests.support.fake_lambda import FakeRemotionLambda
-from tests.support.lambda_env import lambda_settings
 from tests.support.scenes import scene
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import StackFactory
 
 SRT = "1\n00:00:00,500 --> 00:00:01,500\nIn public\n"
-
-
-@pytest_asyncio.fixture
-async def stack(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake_lambda: FakeRemotionLambda,
-) -> AsyncIterator[Stack]:
-    base = base_settings.with_overrides(
-        database_url=postgres_url, data_dir=str(tmp_path / "data"), lambda_privacy="public"
-    )
-    running = await start_stack(lambda_settings(base), user, warm=False)
-    yield running
-    await running.close()
 
 
 async def anonymous_get(url: str) -> httpx.Response:
@@ -47,8 +25,9 @@ async def anonymous_get(url: str) -> httpx.Response:
 
 
 async def test_public_output_with_captions_keeps_public_links(
-    stack: Stack, fake_lambda: FakeRemotionLambda
+    lambda_stack: StackFactory, fake_lambda: FakeRemotionLambda
 ) -> None:
+    stack = await lambda_stack(lambda_privacy="public")
     render = await stack.start(
         [scene("color", 60, color="#123456")],
         engine=render_pb2.ENGINE_LAMBDA,
