@@ -122,8 +122,8 @@ async def test_delivering_process_killed_mid_send_is_delivered_after_restart(
 ) -> None:
     # This in-process render_api only takes requests; the process under test delivers.
     stack = await stacks()
-    assert stack.api.webhook_task is not None
-    stack.api.webhook_task.cancel()
+    [sender] = [t for t in stack.api.tasks if t.get_name() == "webhook-delivery"]
+    sender.cancel()
     port = free_port()
     # Its stalled attempt must outlast the test's steps up to the kill (a 3 s one timed out
     # and was retried first at load 27); the rescuer waits for its lease (2 x 20 + 5 s).

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from render.v1 import render_service_pb2, render_service_pb2_grpc
@@ -30,14 +30,14 @@ SERVICE_NAME = render_service_pb2.DESCRIPTOR.services_by_name["RenderService"].f
 
 @dataclass
 class RenderApi:
-    """A running render_api: its server, dependencies and background sweeper."""
+    """A running render_api: its server, dependencies and background tasks."""
 
     server: RunningServer
     engine: AsyncEngine
     redis: Redis
     servicer: RenderService
-    sweeper_task: asyncio.Task[None] | None
-    webhook_task: asyncio.Task[None] | None = None
+    # Named "sweeper" and "webhook-delivery" (when started).
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -45,14 +45,13 @@ class RenderApi:
         return self.server.port
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop serving, the sweeper, and close connections."""
+        """Stop serving, the background tasks, and close connections."""
         await self.server.stop(grace)
         await self.servicer.close()
-        for task in (self.sweeper_task, self.webhook_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in self.tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.redis.aclose()
         await self.engine.dispose()
 
@@ -84,7 +83,7 @@ async def start(
         opened.push_async_callback(servicer.close)
         server = await _serve(settings, servicer, port)
         opened.pop_all()  # started: RenderApi.stop closes it all, in its order
-    task = None
+    api = RenderApi(server=server, engine=engine, redis=redis, servicer=servicer)
     if run_sweeper:
         sweeper = Sweeper(
             engine,
@@ -93,18 +92,12 @@ async def start(
             silent_after_seconds=2 * settings.visibility_timeout_seconds,
             settings=settings,
         )
-        task = asyncio.create_task(sweeper.run(settings.sweeper_interval_seconds))
-    webhook_task = None
+        run = sweeper.run(settings.sweeper_interval_seconds)
+        api.tasks.append(asyncio.create_task(run, name="sweeper"))
     if run_webhooks:
-        webhook_task = asyncio.create_task(WebhookDelivery(settings, engine, links, redis).run())
-    return RenderApi(
-        server=server,
-        engine=engine,
-        redis=redis,
-        servicer=servicer,
-        sweeper_task=task,
-        webhook_task=webhook_task,
-    )
+        delivery = WebhookDelivery(settings, engine, links, redis).run()
+        api.tasks.append(asyncio.create_task(delivery, name="webhook-delivery"))
+    return api
 
 
 async def _serve(settings: Settings, servicer: RenderService, port: int | None) -> RunningServer:
