@@ -33,11 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from render_common import streams
 from render_common.config import Settings
-from render_common.db import renders
 from render_common.db.engine import engine_for
 from render_common.listen import IPV4_WILDCARD, dual_stack_socket, is_any_address
 from render_common.logs import configure_logging
 from render_common.redis_client import redis_for
+from render_common.renders import queries as renders
 from render_common.server import wait_for_shutdown_signal
 
 log = logging.getLogger(__name__)
