@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import mimetypes
 import os
 import re
 from collections.abc import Iterable
@@ -73,19 +74,17 @@ class AssetFetcher:
             suffix = ""
         return hashlib.sha256(url.encode()).hexdigest()[:32] + suffix
 
+    def content_type(self, name: str) -> str:
+        """The Content-Type the asset server sent for a cached copy (else from its name)."""
+        try:
+            return (self.cache_dir / f".{name}.type").read_text().strip() or _guessed(name)
+        except OSError:
+            return _guessed(name)
+
     async def fetch_all(self, urls: list[str]) -> dict[str, str]:
         """Fetch every URL (in parallel); returns URL -> cached file name."""
         names = await asyncio.gather(*(self.fetch(url) for url in urls))
         return dict(zip(urls, names, strict=True))
-
-    async def check_all(self, urls: list[str]) -> None:
-        """Refuse URLs another party fetches for us (Lambda): scheme and resolved address.
-
-        Without fetching, redirects cannot be followed here; the address check still keeps
-        metadata endpoints and private networks out of the render's reach.
-        """
-        for url in urls:
-            await self._checked_address(url, url)
 
     async def fetch(self, url: str) -> str:
         """Fetch one URL into the cache (reused when present); returns the file name."""
@@ -198,9 +197,16 @@ class AssetFetcher:
                             retryable=False,
                         )
                     handle.write(chunk)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if re.fullmatch(r"[\w.+-]+/[\w.+-]+", content_type):
+                target.with_name(f".{target.name}.type").write_text(content_type)
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
+
+
+def _guessed(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _network_error(exc: httpx.HTTPError) -> str:

@@ -22,7 +22,7 @@ bucket, so `cancel_render_on_lambda` works unchanged.
   looked up at most twice a second.
 - In a subprocess (`python -m tests.support.fake_lambda --s3 URL`, see
   tests/support/fake_lambda_process.py) its CPU stays out of the worker's figures;
-  `GET /_fake/stats` and `POST /_fake/plan` reach it there.
+  `GET /_fake/stats`, `GET /_fake/starts` and `POST /_fake/plan` reach it there.
 """
 
 from __future__ import annotations
@@ -89,6 +89,8 @@ class FakeRemotionLambda:
             def do_GET(self) -> None:
                 if self.path == "/_fake/stats":
                     self._send(200, owner.stats())
+                elif self.path == "/_fake/starts":
+                    self._send(200, owner.starts())
                 else:
                     self._send(404, {"message": "unknown path"})
 

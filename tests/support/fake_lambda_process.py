@@ -77,6 +77,13 @@ class FakeLambdaProcess:
         result: dict[str, Any] = response.json()
         return result
 
+    def starts(self) -> list[dict[str, Any]]:
+        """The start payloads the function received (as `FakeRemotionLambda.starts`)."""
+        response = httpx.get(f"{self.endpoint}/_fake/starts", timeout=30)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
     def cpu_seconds(self) -> float:
         """CPU the fake used so far (user + system), from /proc."""
         assert self._process is not None

@@ -13,6 +13,10 @@ retried with backoff within the attempt, never re-sent after any other failure.
 The Lambda render id, function and bucket are recorded on the render as soon as the render
 starts. A worker that takes the render over (after a crash, or a hand-back at shutdown)
 finds them in `job.resume` and follows the same Lambda render instead of starting another.
+
+Lambda never sees a client's asset URL: the worker fetches each asset under the address
+policy and hands Lambda presigned URLs of copies staged in the bucket (lambda_assets.py),
+removed when the render ends.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from services.render_worker.engines.base import (
     RenderOutput,
     engine_progress,
 )
+from services.render_worker.engines.lambda_assets import AssetStager
 from services.render_worker.engines.lambda_budget import SharedFunctionBudget
 from services.render_worker.engines.lambda_client import (
     START_UNCERTAIN,
@@ -51,7 +56,6 @@ from services.render_worker.engines.lambda_pacing import backoff
 from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
 from services.render_worker.failures import RenderFailure
-from services.render_worker.media import asset_urls
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +103,7 @@ class LambdaEngine:
     ) -> None:
         self._client = client
         self.tracker = tracker
-        self._fetcher = fetcher
-        self._assets = assets
+        self._stager = AssetStager(fetcher, assets=assets, settings=settings)
         self._settings = settings
         self.budget = budget
         self._running: dict[str, LambdaRender] = {}
@@ -109,6 +112,9 @@ class LambdaEngine:
         """Start (or resume) the Lambda render and follow it until it ends."""
         await report(Stage.BUNDLING, 0.0, 0)
         functions = functions_needed(job.frames_total, self._settings)
+        # Every asset fetched here (each hop checked) and staged; Lambda gets signed copies.
+        # Also when resuming: the poster still is rendered again, from the same copies.
+        staged = await self._stager.stage(job)
         render = self._resumed(job)
         if render is None and start_pending(job):  # an earlier worker's start went out
             since = time.time() - self._settings.render_timeout_seconds
@@ -120,24 +126,24 @@ class LambdaEngine:
                 extra={"render_id": job.render_id, "lambda_render_id": render.render_id},
             )
         else:
-            # Lambda fetches the assets itself: check the catalogue's asset props (not text).
-            await self._fetcher.check_all(asset_urls(self._assets, job))
             await self.budget.acquire(job.render_id, functions)
             try:
-                render = await self._start(job)
-            except BaseException:
+                render = await self._start(staged)
+            except BaseException as exc:
                 await self.budget.release(job.render_id)
+                await self._ended(job, exc)
                 raise
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
         updates = self.tracker.follow(render)
-        poster = asyncio.create_task(poster_details(self._client, job, render.bucket_name))
+        poster = asyncio.create_task(poster_details(self._client, staged, render.bucket_name))
         try:
             if job.resume.get("lambda_render_id") != render.render_id and job.record is not None:
                 await job.record(lambda_details(render))
             await report(Stage.RENDERING, PREPARED_PROGRESS, 0)
             output = await self._follow(job, render, report, updates)
             output.details.update(await poster)  # the thumbnail, rendered meanwhile
+            await self._stager.discard(job)
             return output
         except asyncio.CancelledError:
             # Shutdown or a lost lease: the render goes on on Lambda, and whoever follows
@@ -145,11 +151,20 @@ class LambdaEngine:
             # Lambda (cancel, timeout) gave its lease back in `cancel`.
             self.budget.forget(job.render_id)
             raise
+        except BaseException as exc:
+            await self._ended(job, exc)
+            raise
         finally:
             poster.cancel()
             self.tracker.unfollow(render)
             self._running.pop(job.render_id, None)
             await self.budget.release(job.render_id)
+
+    async def _ended(self, job: RenderJob, exc: BaseException) -> None:
+        """Remove the staged assets after a failure that ends the render (not one retried,
+        nor a hand-back or lost lease, after which another worker follows the render)."""
+        if isinstance(exc, RenderFailure) and not exc.retryable:
+            await self._stager.discard(job)
 
     async def _start(self, job: RenderJob) -> LambdaRender:
         """renderMediaOnLambda, retried with backoff while Lambda throttles it. The row is
@@ -320,12 +335,14 @@ class LambdaEngine:
             )
             return
         await self.budget.release(job.render_id)  # stopping: its functions free up
+        await self._stager.discard(job)
 
     async def close(self) -> None:
         """Stop the tracker, the client's threads and the tracker's Redis client."""
         await self.tracker.close()
         await self.budget.close()
         self._client.close()
+        self._stager.close()
 
 
 def _is_fatal(error: Any) -> bool:
