@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -19,51 +19,41 @@ import pytest_asyncio
 from botocore.exceptions import ClientError
 from render.v1 import render_pb2
 
-from render_common.config import Settings
 from services.render_worker.engines.lambda_assets import STAGE_PREFIX, url_lifetime
 from tests.support.asset_server import AssetServer
 from tests.support.audio import served
 from tests.support.fake_lambda import BUCKET
-from tests.support.fake_lambda_process import FakeLambdaProcess
-from tests.support.lambda_env import lambda_settings, point_aws_at
+from tests.support.fake_lambda_process import FakeLambdaProcess, running_fake
+from tests.support.lambda_env import point_aws_at
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, StackFactory
 
 
 @pytest.fixture
 def assets() -> Iterator[AssetServer]:
-    server = AssetServer()
-    yield server
-    server.close()
+    with closing(AssetServer()) as server:
+        yield server
 
 
 @pytest.fixture
 def fake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambdaProcess]:
     """The fake function in a subprocess (renders last 6 s: time to read the copies)."""
-    process = FakeLambdaProcess(s3_server.endpoint).start(seconds=6.0, seconds_max=6.0)
-    point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
-    yield process
-    process.stop()
+    with running_fake(s3_server.endpoint, seconds=6.0, seconds_max=6.0) as process:
+        point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
+        yield process
 
 
 @pytest_asyncio.fixture
-async def stack(
-    base_settings: Settings,
-    postgres_url: str,
-    tmp_path: Path,
-    user: str,
-    fake: FakeLambdaProcess,
-) -> AsyncIterator[Stack]:
-    base = base_settings.with_overrides(
-        database_url=postgres_url,
-        data_dir=str(tmp_path / "data"),
-        asset_allowed_networks=("127.0.0.1/32",),  # the asset server; nothing else local
+async def stack(stack_factory: StackFactory, fake: FakeLambdaProcess) -> Stack:
+    """render_api and an in-process worker with the Lambda engine; only the asset server's
+    address (127.0.0.1) is exempt from the asset policy."""
+    return await stack_factory(
+        lambda_engine=True,
+        warm=False,
+        asset_allowed_networks=("127.0.0.1/32",),
         lambda_privacy="private",
     )
-    running = await start_stack(lambda_settings(base), user, warm=False)
-    yield running
-    await running.close()
 
 
 async def started_props(fake: FakeLambdaProcess, timeout: float = 60.0) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Soundtrack, captions and audio-only exports on the Lambda engine (tests/support/
 fake_lambda.py): the options Remotion Lambda receives, the sidecar the worker writes
-beside the output in the Remotion bucket, and the soundtrack's address check."""
+beside the output in the Remotion bucket, and the soundtrack's address check (the worker
+fetches and stages it: tests/test_lambda_assets.py)."""
 
 from __future__ import annotations
 
@@ -66,9 +67,11 @@ async def test_soundtrack_and_captions_reach_lambda_and_the_sidecar_sits_beside_
     assert done.state == render_pb2.Render.STATE_SUCCEEDED, done.error
     (sent,) = fake_lambda.starts()
     props = json.loads(sent["inputProps"]["payload"])
-    # Lambda fetches the soundtrack itself: the client's URL, checked, not a local copy.
+    # The worker fetched the soundtrack; Lambda gets a signed URL of the staged copy.
+    staged = props["soundtrack"]["src"]
+    assert "/render-assets/" in staged and "X-Amz-Signature=" in staged
     assert props["soundtrack"] == {
-        "src": music.src,
+        "src": staged,
         "volume": pytest.approx(0.8),
         "fadeInSeconds": 0.0,
         "fadeOutSeconds": 1.0,

@@ -179,7 +179,7 @@ class AssetStager:
         """The region's Remotion bucket, found as the SDK finds it (REMOTION_BUCKET unset)."""
         region = self._settings.aws_region.replace("-", "")
         prefix = f"{REMOTION_BUCKET_PREFIX}{region}-"
-        names = sorted(b["Name"] for b in client.list_buckets().get("Buckets", []))
+        names = sorted(str(b["Name"]) for b in client.list_buckets().get("Buckets", []))
         found = [name for name in names if name.startswith(prefix)]
         if not found:
             raise RenderFailure(
