@@ -1,8 +1,8 @@
 """The composition's inputs besides the scenes: the soundtrack and the burned-in captions.
 
 Both engines build the composition's props here, so SSR and Lambda render the same
-timeline. The soundtrack's URL is an asset like the scenes' (prefetched by SSR, checked
-by Lambda, which fetches it itself); captions reach the composition only when they are
+timeline. The soundtrack's URL is an asset like the scenes' (prefetched by SSR, fetched
+and staged for Lambda: engines/lambda_assets.py); captions reach the composition only when they are
 burned in (the .vtt sidecar is the worker's, see services/render_worker/sidecar.py).
 """
 
