@@ -89,3 +89,37 @@ FORMAT_CONTENT_TYPES: dict[str, str] = {
     "mov": "video/quicktime",
 }
 AUDIO_ONLY_FORMATS = frozenset({"mp3", "wav"})
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEncoding:
+    """What either engine asks of Remotion to encode a render (the same on SSR and Lambda)."""
+
+    codec: str
+    extension: str
+    crf: int | None  # None: audio only, or a codec without CRF (NO_CRF_CODECS)
+    jpeg_quality: int
+    image_format: str
+    pixel_format: str | None  # None: audio only, or the codec's own (GIF)
+    prores_profile: str | None
+    audio_only: bool
+
+
+def output_encoding(fmt: str, quality: str, video_codec: str, transparent: bool) -> OutputEncoding:
+    """A render's encoding: an audio-only format's own codec (no picture: no CRF, no pixel
+    format), else the shape's video codec; the quality's CRF and JPEG quality; the
+    codec's capture and pixel format (`encoding`)."""
+    preset = QUALITY_PRESETS[quality]
+    audio_only = fmt in AUDIO_ONLY_FORMATS
+    codec = FORMAT_CODECS[fmt] if audio_only else video_codec
+    encoder = encoding(codec, transparent)
+    return OutputEncoding(
+        codec=codec,
+        extension=FORMAT_EXTENSIONS[fmt],
+        crf=None if audio_only or codec in NO_CRF_CODECS else preset.crf,
+        jpeg_quality=preset.jpeg_quality,
+        image_format=encoder.image_format,
+        pixel_format=None if audio_only else encoder.pixel_format,
+        prores_profile=encoder.prores_profile,
+        audio_only=audio_only,
+    )

@@ -36,14 +36,7 @@ from remotion_lambda.models import (
 
 from render_common.config import Settings
 from render_common.output_shape import gif_every_nth_frame
-from render_common.presets import (
-    AUDIO_ONLY_FORMATS,
-    FORMAT_CODECS,
-    FORMAT_EXTENSIONS,
-    NO_CRF_CODECS,
-    QUALITY_PRESETS,
-    encoding,
-)
+from render_common.presets import FORMAT_EXTENSIONS, output_encoding
 from services.render_worker.engines.base import RenderJob
 from services.render_worker.engines.lambda_pacing import RateLimiter
 from services.render_worker.failures import RenderFailure
@@ -163,12 +156,8 @@ def functions_needed(frames_total: int, settings: Settings) -> int:
 def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
     """renderMediaOnLambda's settings for a job: the quality's CRF and JPEG quality, the
     shape's size, frame rate, codec and alpha (as the SSR engine asks the render host)."""
-    preset = QUALITY_PRESETS[job.quality]
     shape = job.output
-    audio_only = job.format in AUDIO_ONLY_FORMATS
-    codec = FORMAT_CODECS[job.format] if audio_only else shape.video_codec
-    encoder = encoding(codec, shape.transparent)
-    extension = FORMAT_EXTENSIONS[job.format]
+    out = output_encoding(job.format, job.quality, shape.video_codec, shape.transparent)
     webhook = None
     if settings.webhook_url:
         webhook = Webhook(
@@ -180,19 +169,19 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
     params = RenderMediaParams(
         composition=COMPOSITION_ID,
         input_props=input_props(job, job.scenes),
-        codec=codec,
-        crf=None if audio_only or codec in NO_CRF_CODECS else preset.crf,
-        jpeg_quality=preset.jpeg_quality,
-        image_format=ValidStillImageFormats(encoder.image_format),
-        pixel_format=None if audio_only else encoder.pixel_format,
-        pro_res_profile=encoder.prores_profile,
+        codec=out.codec,
+        crf=out.crf,
+        jpeg_quality=out.jpeg_quality,
+        image_format=ValidStillImageFormats(out.image_format),
+        pixel_format=out.pixel_format,
+        pro_res_profile=out.prores_profile,
         force_width=shape.width,
         force_height=shape.height,
         force_fps=shape.fps,
-        every_nth_frame=gif_every_nth_frame(shape.fps) if codec == "gif" else 1,
+        every_nth_frame=gif_every_nth_frame(shape.fps) if out.codec == "gif" else 1,
         privacy=Privacy(settings.lambda_privacy),
         download_behavior=ShouldDownload(
-            type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{extension}"
+            type="download", fileName=f"{job.project_id}-{job.render_id[:8]}.{out.extension}"
         ),
         out_name=out_name(job),
         frames_per_lambda=frames_per_lambda(job.frames_total, settings.lambda_frames_per_lambda),
@@ -202,7 +191,7 @@ def render_params(job: RenderJob, settings: Settings) -> RenderMediaParams:
         webhook=webhook,
         metadata={"renderId": job.render_id, "projectId": job.project_id},
     )
-    if job.format in AUDIO_ONLY_FORMATS:
+    if out.audio_only:
         # Audio only: no frames to capture (Remotion's docs: imageFormat "none"), which the
         # client's enum of still formats does not list.
         params.image_format = "none"

@@ -6,14 +6,7 @@ import os
 from typing import Any
 
 from render_common.poster import resolve_poster_frame
-from render_common.presets import (
-    AUDIO_ONLY_FORMATS,
-    FORMAT_CODECS,
-    FORMAT_EXTENSIONS,
-    NO_CRF_CODECS,
-    QUALITY_PRESETS,
-    encoding,
-)
+from render_common.presets import output_encoding
 from render_common.renders.states import Stage
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
@@ -59,30 +52,27 @@ def host_request(
     `local` maps asset URLs to the host's prefetched copies (the soundtrack's; the scenes
     come already mapped). Audio-only formats have no picture: no CRF, no thumbnail.
     """
-    preset = QUALITY_PRESETS[job.quality]
     shape = job.output
-    audio_only = job.format in AUDIO_ONLY_FORMATS
-    codec = FORMAT_CODECS[job.format] if audio_only else shape.video_codec
-    encoder = encoding(codec, shape.transparent)
+    out = output_encoding(job.format, job.quality, shape.video_codec, shape.transparent)
     return {
         "compositionId": "MainComposition",
         "inputProps": input_props(job, scenes, local),
-        "codec": codec,
-        "outputPath": str(job.work_dir / f"output.{FORMAT_EXTENSIONS[job.format]}"),
+        "codec": out.codec,
+        "outputPath": str(job.work_dir / f"output.{out.extension}"),
         "width": shape.width,
         "height": shape.height,
         "fps": shape.fps,
-        "crf": None if audio_only or codec in NO_CRF_CODECS else preset.crf,
-        "jpegQuality": preset.jpeg_quality,
-        "imageFormat": encoder.image_format,
-        "pixelFormat": None if audio_only else encoder.pixel_format,
-        "proResProfile": encoder.prores_profile,
+        "crf": out.crf,
+        "jpegQuality": out.jpeg_quality,
+        "imageFormat": out.image_format,
+        "pixelFormat": out.pixel_format,
+        "proResProfile": out.prores_profile,
         "videoBitrate": None,  # CRF only (render_common/presets.py)
         "concurrency": concurrency,
         "timeoutMs": timeout_ms,
-        "x264Preset": x264_preset if codec == "h264" else None,
+        "x264Preset": x264_preset if out.codec == "h264" else None,
         "skipStaticFrames": skip_static_frames,
-        "thumbnailPath": None if audio_only else str(job.work_dir / "thumbnail.jpg"),
+        "thumbnailPath": None if out.audio_only else str(job.work_dir / "thumbnail.jpg"),
         # The caller's poster frame, or one second in (render_common/poster.py).
         "thumbnailFrame": resolve_poster_frame(job.poster_frame, job.frames_total, job.output.fps),
     }
