@@ -101,25 +101,29 @@ def _wrap(
 ) -> grpc.RpcMethodHandler:
     """A handler decoding tolerantly, refusing undecodable requests, running `before` then
     the behaviour, and mapping every exception to a status."""
+
+    async def admit(request: Any, context: grpc.aio.ServicerContext) -> None:
+        _refuse_undecodable(request, method)
+        if before is not None:
+            await before(request, context)
+
+    codec = {
+        "request_deserializer": tolerant(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary is not None:
         inner = handler.unary_unary
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                _refuse_undecodable(request, method)
-                if before is not None:
-                    await before(request, context)
+                await admit(request, context)
                 return await inner(request, context)
             except (asyncio.CancelledError, grpc.aio.AbortError):
                 raise
             except Exception as exc:
                 await abort_with(context, exc)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+        return grpc.unary_unary_rpc_method_handler(unary_unary, **codec)
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
 
@@ -127,9 +131,7 @@ def _wrap(
             request: Any, context: grpc.aio.ServicerContext
         ) -> AsyncIterator[Any]:
             try:
-                _refuse_undecodable(request, method)
-                if before is not None:
-                    await before(request, context)
+                await admit(request, context)
                 async for response in inner_stream(request, context):
                     yield response
             except (asyncio.CancelledError, grpc.aio.AbortError, GeneratorExit):
@@ -137,11 +139,7 @@ def _wrap(
             except Exception as exc:
                 await abort_with(context, exc)
 
-        return grpc.unary_stream_rpc_method_handler(
-            unary_stream,
-            request_deserializer=tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **codec)
     return handler
 
 
