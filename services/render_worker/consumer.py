@@ -8,7 +8,9 @@
 - The legacy render:jobs stream is drained into the engines' queues (legacy_drain.py).
 - Cancel messages on render:cancel stop the matching render within a second.
 - SIGTERM: stop reading, let running renders finish within SHUTDOWN_GRACE_SECONDS, then
-  cancel the rest, which hands their attempts back to the queue.
+  cancel the rest, which hands their attempts back to the queue. Entries read but whose
+  render is not claimed yet (Lambda entries waiting for a database connection) are not
+  started: they are handed on to the next worker as they are (queue_reader.hand_on).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from render_common.config import Settings
 from render_common.queue import ensure_group
 from render_common.renders.attempts import AttemptTransitions
 from render_common.tasks import every, polled, supervised
+from services.render_worker.delivery import Running
 from services.render_worker.legacy_drain import LegacyDrain
 from services.render_worker.processor import RenderProcessor
-from services.render_worker.queue_reader import QueueReader, Running
+from services.render_worker.queue_reader import QueueReader
 
 log = logging.getLogger(__name__)
 LAMBDA_READ_BATCH = 100  # entries per XREADGROUP / XAUTOCLAIM of the Lambda queue
@@ -177,6 +180,8 @@ class Consumer:
             if task.get_name() != "heartbeat":  # keep our entries fresh during the grace
                 task.cancel()
         tasks = [task for reader in self.readers for task in reader.tasks()]
+        for reader in self.readers:
+            reader.cancel_unclaimed()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
@@ -186,3 +191,5 @@ class Consumer:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for reader in self.readers:
+            await reader.hand_on()  # after the heartbeat, which would make them fresh again

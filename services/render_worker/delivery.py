@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from render_common import streams
 
@@ -43,3 +44,16 @@ class Delivery:
             deliveries=deliveries,
             queue=queue,
         )
+
+
+@dataclass(eq=False, slots=True)
+class Running:
+    """A delivery being processed, as its reader and the processor share it."""
+
+    delivery: Delivery
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set by the processor once it took the render: from then on a cancellation hands the
+    # attempt back (a new entry), so the reader acks this one; before, nothing was taken
+    # and the reader hands the entry itself on to the next worker.
+    claimed: bool = False
+    task: asyncio.Task[None] | None = None

@@ -19,7 +19,7 @@ from render_common.renders.attempts import AttemptTransitions
 from render_common.renders.record import Render
 from render_common.renders.states import Stage, State
 from render_common.tasks import cancelling
-from services.render_worker.delivery import Delivery
+from services.render_worker.delivery import Delivery, Running
 from services.render_worker.engines.base import UPLOADING_PROGRESS, Engine, RenderJob
 from services.render_worker.failures import RenderCancelled, RenderFailure
 from services.render_worker.leases import HeldLease, LeaseKeeper
@@ -54,9 +54,12 @@ class RenderProcessor:
         self._work_dirs = work_dirs
         self._leases = leases
 
-    async def process(self, delivery: Delivery, cancel: asyncio.Event) -> bool:
+    async def process(self, running: Running) -> bool:
         """Run one delivery to its end; True when the caller should acknowledge the entry,
-        False to leave it pending (a reclaimed entry whose render still looks alive)."""
+        False to leave it pending (a reclaimed entry whose render still looks alive).
+        Marks `running.claimed` once the render is taken (a cancellation from then on
+        hands the attempt back)."""
+        delivery = running.delivery
         context = (
             propagate.extract({"traceparent": delivery.traceparent})
             if delivery.traceparent
@@ -78,13 +81,14 @@ class RenderProcessor:
             )
             if row is None:
                 return await self._skip(delivery)
+            running.claimed = True
             enqueued_ms = int(delivery.entry_id.split("-", 1)[0] or 0)
             metrics.queue_lag.record(
                 max(0.0, time.time() - enqueued_ms / 1000), {"engine": row.engine}
             )
             held = self._leases.hold(row.id)
             try:
-                await self._run(delivery, row, cancel, held)
+                await self._run(delivery, row, running.cancel, held)
             finally:
                 self._leases.release(held)
             return True

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -30,23 +29,17 @@ from render_common.config import Settings
 from render_common.outage import REDIS_DOWN, ride_out
 from render_common.queue import ensure_group, is_missing_group
 from render_common.tasks import log_failure, one_pass, supervised
-from services.render_worker.delivery import Delivery
+from services.render_worker.delivery import Delivery, Running
 
 log = logging.getLogger(__name__)
 ACK_OUTAGE_SECONDS = 10.0
 XCLAIM_CHUNK = 500  # entry ids per XCLAIM ... JUSTID
+# A handed-on entry's idle time: past any worker's VISIBILITY_TIMEOUT_SECONDS, so that the
+# next XAUTOCLAIM of any worker takes it (a day; Redis ignores an IDLE reaching before 1970).
+HAND_ON_IDLE_MS = 86_400_000
 
 
-@dataclass
-class Running:
-    """An entry being processed."""
-
-    delivery: Delivery
-    cancel: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-
-Process = Callable[[Delivery, asyncio.Event], Awaitable[bool]]
+Process = Callable[[Running], Awaitable[bool]]
 
 
 class QueueReader:
@@ -78,6 +71,7 @@ class QueueReader:
         self._idle_ms = int(settings.visibility_timeout_seconds * 1000)
         self._reclaim_every = max(0.5, settings.visibility_timeout_seconds / 4)
         self._next_reclaim = 0.0
+        self._unclaimed: list[Delivery] = []  # cancelled before their claim: to hand on
 
     @property
     def free(self) -> int:
@@ -193,21 +187,24 @@ class QueueReader:
             # A failure leaves the entry pending: XAUTOCLAIM retries it after the
             # visibility timeout.
             await one_pass(
-                partial(self._process_and_ack, delivery, running.cancel),
+                partial(self._process_and_ack, running),
                 "processing (entry left for reclaim)",
                 expected=(),
                 extra={"entry": delivery.entry_id},
             )
         except asyncio.CancelledError:
-            await asyncio.shield(self.acknowledge(delivery.entry_id))  # handed back anew
+            if running.claimed:
+                await asyncio.shield(self.acknowledge(delivery.entry_id))  # handed back anew
+            else:
+                self._unclaimed.append(delivery)  # never taken: `hand_on` passes it on
             raise
         finally:
             self.running.pop(delivery.entry_id, None)
             self._freed.set()
 
-    async def _process_and_ack(self, delivery: Delivery, cancel: asyncio.Event) -> None:
-        if await self._process_entry(delivery, cancel):
-            await self.acknowledge(delivery.entry_id)
+    async def _process_and_ack(self, running: Running) -> None:
+        if await self._process_entry(running):
+            await self.acknowledge(running.delivery.entry_id)
 
     async def acknowledge(self, entry_id: str) -> None:
         """XACK and XDEL the entry, riding out a Redis outage (bounded). An entry that
@@ -246,3 +243,41 @@ class QueueReader:
     def tasks(self) -> list[asyncio.Task[None]]:
         """The processing tasks running now."""
         return [r.task for r in self.running.values() if r.task is not None]
+
+    def cancel_unclaimed(self) -> None:
+        """Stop the deliveries whose render is not claimed yet (stopping: take no more
+        work); `hand_on` then passes their entries on."""
+        for running in self.running.values():
+            if running.task is not None and not running.claimed:
+                running.task.cancel()
+
+    async def hand_on(self) -> None:
+        """Pass on the entries whose render this worker never claimed (cancelled at stop),
+        once its heartbeat has stopped: they stay pending (not acked, so not lost to the
+        sweeper), made idle past any visibility timeout so that the next XAUTOCLAIM of any
+        worker takes them at once, with this delivery uncounted (RETRYCOUNT): it was no
+        attempt. If Redis is away they are reclaimed after the visibility timeout."""
+        by_count: dict[int, list[Any]] = {}
+        for delivery in self._unclaimed:
+            by_count.setdefault(max(0, delivery.deliveries - 1), []).append(delivery.entry_id)
+        self._unclaimed.clear()
+        for count, ids in by_count.items():
+            for start in range(0, len(ids), XCLAIM_CHUNK):
+                try:
+                    await self._redis.xclaim(
+                        self.queue.stream,
+                        self.queue.group,
+                        self.name,
+                        0,
+                        ids[start : start + XCLAIM_CHUNK],
+                        idle=HAND_ON_IDLE_MS,
+                        retrycount=count,
+                        justid=True,
+                    )
+                except (RedisError, OSError) as exc:
+                    log.warning("entries not handed on", extra={"error": str(exc)})
+        if by_count:
+            log.info(
+                "unclaimed entries handed on",
+                extra={"queue": self.queue.stream, "entries": sum(map(len, by_count.values()))},
+            )
