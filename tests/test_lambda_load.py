@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from render_common import streams
 from render_common.db.schema import video_renders
 from tests.support.fake_lambda_process import FakeLambdaProcess
-from tests.support.lambda_env import point_aws_at
+from tests.support.lambda_stack import function_process
 from tests.support.lambda_worker import spawn, stop, worker_environment
 from tests.support.redis_streams import fields as stream_fields
 from tests.support.s3_server import S3Server
@@ -41,10 +41,8 @@ SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
 @pytest.fixture
 def fake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambdaProcess]:
     """The fake function in a subprocess; boto3 in this process is pointed at it."""
-    process = FakeLambdaProcess(s3_server.endpoint).start(seconds=3.0, seconds_max=5.0)
-    point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
-    yield process
-    process.stop()
+    with function_process(s3_server, monkeypatch, seconds=3.0, seconds_max=5.0) as process:
+        yield process
 
 
 @dataclass

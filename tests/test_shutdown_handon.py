@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +25,8 @@ from render_common.db.engine import engine_for
 from render_common.db.schema import video_renders
 from services.render_api.sweeper import Sweeper
 from tests.support.fake_lambda_process import FakeLambdaProcess
-from tests.support.lambda_env import point_aws_at
-from tests.support.lambda_worker import spawn, worker_environment
+from tests.support.lambda_stack import function_process
+from tests.support.lambda_worker import spawn, stop, worker_environment
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import Stack, StackFactory
@@ -40,21 +38,8 @@ SUCCEEDED = render_pb2.Render.STATE_SUCCEEDED
 @pytest.fixture
 def fake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambdaProcess]:
     """The fake function in its own process, with short renders."""
-    process = FakeLambdaProcess(s3_server.endpoint).start(seconds=1.0, seconds_max=2.0)
-    point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
-    yield process
-    process.stop()
-
-
-def terminate(worker: subprocess.Popen[bytes]) -> int:
-    """SIGTERM and wait for the exit (killed after 60 s); the exit code."""
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-    return worker.wait()
+    with function_process(s3_server, monkeypatch, seconds=1.0, seconds_max=2.0) as process:
+        yield process
 
 
 async def pending_of(redis: Redis, consumer: str) -> int:
@@ -90,7 +75,7 @@ async def stop_with_unclaimed_entries(
                 await asyncio.sleep(0.2)
             assert await pending_of(redis, "a") == RENDERS
         finally:
-            code = await asyncio.to_thread(terminate, worker)
+            code = await asyncio.to_thread(stop, worker)
     await patient.dispose()
     assert code == 0, f"worker a failed: see {log}"
 
@@ -144,4 +129,4 @@ async def test_unclaimed_entries_go_to_the_next_worker_at_once(
         for render_id in render_ids:
             assert (await stack.wait(render_id, timeout=120)).state == SUCCEEDED
     finally:
-        await asyncio.to_thread(terminate, worker)
+        await asyncio.to_thread(stop, worker)

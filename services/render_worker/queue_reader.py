@@ -228,17 +228,17 @@ class QueueReader:
     async def keep_fresh(self) -> None:
         """Reset the idle time of our pending entries (XCLAIM JUSTID), so no other worker
         reclaims the entries of renders that still run here."""
-        ids: list[Any] = list(self.running)
+        with contextlib.suppress(RedisError, OSError):
+            await self._claim_ours(list(self.running))
+
+    async def _claim_ours(self, ids: list[Any], **options: Any) -> None:
+        """XCLAIM ... JUSTID our pending `ids` to ourselves, in chunks; `options` as in
+        redis-py (idle, retrycount). Without them it resets their idle time only."""
         for start in range(0, len(ids), XCLAIM_CHUNK):
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.xclaim(
-                    self.queue.stream,
-                    self.queue.group,
-                    self.name,
-                    0,
-                    ids[start : start + XCLAIM_CHUNK],
-                    justid=True,
-                )
+            chunk = ids[start : start + XCLAIM_CHUNK]
+            await self._redis.xclaim(
+                self.queue.stream, self.queue.group, self.name, 0, chunk, justid=True, **options
+            )
 
     def tasks(self) -> list[asyncio.Task[None]]:
         """The processing tasks running now."""
@@ -262,20 +262,10 @@ class QueueReader:
             by_count.setdefault(max(0, delivery.deliveries - 1), []).append(delivery.entry_id)
         self._unclaimed.clear()
         for count, ids in by_count.items():
-            for start in range(0, len(ids), XCLAIM_CHUNK):
-                try:
-                    await self._redis.xclaim(
-                        self.queue.stream,
-                        self.queue.group,
-                        self.name,
-                        0,
-                        ids[start : start + XCLAIM_CHUNK],
-                        idle=HAND_ON_IDLE_MS,
-                        retrycount=count,
-                        justid=True,
-                    )
-                except (RedisError, OSError) as exc:
-                    log.warning("entries not handed on", extra={"error": str(exc)})
+            try:
+                await self._claim_ours(ids, idle=HAND_ON_IDLE_MS, retrycount=count)
+            except (RedisError, OSError) as exc:
+                log.warning("entries not handed on", extra={"error": str(exc)})
         if by_count:
             log.info(
                 "unclaimed entries handed on",

@@ -5,6 +5,8 @@ test_lambda* modules share.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -13,7 +15,10 @@ from render.v1 import render_pb2
 
 from render_common import streams
 from tests.support.fake_lambda import FakeRemotionLambda
+from tests.support.fake_lambda_process import FakeLambdaProcess
+from tests.support.lambda_env import point_aws_at
 from tests.support.redis_streams import fields as stream_fields
+from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import Stack, StackFactory, StartStack
 
@@ -27,6 +32,20 @@ def lambda_stack(stack_factory: StackFactory, fake_lambda: FakeRemotionLambda) -
     return stack_factory.with_defaults(
         lambda_engine=True, warm=False, retry_base_delay_seconds=0.2, visibility_timeout_seconds=3.0
     )
+
+
+@contextmanager
+def function_process(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, **plan: Any
+) -> Iterator[FakeLambdaProcess]:
+    """The fake function in its own process (`plan`: its renders' plan, e.g. seconds), for
+    worker processes; boto3 in this process is pointed at it too."""
+    process = FakeLambdaProcess(s3_server.endpoint).start(**plan)
+    point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def short_scenes() -> list[render_pb2.Scene]:

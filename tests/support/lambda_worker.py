@@ -90,15 +90,15 @@ async def main() -> None:
     await worker.stop(settings.shutdown_grace_seconds)
 
 
-def stop(worker: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a worker process and reap it (SIGKILL after 30 s)."""
+def stop(worker: subprocess.Popen[bytes]) -> int:
+    """SIGTERM a worker process and reap it (SIGKILL after 30 s); its exit code."""
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(30)
         except subprocess.TimeoutExpired:
             worker.kill()
-            worker.wait()
+    return worker.wait()
 
 
 if __name__ == "__main__":
