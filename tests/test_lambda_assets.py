@@ -133,3 +133,14 @@ async def test_assets_reach_lambda_as_signed_staged_copies_removed_after_the_ren
     for key in set(keys):
         with pytest.raises(ClientError):
             s3.head_object(Bucket=BUCKET, Key=key)
+
+
+async def test_a_failure_names_the_clients_url_not_the_signed_copy(
+    stack: Stack, fake: FakeLambdaProcess, assets: AssetServer
+) -> None:
+    fake.set_plan(outcome="asset_error", webhook=False, seconds=1.0, seconds_max=1.0)
+    image = assets.url("/image.png")
+    render = await stack.start([scene("image", 30, src=image)], engine=render_pb2.ENGINE_LAMBDA)
+    done = await stack.wait(render.render_id, timeout=60)
+    assert done.state == render_pb2.Render.STATE_FAILED
+    assert done.error.message == f"Error loading image with src: {image}"

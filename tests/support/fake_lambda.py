@@ -205,6 +205,11 @@ class FakeRemotionLambda:
             errors.append(
                 error_entry("TypeError: Cannot read properties of undefined (reading 'x')")
             )
+        elif ended and render.plan.outcome == "asset_error":  # as <Img> fails to load one
+            fatal = True
+            share = 0.4
+            src = json.loads(render.params["inputProps"]["payload"])["scenes"][0]["props"]["src"]
+            errors.append(error_entry(f"Error loading image with src: {src}"))
         elif ended and render.plan.outcome == "timeout":
             fatal = True
             share = 0.4

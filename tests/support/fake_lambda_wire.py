@@ -31,7 +31,7 @@ class Plan:
 
     seconds: float = 1.5  # time from start to the end
     seconds_max: float = 0.0  # > seconds: each render's time drawn from [seconds, seconds_max]
-    outcome: str = "success"  # success | fatal | timeout
+    outcome: str = "success"  # success | fatal | timeout | asset_error (poll it: no webhook)
     webhook: bool = True  # post the webhook at the end (when the start asked for one)
     webhook_delay: float = 0.0  # extra delay before the webhook (a late webhook)
     webhook_times: int = 1  # 2: the webhook is posted twice

@@ -74,15 +74,17 @@ class AssetStager:
         self._client: Any = None  # boto3 S3 client, made at the first asset
         self._bucket = settings.lambda_bucket
 
-    async def stage(self, job: RenderJob) -> RenderJob:
-        """The job with every remote asset replaced by a presigned URL of its staged copy.
+    async def stage(self, job: RenderJob) -> tuple[RenderJob, dict[str, str]]:
+        """The job with every remote asset replaced by a presigned URL of its staged copy,
+        and the map of client URL -> presigned URL (to put the client's URLs back into
+        error messages).
 
         A job without assets comes back unchanged (no S3 call). On a failure the copies
         staged so far are removed unless the failure is retried.
         """
         urls = asset_urls(self._assets, job)
         if not urls:
-            return job
+            return job, {}
         tasks = [asyncio.create_task(self._stage_one(job.render_id, url)) for url in urls]
         try:
             signed = await asyncio.gather(*tasks)
@@ -98,7 +100,7 @@ class AssetStager:
         if soundtrack and soundtrack.get("src"):
             soundtrack = {**soundtrack, "src": local[str(soundtrack["src"])]}
         scenes = self._assets.replace(job.scenes, local)
-        return dataclasses.replace(job, scenes=scenes, soundtrack=soundtrack)
+        return dataclasses.replace(job, scenes=scenes, soundtrack=soundtrack), local
 
     async def discard(self, job: RenderJob) -> None:
         """Delete a render's staged copies (best effort; the lifecycle rule is the backstop)."""

@@ -55,6 +55,7 @@ from services.render_worker.engines.lambda_lookup import find_started, start_pen
 from services.render_worker.engines.lambda_pacing import backoff
 from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
+from services.render_worker.engines.ssr import client_urls
 from services.render_worker.failures import RenderFailure
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class LambdaEngine:
         functions = functions_needed(job.frames_total, self._settings)
         # Every asset fetched here (each hop checked) and staged; Lambda gets signed copies.
         # Also when resuming: the poster still is rendered again, from the same copies.
-        staged = await self._stager.stage(job)
+        staged, signed = await self._stager.stage(job)
         render = self._resumed(job)
         if render is None and start_pending(job):  # an earlier worker's start went out
             since = time.time() - self._settings.render_timeout_seconds
@@ -131,8 +132,7 @@ class LambdaEngine:
                 render = await self._start(staged)
             except BaseException as exc:
                 await self.budget.release(job.render_id)
-                await self._ended(job, exc)
-                raise
+                raise await self._ended(job, exc, signed) from None
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
         updates = self.tracker.follow(render)
@@ -152,19 +152,24 @@ class LambdaEngine:
             self.budget.forget(job.render_id)
             raise
         except BaseException as exc:
-            await self._ended(job, exc)
-            raise
+            raise await self._ended(job, exc, signed) from None
         finally:
             poster.cancel()
             self.tracker.unfollow(render)
             self._running.pop(job.render_id, None)
             await self.budget.release(job.render_id)
 
-    async def _ended(self, job: RenderJob, exc: BaseException) -> None:
+    async def _ended(
+        self, job: RenderJob, exc: BaseException, signed: dict[str, str]
+    ) -> BaseException:
         """Remove the staged assets after a failure that ends the render (not one retried,
-        nor a hand-back or lost lease, after which another worker follows the render)."""
-        if isinstance(exc, RenderFailure) and not exc.retryable:
+        nor a hand-back or lost lease, after which another worker follows the render).
+        The exception to raise: a failure names the client's URLs, not the signed copies."""
+        if not isinstance(exc, RenderFailure):
+            return exc
+        if not exc.retryable:
             await self._stager.discard(job)
+        return client_urls(exc, signed)
 
     async def _start(self, job: RenderJob) -> LambdaRender:
         """renderMediaOnLambda, retried with backoff while Lambda throttles it. The row is
