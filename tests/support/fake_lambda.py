@@ -49,6 +49,7 @@ from tests.support.fake_lambda_wire import (
     S3Like,
     calculate_signature,
     error_entry,
+    fatal_entry,
     js_stringify,
     progress_payload,
     webhook_payload,
@@ -199,17 +200,10 @@ class FakeRemotionLambda:
         if cancelled:
             fatal = True
             errors.append(error_entry("Render was cancelled by cancelRender()"))
-        elif ended and render.plan.outcome == "fatal":
+        elif ended and render.plan.outcome in ("fatal", "asset_error"):
             fatal = True
             share = 0.4
-            errors.append(
-                error_entry("TypeError: Cannot read properties of undefined (reading 'x')")
-            )
-        elif ended and render.plan.outcome == "asset_error":  # as <Img> fails to load one
-            fatal = True
-            share = 0.4
-            src = json.loads(render.params["inputProps"]["payload"])["scenes"][0]["props"]["src"]
-            errors.append(error_entry(f"Error loading image with src: {src}"))
+            errors.append(fatal_entry(render))
         elif ended and render.plan.outcome == "timeout":
             fatal = True
             share = 0.4

@@ -200,6 +200,15 @@ def webhook_payload(
     return payload
 
 
+def fatal_entry(render: FakeRender) -> dict[str, Any]:
+    """The error of a render whose plan fails it: the composition throwing, or (outcome
+    asset_error) an image failing to load, naming its src as Remotion's <Img> does."""
+    if render.plan.outcome != "asset_error":
+        return error_entry("TypeError: Cannot read properties of undefined (reading 'x')")
+    src = json.loads(render.params["inputProps"]["payload"])["scenes"][0]["props"]["src"]
+    return error_entry(f"Error loading image with src: {src}")
+
+
 def error_entry(message: str) -> dict[str, Any]:
     return {
         "type": "renderer",

@@ -32,6 +32,7 @@ from render_common.config import Settings
 from render_common.scene_assets import AssetCatalogue
 from services.render_worker.assets import AssetFetcher
 from services.render_worker.engines.base import RenderJob
+from services.render_worker.engines.ssr import client_urls
 from services.render_worker.failures import RenderFailure
 from services.render_worker.media import asset_urls
 
@@ -115,6 +116,19 @@ class AssetStager:
                 "staged lambda assets not deleted",
                 extra={"render_id": job.render_id, "error": str(exc)},
             )
+
+    async def failed(
+        self, job: RenderJob, exc: BaseException, signed: dict[str, str]
+    ) -> BaseException:
+        """What to raise after `exc` ended a Lambda render's attempt: a failure names the
+        client's URLs, not the signed copies. The copies are removed after a failure that
+        ends the render (not one retried, nor a hand-back or lost lease, after which
+        another worker follows the same render)."""
+        if not isinstance(exc, RenderFailure):
+            return exc
+        if not exc.retryable:
+            await self.discard(job)
+        return client_urls(exc, signed)
 
     def close(self) -> None:
         """Stop the upload threads."""

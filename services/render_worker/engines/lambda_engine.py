@@ -13,10 +13,7 @@ retried with backoff within the attempt, never re-sent after any other failure.
 The Lambda render id, function and bucket are recorded on the render as soon as the render
 starts. A worker that takes the render over (after a crash, or a hand-back at shutdown)
 finds them in `job.resume` and follows the same Lambda render instead of starting another.
-
-Lambda never sees a client's asset URL: the worker fetches each asset under the address
-policy and hands Lambda presigned URLs of copies staged in the bucket (lambda_assets.py),
-removed when the render ends.
+Lambda is handed presigned URLs of assets the worker fetched and staged (lambda_assets.py).
 """
 
 from __future__ import annotations
@@ -55,7 +52,6 @@ from services.render_worker.engines.lambda_lookup import find_started, start_pen
 from services.render_worker.engines.lambda_pacing import backoff
 from services.render_worker.engines.lambda_poster import poster_details
 from services.render_worker.engines.lambda_tracker import LambdaTracker, Update
-from services.render_worker.engines.ssr import client_urls
 from services.render_worker.failures import RenderFailure
 
 log = logging.getLogger(__name__)
@@ -132,7 +128,7 @@ class LambdaEngine:
                 render = await self._start(staged)
             except BaseException as exc:
                 await self.budget.release(job.render_id)
-                raise await self._ended(job, exc, signed) from None
+                raise await self._stager.failed(job, exc, signed) from None
         # Known to `cancel` from here on, before anything else can fail or wait.
         self._running[job.render_id] = render
         updates = self.tracker.follow(render)
@@ -152,24 +148,12 @@ class LambdaEngine:
             self.budget.forget(job.render_id)
             raise
         except BaseException as exc:
-            raise await self._ended(job, exc, signed) from None
+            raise await self._stager.failed(job, exc, signed) from None
         finally:
             poster.cancel()
             self.tracker.unfollow(render)
             self._running.pop(job.render_id, None)
             await self.budget.release(job.render_id)
-
-    async def _ended(
-        self, job: RenderJob, exc: BaseException, signed: dict[str, str]
-    ) -> BaseException:
-        """Remove the staged assets after a failure that ends the render (not one retried,
-        nor a hand-back or lost lease, after which another worker follows the render).
-        The exception to raise: a failure names the client's URLs, not the signed copies."""
-        if not isinstance(exc, RenderFailure):
-            return exc
-        if not exc.retryable:
-            await self._stager.discard(job)
-        return client_urls(exc, signed)
 
     async def _start(self, job: RenderJob) -> LambdaRender:
         """renderMediaOnLambda, retried with backoff while Lambda throttles it. The row is
