@@ -23,8 +23,8 @@ from services.render_worker.engines.lambda_assets import STAGE_PREFIX, url_lifet
 from tests.support.asset_server import AssetServer
 from tests.support.audio import served
 from tests.support.fake_lambda import BUCKET
-from tests.support.fake_lambda_process import FakeLambdaProcess, running_fake
-from tests.support.lambda_env import point_aws_at
+from tests.support.fake_lambda_process import FakeLambdaProcess
+from tests.support.lambda_stack import function_process
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import Stack, StackFactory
@@ -39,8 +39,7 @@ def assets() -> Iterator[AssetServer]:
 @pytest.fixture
 def fake(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLambdaProcess]:
     """The fake function in a subprocess (renders last 6 s: time to read the copies)."""
-    with running_fake(s3_server.endpoint, seconds=6.0, seconds_max=6.0) as process:
-        point_aws_at(monkeypatch, process.endpoint, s3_server.endpoint)
+    with function_process(s3_server, monkeypatch, seconds=6.0, seconds_max=6.0) as process:
         yield process
 
 

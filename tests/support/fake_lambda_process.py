@@ -15,8 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -100,17 +98,6 @@ class FakeLambdaProcess:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-
-
-@contextmanager
-def running_fake(s3_endpoint: str, **plan: Any) -> Iterator[FakeLambdaProcess]:
-    """A started `FakeLambdaProcess` on that S3 endpoint (`plan` as in `start`), stopped
-    at the end."""
-    process = FakeLambdaProcess(s3_endpoint).start(**plan)
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def process_cpu_seconds(pid: int) -> float:
