@@ -35,6 +35,7 @@ pytest_plugins = [
     "tests.support.deploy_lambda",
     "tests.support.edge_http",
     "tests.support.lambda_stack",
+    "tests.support.migrations",
     "tests.support.progress",
     "tests.support.render_api",
 ]

@@ -5,44 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
-from alembic import command
 from sqlalchemy import column, inspect, select, table, text
 from sqlalchemy.engine import Connection
 
 from render_common.config import Settings
 from render_common.db.engine import create_engine
-from render_common.db.migrate import alembic_config
 from render_common.db.schema import video_renders
 from render_common.downloads import DownloadLinks
 from render_common.renders.record import Render
 from tests.support.links import OUTPUT_COLUMNS, row_values
-from tests.support.processes import ThrowawayDatabase
+from tests.support.migrations import execute, migrate
 
 NEW_COLUMNS = ("storage", "storage_location")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database with no tables yet."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'render.db'}"
-        return
-    database = ThrowawayDatabase()
-    asyncio.run(database.create(migrated=False))
-    try:
-        yield database.url
-    finally:
-        asyncio.run(database.drop())
-
-
-def migrate(url: str, action: str, revision: str) -> None:
-    getattr(command, action)(alembic_config(url), revision)
 
 
 def columns(url: str) -> set[str]:
@@ -59,21 +37,6 @@ def columns(url: str) -> set[str]:
             await engine.dispose()
 
     return asyncio.run(read())
-
-
-def execute(url: str, statement: Any, rows: list[dict[str, Any]] | None = None) -> list[Any]:
-    async def run() -> list[Any]:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                result = await connection.execute(statement, rows) if rows else None
-                if result is None:
-                    result = await connection.execute(statement)
-                return list(result.mappings().all()) if result.returns_rows else []
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 def insert_old_rows(url: str, rows: list[dict[str, Any]]) -> None:
