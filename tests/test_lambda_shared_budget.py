@@ -18,9 +18,12 @@ import pytest_asyncio
 from render.v1 import render_pb2
 
 from render_common.config import Settings
+from render_common.redis_client import create_redis
+from services.render_worker.engines.lambda_budget import SharedFunctionBudget
 from tests.support.fake_lambda_process import FakeLambdaProcess
 from tests.support.lambda_env import lambda_settings
 from tests.support.lambda_worker import spawn, stop, worker_environment
+from tests.support.processes import free_port
 from tests.support.s3_server import S3Server
 from tests.support.scenes import scene
 from tests.support.stack import Stack, start_stack
@@ -86,3 +89,21 @@ async def test_two_workers_share_the_concurrency_limit(
     logs = [(tmp_path / f"budget-{n}.log").read_text() for n in range(2)]
     assert all("lambda render started" in log for log in logs)
     assert stats["max_running"] * PER_RENDER <= LIMIT, stats
+
+
+async def test_redis_away_counts_this_workers_renders_alone() -> None:
+    """Without Redis, starts are admitted within the limit by this worker's own count:
+    Lambda renders carry on (polling) instead of failing, and still never exceed it."""
+    redis = create_redis(f"redis://127.0.0.1:{free_port()}/0")
+    budget = SharedFunctionBudget(redis, limit=LIMIT)
+    try:
+        await budget.acquire("first", PER_RENDER)
+        await budget.acquire("second", PER_RENDER)
+        assert sum(budget.held.values()) == LIMIT
+        with pytest.raises(TimeoutError):  # a third would exceed the limit: it waits
+            await asyncio.wait_for(budget.acquire("third", PER_RENDER), 1.5)
+        await budget.release("first")  # Redis still away: given back locally
+        await asyncio.wait_for(budget.acquire("third", PER_RENDER), 5.0)
+        assert set(budget.held) == {"second", "third"}
+    finally:
+        await budget.close()

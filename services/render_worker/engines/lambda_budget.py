@@ -13,6 +13,10 @@ Within a worker, starts wait in arrival order and only the first polls Redis (wo
 once by a release of this worker, else every POLL_SECONDS), so a queue of waiting starts
 costs one call per poll, not one each.
 
+When Redis does not answer, a worker counts its own leases against the limit (as one
+worker alone would) instead of stopping every Lambda render; the renewal puts its leases
+back into Redis once it answers.
+
 Keys (render_common/streams.py): `render:lambda:budget:{leases}` (sorted set: render id by
 expiry), `...:{functions}` (hash: render id -> functions), `...:{used}` (their sum).
 """
@@ -102,10 +106,27 @@ class SharedFunctionBudget:
         return bool(await self._admit(keys=list(KEYS), args=[*args, "1" if force else "0"]))
 
     async def _try(self, render_id: str, functions: int, *, force: bool) -> bool:
-        admitted = await self._lease(render_id, functions, force=force)
+        try:
+            admitted = await self._lease(render_id, functions, force=force)
+        except (RedisError, OSError) as exc:
+            admitted = self._admit_alone(render_id, functions, force=force, error=exc)
         if admitted:
             self.held[render_id] = functions
             self._renewing()
+        return admitted
+
+    def _admit_alone(
+        self, render_id: str, functions: int, *, force: bool, error: BaseException
+    ) -> bool:
+        """Redis is away: admit within the limit counting this worker's leases alone (the
+        guarantee of a single worker), rather than stop every Lambda render. The renewal
+        re-leases what this worker holds in Redis once it answers again."""
+        used = sum(self.held.values())
+        admitted = force or used <= 0 or used + functions <= self.limit
+        log.warning(
+            "lambda budget unreachable; counting this worker's renders alone",
+            extra={"render_id": render_id, "admitted": admitted, "error": str(error)},
+        )
         return admitted
 
     async def acquire(self, render_id: str, functions: int) -> None:
