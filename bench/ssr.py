@@ -236,13 +236,7 @@ async def run(rounds: int, every_frame: bool) -> Figures:
         # command and the make-up stack; this process (render_api and worker in it) with
         # its render host, Chromium and Redis. Not the other sides' idle services.
         def cli(flags: list[str]) -> Side:
-            async def side() -> tuple[float, float]:
-                started = Started()
-                return await _measured(
-                    lambda: asyncio.to_thread(cli_render, data, flags, started=started), started
-                )
-
-            return side
+            return _cli_side(data, flags)
 
         async def user() -> tuple[float, float]:
             started = Started()
@@ -262,19 +256,14 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             await asyncio.to_thread(cli_render, data, same)
             sides = [("user", user), ("service", in_process)]
             sides += [("cli_same", cli(same)), ("cli_default", cli(default))]
-            for index in range(rounds):
-                # Rotate the order so that no side always follows the same one.
-                for name, side in sides[index % 4 :] + sides[: index % 4]:
-                    figures[name].append(await side())
+            await _rotated_rounds(figures, rounds, sides)
             if every_frame:
                 await worker.stop(5)
                 worker = await worker_app.start(
                     settings.with_overrides(skip_static_frames=False), health_port=0
                 )
                 await service_render(stub, auth, events)  # warm-up of the new worker
-                for _ in range(rounds):
-                    figures["every_frame"].append(await in_process())
-                    figures["cli_same"].append(await cli(same)())
+                await _every_frame_rounds(figures, rounds, in_process, cli(same))
         finally:
             await channel.close()
             await events.aclose()
@@ -283,6 +272,33 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             await asyncio.to_thread(stack.down)
             redis.close()
     return figures
+
+
+async def _rotated_rounds(figures: Figures, rounds: int, sides: list[tuple[str, Side]]) -> None:
+    """Each round runs every side once, the order rotated so that no side always follows
+    the same one."""
+    for index in range(rounds):
+        for name, side in sides[index % len(sides) :] + sides[: index % len(sides)]:
+            figures[name].append(await side())
+
+
+def _cli_side(data: Path, flags: list[str]) -> Side:
+    """`npx remotion render` with these flags, measured over its own process tree."""
+
+    async def side() -> tuple[float, float]:
+        started = Started()
+        return await _measured(
+            lambda: asyncio.to_thread(cli_render, data, flags, started=started), started
+        )
+
+    return side
+
+
+async def _every_frame_rounds(figures: Figures, rounds: int, in_process: Side, cli: Side) -> None:
+    """Rounds of the worker capturing every frame, each beside a same-preset CLI run."""
+    for _ in range(rounds):
+        figures["every_frame"].append(await in_process())
+        figures["cli_same"].append(await cli())
 
 
 def report(figures: Figures, load: tuple[float, float]) -> None:

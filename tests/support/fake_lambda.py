@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -50,6 +50,7 @@ from tests.support.fake_lambda_wire import (
     calculate_signature,
     error_entry,
     fatal_entry,
+    handler_for,
     js_stringify,
     progress_payload,
     webhook_payload,
@@ -84,45 +85,7 @@ class FakeRemotionLambda:
         self._webhooks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-webhook")
         self._http = httpx.Client(timeout=10)
         self._closed = False
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path == "/_fake/stats":
-                    self._send(200, owner.stats())
-                elif self.path == "/_fake/starts":
-                    self._send(200, owner.starts())
-                else:
-                    self._send(404, {"message": "unknown path"})
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if self.path == "/_fake/plan":
-                    owner.set_plan(json.loads(body))
-                    self._send(200, dataclasses.asdict(owner.plan))
-                    return
-                parts = self.path.split("/")
-                # /2015-03-31/functions/{name}/invocations
-                if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
-                    self._send(404, {"message": "unknown path"})
-                    return
-                status, answer, error_type = owner.invoke(parts[3], json.loads(body))
-                self._send(status, answer, error_type)
-
-            def _send(self, status: int, answer: Any, error_type: str = "") -> None:
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                if error_type:
-                    self.send_header("x-amzn-ErrorType", error_type)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

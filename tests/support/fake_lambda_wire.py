@@ -9,7 +9,8 @@ import json
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
 CANCEL_CHECK_SECONDS = 0.5  # how stale the fake's view of cancel.json may be
@@ -223,3 +224,60 @@ def error_entry(message: str) -> dict[str, Any]:
         "totalAttempts": 1,
         "tmpDir": None,
     }
+
+
+class FunctionServer(Protocol):
+    """What the fake function's HTTP handler serves (tests.support.fake_lambda.FakeRemotionLambda)."""
+
+    plan: Plan
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def starts(self) -> list[dict[str, Any]]: ...
+
+    def set_plan(self, changes: dict[str, Any]) -> None: ...
+
+    def invoke(self, function: str, payload: dict[str, Any]) -> tuple[int, Any, str]: ...
+
+
+def handler_for(owner: FunctionServer) -> type[BaseHTTPRequestHandler]:
+    """The HTTP handler of the Lambda Invoke API (and the test's /_fake/ controls) for
+    `owner`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/_fake/stats":
+                self._send(200, owner.stats())
+            elif self.path == "/_fake/starts":
+                self._send(200, owner.starts())
+            else:
+                self._send(404, {"message": "unknown path"})
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.path == "/_fake/plan":
+                owner.set_plan(json.loads(body))
+                self._send(200, asdict(owner.plan))
+                return
+            parts = self.path.split("/")
+            # /2015-03-31/functions/{name}/invocations
+            if len(parts) != 5 or parts[2] != "functions" or parts[4] != "invocations":
+                self._send(404, {"message": "unknown path"})
+                return
+            status, answer, error_type = owner.invoke(parts[3], json.loads(body))
+            self._send(status, answer, error_type)
+
+        def _send(self, status: int, answer: Any, error_type: str = "") -> None:
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if error_type:
+                self.send_header("x-amzn-ErrorType", error_type)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    return Handler
