@@ -26,7 +26,8 @@ unevenly (the CLI's bundling suffers most), the CPU figures hardly.
 
 The worker captures one frame per static hold (SKIP_STATIC_FRAMES, on by default); a
 worker with it off then renders the same clip in process, so the printout shows what the
-holds are worth on their own.
+holds are worth on their own. Last, a worker capturing with Page.captureScreenshot
+(BEGIN_FRAME_CAPTURE=false) renders it in process: what begin-frame capture is worth.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +46,7 @@ from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from bench.cpu import Started, TreeSampler
+from bench.ssr_report import Figures, report
 from bench.ssr_stack import CONCURRENCY as CONCURRENCY  # re-exported: bench/ssr_vertical.py
 from bench.ssr_stack import QUALITY as QUALITY
 from bench.ssr_stack import SAMPLE as SAMPLE
@@ -63,11 +64,8 @@ from tests.support.processes import RedisServer
 from tests.support.scenes import sample_scenes
 
 ROUNDS = 3
-TARGET_USER = 0.5
-TARGET_IN_PROCESS = 0.45
 REMOTION = ROOT / "remotion"
-SIDES = ("user", "service", "cli_same", "cli_default", "every_frame")
-Figures = dict[str, list[tuple[float, float]]]  # side -> (wall s, CPU s) per round
+SIDES = ("user", "service", "cli_same", "cli_default", "every_frame", "screenshot")
 
 
 def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
@@ -190,13 +188,6 @@ async def _measured(
     return wall, sampler.seconds
 
 
-def _line(label: str, values: list[float], baseline: float | None, unit: str) -> str:
-    median = statistics.median(values)
-    ratio = f"  ratio {median / baseline:.2f}" if baseline else ""
-    rounds = [round(x, 1) for x in values]
-    return f"  {label:<44} {unit:<4} median {median:6.2f} s{ratio}  rounds {rounds}"
-
-
 def bench_settings(data: Path, redis_url: str) -> Settings:
     """The in-process services' settings: this run's Redis and data dir, no quota in the way."""
     return Settings(
@@ -213,7 +204,7 @@ def bench_settings(data: Path, redis_url: str) -> Settings:
 Side = Callable[[], Awaitable[tuple[float, float]]]
 
 
-async def run(rounds: int, every_frame: bool) -> Figures:
+async def run(rounds: int, every_frame: bool, screenshot: bool = True) -> Figures:
     """Alternating rounds of every side; returns the wall and CPU seconds of each."""
     figures: Figures = {side: [] for side in SIDES}
     redis = RedisServer()
@@ -257,13 +248,14 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             sides = [("user", user), ("service", in_process)]
             sides += [("cli_same", cli(same)), ("cli_default", cli(default))]
             await _rotated_rounds(figures, rounds, sides)
+            warm_up = lambda: service_render(stub, auth, events)  # noqa: E731
             if every_frame:
-                await worker.stop(5)
-                worker = await worker_app.start(
-                    settings.with_overrides(skip_static_frames=False), health_port=0
-                )
-                await service_render(stub, auth, events)  # warm-up of the new worker
+                worker = await _restarted(worker, settings, warm_up, skip_static_frames=False)
                 await _every_frame_rounds(figures, rounds, in_process, cli(same))
+            if screenshot:
+                worker = await _restarted(worker, settings, warm_up, begin_frame_capture=False)
+                for _ in range(rounds):
+                    figures["screenshot"].append(await in_process())
         finally:
             await channel.close()
             await events.aclose()
@@ -272,6 +264,19 @@ async def run(rounds: int, every_frame: bool) -> Figures:
             await asyncio.to_thread(stack.down)
             redis.close()
     return figures
+
+
+async def _restarted(
+    worker: worker_app.Worker,
+    settings: Settings,
+    warm_up: Callable[[], Awaitable[float]],
+    **overrides: object,
+) -> worker_app.Worker:
+    """The in-process worker stopped and started again with `overrides`, warmed up."""
+    await worker.stop(5)
+    worker = await worker_app.start(settings.with_overrides(**overrides), health_port=0)
+    await warm_up()
+    return worker
 
 
 async def _rotated_rounds(figures: Figures, rounds: int, sides: list[tuple[str, Side]]) -> None:
@@ -301,41 +306,6 @@ async def _every_frame_rounds(figures: Figures, rounds: int, in_process: Side, c
         figures["cli_same"].append(await cli())
 
 
-def report(figures: Figures, load: tuple[float, float]) -> None:
-    """Print wall and CPU seconds of each side, as ratios to the same-preset CLI."""
-    preset = Settings().x264_preset
-    print(
-        f"SSR: reference clip, 150 frames 1920x1080 h264, quality {QUALITY}, concurrency"
-        f" {CONCURRENCY}, x264 preset {preset}; load average before {load[0]:.1f},"
-        f" after {load[1]:.1f} on {os.cpu_count()} cores"
-    )
-    print(f"  CLI flags (from the worker's request): {' '.join(cli_flags(Settings(), preset))}")
-    labels = {
-        "cli_same": f"npx remotion render --x264-preset={preset}",
-        "cli_default": "npx remotion render, default preset (medium)",
-        "user": "user: render start --watch, start to exit",
-        "service": "in process: StartRender -> terminal event",
-        "every_frame": "in process, every frame captured",
-    }
-    ratios: dict[tuple[str, int], float] = {}
-    for which, unit in ((0, "wall"), (1, "CPU")):
-        baseline = statistics.median(f[which] for f in figures["cli_same"])
-        for side in ("cli_same", "cli_default", "user", "service", "every_frame"):
-            values = [f[which] for f in figures[side]]
-            if values:
-                ratios[side, which] = statistics.median(values) / baseline
-                base = None if side == "cli_same" else baseline
-                print(_line(labels[side], values, base, unit))
-    for which, unit in ((0, "wall"), (1, "CPU")):
-        user, service = ratios["user", which], ratios["service", which]
-        print(
-            f"  {unit}: user path {user:.2f} (target <= {TARGET_USER}) "
-            f"{'PASS' if user <= TARGET_USER else 'MISS'};"
-            f" in process {service:.2f} (target <= {TARGET_IN_PROCESS}) "
-            f"{'PASS' if service <= TARGET_IN_PROCESS else 'MISS'}"
-        )
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run alternating rounds and print the medians as ratios to the same-preset CLI."""
     parser = argparse.ArgumentParser(prog="python -m bench.ssr", description=__doc__)
@@ -343,10 +313,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-every-frame", action="store_true", help="skip the SKIP_STATIC_FRAMES=false rounds"
     )
+    parser.add_argument(
+        "--no-screenshot", action="store_true", help="skip the BEGIN_FRAME_CAPTURE=false rounds"
+    )
     args = parser.parse_args(argv)
     before = os.getloadavg()[0]
-    figures = asyncio.run(run(args.rounds, not args.no_every_frame))
-    report(figures, (before, os.getloadavg()[0]))
+    figures = asyncio.run(run(args.rounds, not args.no_every_frame, not args.no_screenshot))
+    report(figures, (before, os.getloadavg()[0]), cli_flags(Settings(), Settings().x264_preset))
 
 
 if __name__ == "__main__":

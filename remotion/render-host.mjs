@@ -18,6 +18,8 @@ const CONFIGURED_BROWSER = process.env.REMOTION_BROWSER_EXECUTABLE || '/usr/bin/
 const BUNDLE_CACHE = process.env.RENDER_BUNDLE_CACHE || path.join(ROOT, '.bundle-cache');
 const ASSET_DIR = process.env.RENDER_ASSET_DIR || null;
 const LOG_LEVEL = process.env.REMOTION_LOG_LEVEL || 'warn';
+// Capture frames with HeadlessExperimental.beginFrame (lib/begin-frame-capture.mjs); 0 = as Remotion does.
+const BEGIN_FRAME_CAPTURE = process.env.RENDER_BEGIN_FRAME_CAPTURE !== '0';
 const SHUTDOWN_GRACE_MS = 15000;
 const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
 
@@ -95,6 +97,7 @@ state.browser = lib.createBrowser({
 	log,
 	isShuttingDown: () => state.shuttingDown,
 	onGone: failJobsOn,
+	beginFrameCapture: BEGIN_FRAME_CAPTURE,
 });
 
 // ---- jobs ----------------------------------------------------------------

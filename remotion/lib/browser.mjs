@@ -1,12 +1,29 @@
 // The render host's one Chromium: where it is, launching it, checking it is alive before
 // a job, and noticing when it dies (Remotion does not fail in-flight renders then).
 import {accessSync, constants as fsConstants, existsSync, readFileSync, statSync} from 'node:fs';
+import {fileURLToPath} from 'node:url';
 import {openBrowser} from '@remotion/renderer';
+import {attachBeginFrameCapture} from './begin-frame-capture.mjs';
 
 // Chromium runs as root here; Remotion adds --no-sandbox itself. Software GL is
 // enough for these compositions (no WebGL), so keep Remotion's default.
 export const CHROMIUM_OPTIONS = {};
 const HEALTH_TIMEOUT_MS = 10000;
+// The executable that adds the begin-frame flags to the binary in RENDER_HOST_CHROMIUM.
+const BEGIN_FRAME_WRAPPER = fileURLToPath(new URL('../bin/chromium-begin-frame', import.meta.url));
+
+/**
+ * Opens Chromium. With `beginFrameCapture`, it is launched with the begin-frame flags and frames
+ * are captured by HeadlessExperimental.beginFrame (lib/begin-frame-capture.mjs); otherwise
+ * as Remotion opens it.
+ */
+const launchBrowser = async ({executable, logLevel, log, beginFrameCapture}) => {
+	if (!beginFrameCapture) return openBrowser('chrome', {browserExecutable: executable, chromiumOptions: CHROMIUM_OPTIONS, logLevel});
+	process.env.RENDER_HOST_CHROMIUM = executable;
+	const browser = await openBrowser('chrome', {browserExecutable: BEGIN_FRAME_WRAPPER, chromiumOptions: CHROMIUM_OPTIONS, logLevel});
+	browser.beginFrameCapture = attachBeginFrameCapture(browser, {log});
+	return browser;
+};
 
 /**
  * Debian's /usr/bin/chromium-headless-shell is a `#!/bin/sh` wrapper that runs
@@ -46,15 +63,15 @@ const healthy = async (browser) => {
  * The shared browser, as a promise (`current`), reopened on demand when it died or
  * failed to launch. `onGone(which)` is called when a browser's DevTools connection
  * closes (unless `isShuttingDown()`); it fails the jobs on that browser and returns
- * how many there were.
+ * how many there were. `beginFrameCapture` (default on): see launchBrowser.
  */
-export const createBrowser = ({executable, logLevel, log, isShuttingDown, onGone}) => {
+export const createBrowser = ({executable, logLevel, log, isShuttingDown, onGone, beginFrameCapture = true}) => {
 	const self = {
 		/** @type {Promise<any> | null} */
 		current: null,
 		executable,
 		launch() {
-			const p = openBrowser('chrome', {browserExecutable: executable, chromiumOptions: CHROMIUM_OPTIONS, logLevel});
+			const p = launchBrowser({executable, logLevel, log, beginFrameCapture});
 			p.then(
 				(browser) => browser.connection?.transport?.websocket?.addEventListener?.('close', () => gone(p)),
 				(err) => log('could not open browser:', err?.message ?? err),

@@ -1,13 +1,11 @@
 // End-to-end tests of render-host.mjs: one host process for the whole file.
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
-import {createHash} from 'node:crypto';
 import {existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
-import {RenderInternals} from '@remotion/renderer';
 import {isHostMessage} from '../lib/protocol.mjs';
+import {frameHashes} from './frame-hashes.mjs';
 import {REMOTION_DIR, startHost} from './host-client.mjs';
 
 const sample = (name) => JSON.parse(readFileSync(path.join(REMOTION_DIR, 'samples', `${name}.json`), 'utf8'));
@@ -210,24 +208,6 @@ test('unknown composition and bad request fields are INVALID_INPUT', async () =>
 		assert.equal(res.error.retryable, false);
 	}
 });
-
-// Decoded frames of a 640x360 video, one hash each (Remotion's ffmpeg has no framemd5
-// muxer: raw YUV frames through image2pipe, split here).
-const frameHashes = async (file) => {
-	const compositor = path.dirname(RenderInternals.getExecutablePath({type: 'ffmpeg', indent: false, logLevel: 'error', binariesDirectory: null}));
-	const ffmpeg = spawn(path.join(compositor, 'ffmpeg'), ['-v', 'error', '-i', file, '-map', '0:v', '-pix_fmt', 'yuv420p', '-c:v', 'rawvideo', '-f', 'image2pipe', '-'], {
-		env: {...process.env, LD_LIBRARY_PATH: compositor},
-		stdio: ['ignore', 'pipe', 'inherit'],
-	});
-	const chunks = [];
-	for await (const chunk of ffmpeg.stdout) chunks.push(chunk);
-	const raw = Buffer.concat(chunks);
-	const frameBytes = (640 * 360 * 3) / 2;
-	assert.equal(raw.length % frameBytes, 0);
-	return Array.from({length: raw.length / frameBytes}, (_, i) =>
-		createHash('sha256').update(raw.subarray(i * frameBytes, (i + 1) * frameBytes)).digest('hex'),
-	);
-};
 
 // Renders props twice, skipping static holds and capturing every frame; returns both.
 const renderBothWays = async (name, props, extra = {}) => {

@@ -101,6 +101,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
         node=settings.node_binary,
         browser_executable=settings.browser_executable,
         asset_dir=fetcher.cache_dir,
+        begin_frame_capture=settings.begin_frame_capture,
     )
     engines: dict[str, Engine] = {
         "ssr": SsrEngine(

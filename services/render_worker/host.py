@@ -46,12 +46,14 @@ class RenderHost:
         browser_executable: str = "/usr/bin/chromium-headless-shell",
         asset_dir: Path | None = None,
         bundle_cache: Path | None = None,
+        begin_frame_capture: bool = True,
     ) -> None:
         self._remotion_dir = remotion_dir
         self._node = node
         self._env = {
             **os.environ,
             "REMOTION_BROWSER_EXECUTABLE": browser_executable,
+            "RENDER_BEGIN_FRAME_CAPTURE": "1" if begin_frame_capture else "0",
         }
         if asset_dir is not None:
             self._env["RENDER_ASSET_DIR"] = str(asset_dir)
