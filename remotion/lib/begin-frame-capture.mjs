@@ -24,6 +24,8 @@
 
 const PUMP_INTERVAL_MS = 16;
 const MAX_EMPTY_FRAMES = 20;
+// A BeginFrame unanswered this long is given up (a hung tab must not stall the others).
+const FRAME_TIMEOUT_MS = 60_000;
 // Ids of the requests sent here, far above Remotion's own counter (Chromium takes int32).
 const FIRST_OWN_ID = 2_000_000_000;
 const ID_PREFIX = /^\{"id":(\d+),/;
@@ -52,6 +54,8 @@ const frameQueue = (rawSend, fail) => {
 		const id = queue.nextId++;
 		queue.inFlight = id;
 		queue.own.set(id, request);
+		request.timer = setTimeout(() => queue.abandon(id, `no reply to a BeginFrame in ${FRAME_TIMEOUT_MS} ms`), FRAME_TIMEOUT_MS);
+		request.timer.unref();
 		rawSend(JSON.stringify({id, sessionId: request.sessionId, method: 'HeadlessExperimental.beginFrame', params: request.params}));
 	};
 	queue.push = (request) => {
@@ -63,6 +67,11 @@ const frameQueue = (rawSend, fail) => {
 		}
 		queue.next();
 	};
+	/** Whether a frame without display updates is waiting or in flight for the tab. */
+	queue.pumping = (sessionId) => {
+		const flying = queue.inFlight === null ? [] : [queue.own.get(queue.inFlight)];
+		return [...queue.waiting, ...flying].some((r) => r?.kind === 'pump' && r.sessionId === sessionId);
+	};
 	/** Whether `id` is one of ours (a reply to it is not Remotion's). */
 	queue.owns = (id) => queue.own.has(id) || queue.abandoned.has(id);
 	/** The request behind one of our replies, or undefined; frees the queue for the next. */
@@ -70,9 +79,18 @@ const frameQueue = (rawSend, fail) => {
 		queue.abandoned.delete(id);
 		const request = queue.own.get(id);
 		if (!request) return undefined;
+		clearTimeout(request.timer);
 		queue.own.delete(id);
 		if (queue.inFlight === id) queue.inFlight = null;
 		return request;
+	};
+	/** Gives up the frame `id` in flight: a late reply to it stays here. */
+	queue.abandon = (id, message) => {
+		const request = queue.settle(id);
+		if (!request) return;
+		queue.abandoned.add(id);
+		if (request.kind === 'shot') fail(request, message);
+		queue.next();
 	};
 	/** A closed tab: its frames are dropped (Chromium may never answer the one in flight). */
 	queue.dropSession = (sessionId) => {
@@ -81,12 +99,7 @@ const frameQueue = (rawSend, fail) => {
 		}
 		queue.waiting = queue.waiting.filter((r) => r.sessionId !== sessionId);
 		const id = queue.inFlight;
-		const request = id === null ? undefined : queue.own.get(id);
-		if (request?.sessionId !== sessionId) return;
-		queue.settle(id);
-		queue.abandoned.add(id);
-		if (request.kind === 'shot') fail(request, 'Target closed');
-		queue.next();
+		if (id !== null && queue.own.get(id)?.sessionId === sessionId) queue.abandon(id, 'Target closed');
 	};
 	return queue;
 };
@@ -95,7 +108,7 @@ const replyText = (id, sessionId, body) => JSON.stringify({id, sessionId, ...bod
 
 /**
  * Puts begin-frame capture on `browser`'s DevTools transport (a Remotion HeadlessBrowser
- * launched with BEGIN_FRAME_FLAGS). `log` reports a fallback once. Returns `{stats}`:
+ * launched through bin/chromium-begin-frame). `log` reports a fallback once. Returns `{stats}`:
  * frames captured, empty frames begun again, pump frames.
  */
 export const attachBeginFrameCapture = (browser, {log}) => {
@@ -112,12 +125,10 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 	/** Per session: ids of its requests awaiting a reply (not counting begin frames). */
 	const pendingBySession = new Map();
 	const sessionOf = new Map();
-	const pumpedSessions = new Set();
 
 	const pump = setInterval(() => {
 		for (const [sessionId, pending] of pendingBySession) {
-			if (pending.size === 0 || pumpedSessions.has(sessionId)) continue;
-			pumpedSessions.add(sessionId);
+			if (pending.size === 0 || queue.pumping(sessionId)) continue;
 			queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
 		}
 	}, PUMP_INTERVAL_MS);
@@ -139,7 +150,6 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 	const dropSession = (sessionId) => {
 		for (const id of pendingBySession.get(sessionId) ?? []) sessionOf.delete(id);
 		pendingBySession.delete(sessionId);
-		pumpedSessions.delete(sessionId);
 		queue.dropSession(sessionId);
 	};
 
@@ -174,6 +184,7 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 		}
 		if (reply.error && /wasn't found|not found/i.test(reply.error.message ?? '')) {
 			state.supported = false;
+			clearInterval(pump);
 			log(`HeadlessExperimental.beginFrame unavailable (${reply.error.message}); capturing with Page.captureScreenshot`);
 			return rawSend(JSON.stringify(request.original));
 		}
@@ -191,7 +202,6 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 			if (request) {
 				if (request.kind === 'pump') {
 					state.stats.pumpFrames++;
-					pumpedSessions.delete(request.sessionId);
 				} else {
 					// Only the small replies (errors, no screenshot) are parsed.
 					onShot(request, text, text.includes('"screenshotData":') ? {} : JSON.parse(text));
