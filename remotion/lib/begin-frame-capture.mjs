@@ -108,8 +108,9 @@ const replyText = (id, sessionId, body) => JSON.stringify({id, sessionId, ...bod
 
 /**
  * Puts begin-frame capture on `browser`'s DevTools transport (a Remotion HeadlessBrowser
- * launched through bin/chromium-begin-frame). `log` reports a fallback once. Returns `{stats}`:
- * frames captured, empty frames begun again, pump frames.
+ * launched through bin/chromium-begin-frame). `log` reports a fallback once. Returns `{stats}`
+ * (frames captured, empty frames begun again, pump frames) and `pumping()`, whether the pump's
+ * timer runs.
  */
 export const attachBeginFrameCapture = (browser, {log}) => {
 	const transport = browser.connection.transport;
@@ -121,24 +122,38 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 		toRemotion(replyText(id, sessionId, {error: {code: -32000, message}}));
 	};
 	const queue = frameQueue(rawSend, fail);
-	const state = {supported: true, stats: {captured: 0, emptyFrames: 0, pumpFrames: 0}};
+	const state = {supported: true, closed: false, stats: {captured: 0, emptyFrames: 0, pumpFrames: 0}};
 	/** Per session: ids of its requests awaiting a reply (not counting begin frames). */
 	const pendingBySession = new Map();
 	const sessionOf = new Map();
 
-	const pump = setInterval(() => {
+	// The pump runs only while some tab waits on a request: an idle host wakes for nothing.
+	const pump = {timer: null};
+	pump.tick = () => {
+		let waiting = false;
 		for (const [sessionId, pending] of pendingBySession) {
-			if (pending.size === 0 || queue.pumping(sessionId)) continue;
-			queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
+			if (pending.size === 0) continue;
+			waiting = true;
+			if (!queue.pumping(sessionId)) queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
 		}
-	}, PUMP_INTERVAL_MS);
-	pump.unref();
+		if (!waiting) pump.stop();
+	};
+	pump.start = () => {
+		if (pump.timer !== null || !state.supported || state.closed) return;
+		pump.timer = setInterval(pump.tick, PUMP_INTERVAL_MS);
+		pump.timer.unref();
+	};
+	pump.stop = () => {
+		clearInterval(pump.timer);
+		pump.timer = null;
+	};
 
 	const track = (msg) => {
 		if (!msg.sessionId || msg.id === undefined) return;
 		if (!pendingBySession.has(msg.sessionId)) pendingBySession.set(msg.sessionId, new Set());
 		pendingBySession.get(msg.sessionId).add(msg.id);
 		sessionOf.set(msg.id, msg.sessionId);
+		pump.start();
 	};
 	const untrack = (id) => {
 		const sessionId = sessionOf.get(id);
@@ -184,7 +199,7 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 		}
 		if (reply.error && /wasn't found|not found/i.test(reply.error.message ?? '')) {
 			state.supported = false;
-			clearInterval(pump);
+			pump.stop();
 			log(`HeadlessExperimental.beginFrame unavailable (${reply.error.message}); capturing with Page.captureScreenshot`);
 			return rawSend(JSON.stringify(request.original));
 		}
@@ -217,8 +232,9 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 
 	const onclose = transport.onclose;
 	transport.onclose = () => {
-		clearInterval(pump);
+		state.closed = true;
+		pump.stop();
 		onclose?.();
 	};
-	return {stats: state.stats};
+	return {stats: state.stats, pumping: () => pump.timer !== null};
 };

@@ -78,7 +78,9 @@ test('a frame without a screenshot is begun again; one frame at a time across ta
 
 test('a tab waiting on a request gets frames without display updates until it is answered', async () => {
 	const b = scriptedBrowser();
+	assert.equal(b.capture.pumping(), false, 'an idle browser has no pump running');
 	await b.fromRemotion({id: 3, sessionId: 'S', method: 'Runtime.callFunctionOn', params: {awaitPromise: true}});
+	assert.equal(b.capture.pumping(), true);
 	await new Promise((r) => setTimeout(r, 60));
 	const pumps = b.beginFrames();
 	assert.equal(pumps.length, 1, 'one pump frame in flight at a time');
@@ -92,7 +94,11 @@ test('a tab waiting on a request gets frames without display updates until it is
 	const before = b.beginFrames().length;
 	await new Promise((r) => setTimeout(r, 60));
 	assert.equal(b.beginFrames().length, before, 'no frames once nothing waits');
+	assert.equal(b.capture.pumping(), false, 'and the pump sleeps');
+	await b.fromRemotion({id: 4, sessionId: 'S', method: 'Runtime.evaluate', params: {}});
+	assert.equal(b.capture.pumping(), true, 'until a tab waits again');
 	b.transport.onclose();
+	assert.equal(b.capture.pumping(), false);
 });
 
 test('a frame unanswered for a minute is given up; the next tab goes on', {timeout: 5000}, async (t) => {
