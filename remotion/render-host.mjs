@@ -20,6 +20,8 @@ const ASSET_DIR = process.env.RENDER_ASSET_DIR || null;
 const LOG_LEVEL = process.env.REMOTION_LOG_LEVEL || 'warn';
 // Capture frames with HeadlessExperimental.beginFrame (lib/begin-frame-capture.mjs); 0 = as Remotion does.
 const BEGIN_FRAME_CAPTURE = process.env.RENDER_BEGIN_FRAME_CAPTURE !== '0';
+// Browsers a render's tabs are spread over (lib/browser.mjs createBrowsers).
+const BROWSERS = Math.max(1, Number.parseInt(process.env.RENDER_HOST_BROWSERS ?? '2', 10) || 1);
 const SHUTDOWN_GRACE_MS = 15000;
 const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
 
@@ -28,9 +30,9 @@ const send = (msg) => protocolWrite(`${JSON.stringify(msg)}\n`);
 
 /** Everything that changes while the host runs. */
 const state = {
-	/** @type {Map<string, {id: string, cancel: () => void, cancelled: boolean, timedOut: boolean, crashed: boolean, browser: Promise<any> | null, done: Promise<void> | null}>} */
+	/** @type {Map<string, {id: string, cancel: () => void, cancelled: boolean, timedOut: boolean, crashed: boolean, browsers: Promise<any>[], done: Promise<void> | null}>} */
 	jobs: new Map(),
-	browser: null, // lib/browser.mjs createBrowser(), once the modules are loaded
+	browser: null, // lib/browser.mjs createBrowsers(), once the modules are loaded
 	serveUrl: null,
 	assetServer: null,
 	bundleServer: null, // serves the bundle to Chromium (lib/bundle-server.mjs)
@@ -82,7 +84,7 @@ if (BROWSER_EXECUTABLE !== CONFIGURED_BROWSER) log(`browser: ${CONFIGURED_BROWSE
 const failJobsOn = (which) => {
 	let affected = 0;
 	for (const job of state.jobs.values()) {
-		if (job.browser === which && !job.cancelled) {
+		if (job.browsers.includes(which) && !job.cancelled) {
 			job.crashed = true;
 			job.cancel();
 			affected++;
@@ -91,7 +93,8 @@ const failJobsOn = (which) => {
 	return affected;
 };
 
-state.browser = lib.createBrowser({
+state.browser = lib.createBrowsers({
+	count: BROWSERS,
 	executable: BROWSER_EXECUTABLE,
 	logLevel: LOG_LEVEL,
 	log,
@@ -117,7 +120,7 @@ const refuse = (id) => {
 /** The job's cancel state: cancelled by request, timeout, crash or shutdown. */
 const newJob = (id, timeoutMs) => {
 	const {cancelSignal, cancel} = lib.makeCancelSignal();
-	const job = {id, cancelled: false, timedOut: false, crashed: false, browser: null, cancel: () => {}, done: null, cancelSignal};
+	const job = {id, cancelled: false, timedOut: false, crashed: false, browsers: [], cancel: () => {}, done: null, cancelSignal};
 	job.cancel = () => {
 		if (job.cancelled) return;
 		job.cancelled = true;
@@ -226,7 +229,7 @@ const bundlingFailed = (err) => {
 
 const main = async () => {
 	if (!existsSync(BROWSER_EXECUTABLE)) log(`warning: browser executable ${BROWSER_EXECUTABLE} does not exist`);
-	// Launch the browser while bundling; jobs wait for it.
+	// Launch the browsers while bundling; jobs wait for them.
 	state.browser.launch();
 	let bundleInfo;
 	try {

@@ -1,5 +1,6 @@
-// The render host's one Chromium: where it is, launching it, checking it is alive before
-// a job, and noticing when it dies (Remotion does not fail in-flight renders then).
+// The render host's Chromium browsers: where the binary is, launching them, checking they are
+// alive before a job, noticing when one dies (Remotion does not fail in-flight renders then),
+// and spreading a render's tabs over them.
 import {accessSync, constants as fsConstants, existsSync, readFileSync, statSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {openBrowser} from '@remotion/renderer';
@@ -112,3 +113,61 @@ export const createBrowser = ({executable, logLevel, log, isShuttingDown, onGone
 	};
 	return self;
 };
+
+/**
+ * The host's `count` browsers, each a createBrowser (the same options). A render's tabs are
+ * spread over them (spreadTabs): with begin-frame capture a browser draws one frame at a time
+ * (lib/begin-frame-capture.mjs), so two tabs in one browser wait for each other's frames, in
+ * two browsers they do not. The first also selects compositions and renders stills.
+ */
+export const createBrowsers = ({count = 1, ...options}) => {
+	const members = Array.from({length: Math.max(1, count)}, () => createBrowser(options));
+	const memberOf = (launch) => members.find((m) => m.current === launch);
+	return {
+		executable: options.executable,
+		count: members.length,
+		/** Launch every browser (at start, while the bundle is made). */
+		launch() {
+			for (const member of members) member.launch();
+		},
+		/**
+		 * Every browser, health-checked (relaunched where unusable): `browsers`, and `launches`,
+		 * the promises they came from (what onGone is called with).
+		 */
+		async get() {
+			const browsers = await Promise.all(members.map((m) => m.get()));
+			return {browsers, launches: members.map((m) => m.current)};
+		},
+		/** Forget and close the browsers of `launches` that no longer answer (after a crash). */
+		async dropDead(launches) {
+			await Promise.all(
+				launches.map((launch) =>
+					launch.then(healthy).catch(() => (memberOf(launch) ?? {drop: () => closeQuietly(launch)}).drop(launch)),
+				),
+			);
+		},
+		/** Forget and close every browser. */
+		drop() {
+			for (const member of members) member.drop();
+		},
+		/** Close every browser, waiting at most `waitMs`. */
+		async close(waitMs) {
+			await Promise.all(members.map((m) => m.close(waitMs)));
+		},
+	};
+};
+
+/**
+ * `browsers` as the one browser Remotion's renderMedia takes: its tab N opens in browser
+ * N mod count. renderMedia calls newPage, pages and (replacing a crashed browser) close.
+ */
+export const spreadTabs = (browsers) =>
+	browsers.length === 1
+		? browsers[0]
+		: {
+				newPage: (options) => browsers[(options?.pageIndex ?? 0) % browsers.length].newPage(options),
+				pages: async () => (await Promise.all(browsers.map((b) => b.pages()))).flat(),
+				close: async (options) => {
+					await Promise.all(browsers.map((b) => b.close(options)));
+				},
+			};

@@ -10,7 +10,7 @@ import {planFrames, prestitcherArgs} from './frame-plan.mjs';
 import {probeFile} from './probe.mjs';
 import {holdsShiftSound, startSoundPass} from './sound-pass.mjs';
 import {DEFAULT_IMAGE_FORMAT, validateRequest} from './protocol.mjs';
-import {CHROMIUM_OPTIONS} from './browser.mjs';
+import {CHROMIUM_OPTIONS, spreadTabs} from './browser.mjs';
 
 const PROGRESS_INTERVAL_MS = 250;
 const DEFAULT_JPEG_QUALITY = 80;
@@ -175,6 +175,7 @@ const mediaOptions = (ctx, attempt) => {
 	const {req, codec, thumb} = ctx;
 	return {
 		...ctx.common,
+		puppeteerInstance: spreadTabs(ctx.browsers),
 		composition: ctx.composition,
 		codec,
 		outputLocation: attempt.sound ? attempt.sound.videoPath : ctx.outputPath,
@@ -259,19 +260,20 @@ const finish = async (ctx) => {
 
 /**
  * Runs one render request to its `done` message; throws on failure (the caller sends
- * the error). `host` is {send, log, browser, serveUrl, logLevel}; `job` the job's
- * cancel state, whose `browser` is set to the browser it runs on.
+ * the error). `host` is {send, log, browser, serveUrl, logLevel}, its `browser` a
+ * createBrowsers; `job` the job's cancel state, whose `browsers` are set to the launches of the
+ * browsers it runs on.
  */
 export const runJob = async (host, req, job, cancelSignal) => {
 	const ctx = await prepare(host, req, job, cancelSignal);
-	const browser = await host.browser.get();
-	const browserAtStart = host.browser.current;
-	job.browser = browserAtStart;
+	const {browsers, launches} = await host.browser.get();
+	job.browsers = launches;
+	ctx.browsers = browsers;
 	cancelled(job);
 	ctx.common = {
 		serveUrl: host.serveUrl,
 		inputProps: req.inputProps,
-		puppeteerInstance: browser,
+		puppeteerInstance: browsers[0], // selectComposition, renderStill; renderMedia gets all
 		browserExecutable: host.browser.executable,
 		chromiumOptions: CHROMIUM_OPTIONS,
 		logLevel: host.logLevel,
@@ -287,7 +289,7 @@ export const runJob = async (host, req, job, cancelSignal) => {
 		ctx.clock.lap('renderMediaMs');
 		await finish(ctx);
 	} catch (err) {
-		if (classifyError(err, job).reason === 'BROWSER_CRASHED') host.browser.drop(browserAtStart);
+		if (classifyError(err, job).reason === 'BROWSER_CRASHED') await host.browser.dropDead(launches);
 		throw err;
 	}
 };

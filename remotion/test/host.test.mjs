@@ -147,8 +147,8 @@ test('cancel mid-render yields CANCELLED and no file', async () => {
 	assert.equal(existsSync(req.outputPath), false);
 });
 
-/** Pids of the host's Chromium children (from /proc, Linux only). */
-const chromiumChildren = (ppid) =>
+/** Pids of the children of `ppid` whose command name and command line pass `match` (from /proc, Linux only). */
+const childrenOf = (ppid, match) =>
 	readdirSync('/proc')
 		.filter((d) => /^\d+$/.test(d))
 		.flatMap((pid) => {
@@ -156,19 +156,26 @@ const chromiumChildren = (ppid) =>
 				const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
 				const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat);
 				const parent = Number(rest.split(' ')[1]);
-				return parent === ppid && /chrom/i.test(comm) ? [Number(pid)] : [];
+				return parent === ppid && match(comm, readFileSync(`/proc/${pid}/cmdline`, 'utf8')) ? [Number(pid)] : [];
 			} catch {
 				return [];
 			}
 		});
+/** Pids of the host's Chromium browsers. */
+const chromiumChildren = (ppid) => childrenOf(ppid, (comm) => /chrom/i.test(comm));
+/** Pids of a browser's renderer processes (its tabs). */
+const renderersOf = (browserPid) => childrenOf(browserPid, (_, cmdline) => cmdline.includes('--type=renderer'));
+
+/** Starts a 30-second render and returns its request once its first frame is captured. */
+const longRenderStarted = async (id) => {
+	const req = baseRequest(id, {projectId: id, scenes: [{type: 'gradient', durationInFrames: 900, props: {from: '#111', to: '#eee'}}]});
+	host.send(req);
+	await host.waitFor((m) => m.type === 'progress' && m.id === id && m.renderedFrames > 0, 60000);
+	return req;
+};
 
 test('a browser crash fails the job as BROWSER_CRASHED and the next job gets a new browser', async () => {
-	const req = baseRequest('crash', {
-		projectId: 'crash',
-		scenes: [{type: 'gradient', durationInFrames: 900, props: {from: '#111', to: '#eee'}}],
-	});
-	host.send(req);
-	await host.waitFor((m) => m.type === 'progress' && m.id === 'crash' && m.renderedFrames > 0, 60000);
+	const req = await longRenderStarted('crash');
 	const pids = chromiumChildren(host.child.pid);
 	assert.ok(pids.length > 0, 'found the host browser');
 	for (const pid of pids) process.kill(pid, 'SIGKILL');
@@ -180,6 +187,22 @@ test('a browser crash fails the job as BROWSER_CRASHED and the next job gets a n
 	host.send(baseRequest('after-crash', sample('tiny')));
 	const next = await host.finished('after-crash', 90000);
 	assert.equal(next.type, 'done', JSON.stringify(next));
+});
+
+test("a render's two tabs run in the host's two browsers; one browser dying fails it as BROWSER_CRASHED", async () => {
+	const req = await longRenderStarted('spread');
+	const browsers = chromiumChildren(host.child.pid);
+	assert.equal(browsers.length, 2, 'RENDER_HOST_BROWSERS defaults to 2');
+	for (const pid of browsers) assert.ok(renderersOf(pid).length >= 1, `browser ${pid} has a tab of the render`);
+	process.kill(browsers[1], 'SIGKILL');
+	const res = await host.finished('spread', 30000);
+	assert.equal(res.type, 'error', JSON.stringify(res));
+	assert.equal(res.error.reason, 'BROWSER_CRASHED');
+	assert.equal(existsSync(req.outputPath), false);
+	host.send(baseRequest('after-one-died', sample('tiny')));
+	const next = await host.finished('after-one-died', 90000);
+	assert.equal(next.type, 'done', JSON.stringify(next));
+	assert.equal(chromiumChildren(host.child.pid).length, 2, 'the dead one was launched again');
 });
 
 test('invalid props are rejected with retryable=false', async () => {

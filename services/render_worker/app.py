@@ -102,6 +102,7 @@ def build_engines(settings: Settings, data_dir: Path) -> dict[str, Engine]:
         browser_executable=settings.browser_executable,
         asset_dir=fetcher.cache_dir,
         begin_frame_capture=settings.begin_frame_capture,
+        browsers=settings.render_browsers,
     )
     engines: dict[str, Engine] = {
         "ssr": SsrEngine(
