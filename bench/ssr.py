@@ -65,7 +65,12 @@ from tests.support.scenes import sample_scenes
 
 ROUNDS = 3
 REMOTION = ROOT / "remotion"
-SIDES = ("user", "service", "cli_same", "cli_default", "every_frame", "screenshot")
+SIDES = ("user", "service", "cli_same", "cli_default", "every_frame", "screenshot", "one_browser")
+# In-process sides of a worker restarted with other settings: side -> the settings changed.
+VARIANTS: dict[str, dict[str, object]] = {
+    "screenshot": {"begin_frame_capture": False},
+    "one_browser": {"render_browsers": 1},
+}
 
 
 def cli_flags(settings: Settings, x264_preset: str | None) -> list[str]:
@@ -204,7 +209,7 @@ def bench_settings(data: Path, redis_url: str) -> Settings:
 Side = Callable[[], Awaitable[tuple[float, float]]]
 
 
-async def run(rounds: int, every_frame: bool, screenshot: bool = True) -> Figures:
+async def run(rounds: int, every_frame: bool, variants: Sequence[str] = tuple(VARIANTS)) -> Figures:
     """Alternating rounds of every side; returns the wall and CPU seconds of each."""
     figures: Figures = {side: [] for side in SIDES}
     redis = RedisServer()
@@ -252,10 +257,10 @@ async def run(rounds: int, every_frame: bool, screenshot: bool = True) -> Figure
             if every_frame:
                 worker = await _restarted(worker, settings, warm_up, skip_static_frames=False)
                 await _every_frame_rounds(figures, rounds, in_process, cli(same))
-            if screenshot:
-                worker = await _restarted(worker, settings, warm_up, begin_frame_capture=False)
+            for variant in variants:
+                worker = await _restarted(worker, settings, warm_up, **VARIANTS[variant])
                 for _ in range(rounds):
-                    figures["screenshot"].append(await in_process())
+                    figures[variant].append(await in_process())
         finally:
             await channel.close()
             await events.aclose()
@@ -316,9 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-screenshot", action="store_true", help="skip the BEGIN_FRAME_CAPTURE=false rounds"
     )
+    parser.add_argument(
+        "--no-one-browser", action="store_true", help="skip the RENDER_BROWSERS=1 rounds"
+    )
     args = parser.parse_args(argv)
+    skipped = {"screenshot": args.no_screenshot, "one_browser": args.no_one_browser}
+    variants = [variant for variant in VARIANTS if not skipped[variant]]
     before = os.getloadavg()[0]
-    figures = asyncio.run(run(args.rounds, not args.no_every_frame, not args.no_screenshot))
+    figures = asyncio.run(run(args.rounds, not args.no_every_frame, variants))
     report(figures, (before, os.getloadavg()[0]), cli_flags(Settings(), Settings().x264_preset))
 
 

@@ -37,11 +37,12 @@ def report(figures: Figures, load: tuple[float, float], flags: list[str]) -> Non
         "service": "in process: StartRender -> terminal event",
         "every_frame": "in process, every frame captured",
         "screenshot": "in process, Page.captureScreenshot",
+        "one_browser": "in process, one browser (RENDER_BROWSERS=1)",
     }
     ratios: dict[tuple[str, int], float] = {}
     for which, unit in ((0, "wall"), (1, "CPU")):
         baseline = statistics.median(f[which] for f in figures["cli_same"])
-        for side in ("cli_same", "cli_default", "user", "service", "every_frame", "screenshot"):
+        for side in labels:
             values = [f[which] for f in figures[side]]
             if values:
                 ratios[side, which] = statistics.median(values) / baseline
