@@ -46,7 +46,7 @@ from redis.asyncio import Redis
 from render.v1 import render_pb2, render_service_pb2, render_service_pb2_grpc
 
 from bench.cpu import Started, TreeSampler
-from bench.ssr_report import Figures, report
+from bench.ssr_report import SIDES, Figures, report
 from bench.ssr_stack import CONCURRENCY as CONCURRENCY  # re-exported: bench/ssr_vertical.py
 from bench.ssr_stack import QUALITY as QUALITY
 from bench.ssr_stack import SAMPLE as SAMPLE
@@ -65,7 +65,6 @@ from tests.support.scenes import sample_scenes
 
 ROUNDS = 3
 REMOTION = ROOT / "remotion"
-SIDES = ("user", "service", "cli_same", "cli_default", "every_frame", "screenshot", "one_browser")
 # In-process sides of a worker restarted with other settings: side -> the settings changed.
 VARIANTS: dict[str, dict[str, object]] = {
     "screenshot": {"begin_frame_capture": False},

@@ -9,6 +9,8 @@ from bench.ssr_stack import CONCURRENCY, QUALITY
 from render_common.config import Settings
 
 Figures = dict[str, list[tuple[float, float]]]  # side -> (wall s, CPU s) per round
+# In the order printed; bench/ssr.py fills them.
+SIDES = ("cli_same", "cli_default", "user", "service", "every_frame", "screenshot", "one_browser")
 TARGET_USER = 0.5
 TARGET_IN_PROCESS = 0.45
 
@@ -42,7 +44,7 @@ def report(figures: Figures, load: tuple[float, float], flags: list[str]) -> Non
     ratios: dict[tuple[str, int], float] = {}
     for which, unit in ((0, "wall"), (1, "CPU")):
         baseline = statistics.median(f[which] for f in figures["cli_same"])
-        for side in labels:
+        for side in SIDES:
             values = [f[which] for f in figures[side]]
             if values:
                 ratios[side, which] = statistics.median(values) / baseline

@@ -122,10 +122,8 @@ export const createBrowser = ({executable, logLevel, log, isShuttingDown, onGone
  */
 export const createBrowsers = ({count = 1, ...options}) => {
 	const members = Array.from({length: Math.max(1, count)}, () => createBrowser(options));
-	const memberOf = (launch) => members.find((m) => m.current === launch);
 	return {
 		executable: options.executable,
-		count: members.length,
 		/** Launch every browser (at start, while the bundle is made). */
 		launch() {
 			for (const member of members) member.launch();
@@ -138,17 +136,11 @@ export const createBrowsers = ({count = 1, ...options}) => {
 			const browsers = await Promise.all(members.map((m) => m.get()));
 			return {browsers, launches: members.map((m) => m.current)};
 		},
-		/** Forget and close the browsers of `launches` that no longer answer (after a crash). */
-		async dropDead(launches) {
-			await Promise.all(
-				launches.map((launch) =>
-					launch.then(healthy).catch(() => (memberOf(launch) ?? {drop: () => closeQuietly(launch)}).drop(launch)),
-				),
-			);
-		},
-		/** Forget and close every browser. */
-		drop() {
-			for (const member of members) member.drop();
+		/** Forget and close the browsers of `launches` (a crashed render's), or every browser. */
+		drop(launches = members.map((m) => m.current)) {
+			for (const member of members) {
+				if (launches.includes(member.current)) member.drop();
+			}
 		},
 		/** Close every browser, waiting at most `waitMs`. */
 		async close(waitMs) {

@@ -289,7 +289,7 @@ export const runJob = async (host, req, job, cancelSignal) => {
 		ctx.clock.lap('renderMediaMs');
 		await finish(ctx);
 	} catch (err) {
-		if (classifyError(err, job).reason === 'BROWSER_CRASHED') await host.browser.dropDead(launches);
+		if (classifyError(err, job).reason === 'BROWSER_CRASHED') host.browser.drop(launches);
 		throw err;
 	}
 };

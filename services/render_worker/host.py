@@ -47,7 +47,7 @@ class RenderHost:
         asset_dir: Path | None = None,
         bundle_cache: Path | None = None,
         begin_frame_capture: bool = True,
-        browsers: int = 2,
+        browsers: int | None = None,
     ) -> None:
         self._remotion_dir = remotion_dir
         self._node = node
@@ -55,8 +55,9 @@ class RenderHost:
             **os.environ,
             "REMOTION_BROWSER_EXECUTABLE": browser_executable,
             "RENDER_BEGIN_FRAME_CAPTURE": "1" if begin_frame_capture else "0",
-            "RENDER_HOST_BROWSERS": str(browsers),
         }
+        if browsers is not None:  # otherwise the host's default (remotion/render-host.mjs)
+            self._env["RENDER_HOST_BROWSERS"] = str(browsers)
         if asset_dir is not None:
             self._env["RENDER_ASSET_DIR"] = str(asset_dir)
         if bundle_cache is not None:
