@@ -46,7 +46,7 @@ class RenderHost:
         browser_executable: str = "/usr/bin/chromium-headless-shell",
         asset_dir: Path | None = None,
         bundle_cache: Path | None = None,
-        begin_frame_capture: bool = True,
+        begin_frame_capture: bool | None = None,
         browsers: int | None = None,
     ) -> None:
         self._remotion_dir = remotion_dir
@@ -54,9 +54,11 @@ class RenderHost:
         self._env = {
             **os.environ,
             "REMOTION_BROWSER_EXECUTABLE": browser_executable,
-            "RENDER_BEGIN_FRAME_CAPTURE": "1" if begin_frame_capture else "0",
         }
-        if browsers is not None:  # otherwise the host's default (remotion/render-host.mjs)
+        # Unset: the host's defaults (remotion/render-host.mjs); the worker passes Settings'.
+        if begin_frame_capture is not None:
+            self._env["RENDER_BEGIN_FRAME_CAPTURE"] = "1" if begin_frame_capture else "0"
+        if browsers is not None:
             self._env["RENDER_HOST_BROWSERS"] = str(browsers)
         if asset_dir is not None:
             self._env["RENDER_ASSET_DIR"] = str(asset_dir)
