@@ -7,9 +7,10 @@ one loop and speaks over stdin/stdout:
 - `READY` once every stream has seen the untimed `warm` event (so the server has finished
   opening them before anything is timed);
 - it records latencies until a line (`STOP`) arrives on stdin;
-- then prints `RESULT {"received": n, "p50": .., "p99": .., "max": .., "latencies": [...]}`,
-  a latency being the arrival time (time.time_ns()) minus the publish time carried in the
-  event's `message`, in ms. RESULT carries every latency (bench/sse_fanout pools the
+- then prints `RESULT {"received": n, "p50": .., "p99": .., "max": .., "latencies": [...],
+  "published": [...]}`, a latency being the arrival time (time.time_ns()) minus the publish
+  time carried in the event's `message`, in ms, and `published` those publish times (so the
+  parent can tell which deliveries did not arrive). RESULT carries every latency (bench/sse_fanout pools the
   clients'), so the line runs to megabytes: the parent (`Child`) reads lines of up to
   RESULT_LINE_LIMIT bytes.
 """
@@ -69,6 +70,7 @@ class Totals:
     def __init__(self, streams: int) -> None:
         self.streams = streams
         self.latencies: list[float] = []
+        self.published: list[int] = []  # each measured arrival's publish time (ns)
         self.warmed = 0
         self.all_warm = asyncio.Event()
         self.measuring = False
@@ -80,7 +82,9 @@ class Totals:
             if self.warmed == self.streams:
                 self.all_warm.set()
         elif self.measuring and message and message.isdigit():
-            self.latencies.append((now_ns - int(message)) / 1e6)
+            published = int(message)
+            self.latencies.append((now_ns - published) / 1e6)
+            self.published.append(published)
 
 
 async def report(totals: Totals, opened: Sequence[bool]) -> None:
@@ -105,6 +109,7 @@ async def report(totals: Totals, opened: Sequence[bool]) -> None:
         "p99": percentile(latencies, 0.99),
         "max": max(latencies) if latencies else float("nan"),
         "latencies": latencies,
+        "published": totals.published,
     }
     _write_line("RESULT " + json.dumps(summary))
 

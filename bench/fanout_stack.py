@@ -48,6 +48,7 @@ class Publisher:
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self.sent: list[tuple[int, str]] = []  # (publish time ns, render id) of the last steady
 
     async def one(self, render_id: str, message: str) -> None:
         """One `running` event carrying `message`."""
@@ -66,8 +67,12 @@ class Publisher:
     async def steady(self, render_ids: list[str], rate: float, seconds: float) -> int:
         """Timed events round-robin over the renders, each carrying its publish time."""
 
+        self.sent = []
+
         def emit(index: int) -> Any:
-            return self.one(render_ids[index % len(render_ids)], str(time.time_ns()))
+            render_id, published = render_ids[index % len(render_ids)], time.time_ns()
+            self.sent.append((published, render_id))
+            return self.one(render_id, str(published))
 
         return await steady(rate, seconds, emit)
 

@@ -97,6 +97,7 @@ async def phase(
         sent = await publisher.steady([r for r, _ in targets], args.rate, args.seconds)
         await asyncio.sleep(1.0)
         cpu = cpu_seconds(server_pids) - cpu
+        stopped_ns = time.time_ns()
         results = [await child.result() for child in children]
     finally:
         for child in children:
@@ -108,11 +109,29 @@ async def phase(
         "failed": sum(int(failed) for _, failed in opened),
         "latencies": [value for result in results for value in result["latencies"]],
         "expected": sent * args.watchers,
+        "missing": missing_deliveries(publisher.sent, results, args.watchers, stopped_ns),
         "cpu_s": cpu,
         "rss_mb": open_rss,
         "idle_rss_mb": idle_rss,
         "kb_per_stream": (open_rss - idle_rss) * 1024 / max(streams, 1),
     }
+
+
+def missing_deliveries(
+    sent: list[tuple[int, str]], results: list[dict[str, Any]], watchers: int, stopped_ns: int
+) -> list[str]:
+    """Each event that reached fewer than `watchers` streams: which render, how many did,
+    and how long before STOP it was published (a late delivery, or a lost one)."""
+    arrivals: dict[int, int] = {}
+    for result in results:
+        for published in result["published"]:
+            arrivals[published] = arrivals.get(published, 0) + 1
+    return [
+        f"{render_id[:8]} {arrivals.get(published, 0)}/{watchers} "
+        f"published {(stopped_ns - published) / 1e6:.0f} ms before STOP"
+        for published, render_id in sent
+        if arrivals.get(published, 0) != watchers
+    ]
 
 
 def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,6 +141,7 @@ def pooled(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         **rows[0],
         "open": min(row["open"] for row in rows),
+        "missing": [item for row in rows for item in row["missing"]],
         "failed": sum(row["failed"] for row in rows),
         "received": len(latencies),
         "expected": expected,
@@ -212,6 +232,9 @@ def _report(
             ),
         ),
     ]
+    for r in (grpc_row, sse_row):
+        for item in r["missing"][:20]:
+            print(f"{r['phase']} short: {item}")
     missed = False
     for name, ok, detail in checks:
         missed |= not ok

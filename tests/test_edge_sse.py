@@ -4,12 +4,20 @@ joiners, Last-Event-ID resume, heartbeats, WatchRenders, the end after the termi
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 
+import grpc
 import httpx
 import pytest
 from redis.asyncio import Redis
+from render.v1 import progress_service_pb2 as ps
+from render.v1 import progress_service_pb2_grpc
 
+from services.edge.feeds import FeedHub
+from services.edge.sse import EventStreamResponse, format_event, open_stream
+from tests.conftest import bearer
 from tests.support.edge_http import (
     HEARTBEAT,
     EdgeStack,
@@ -78,6 +86,47 @@ async def test_streams_of_one_render_share_the_upstream_and_a_late_one_misses_no
             ends = [await first.rest(), await second.rest()]
     assert [[m.data["state"] for m in end] for end in ends] == [["STATE_CANCELLED"]] * 2
     assert ends[0][0].id == ends[1][0].id
+
+
+async def test_a_stream_joining_as_the_last_stream_of_its_upstream_leaves_stays_live(
+    stack: EdgeStack,
+    client: httpx.AsyncClient,
+    redis: Redis,
+    user: str,
+    channel_to: Callable[[int], grpc.aio.Channel],
+) -> None:
+    """A browser reloading: its old stream leaves while the new one joins the shared
+    upstream. The new one must keep that upstream open and get the next event, not end
+    at once (bench.sse_fanout lost such a stream's events under load)."""
+    render_id = (await start_render(stack, client, user))["renderId"]
+    stub = progress_service_pb2_grpc.ProgressServiceStub(channel_to(stack.progress_port))
+    request = ps.WatchRenderRequest(render_id=render_id)
+    metadata = bearer(stack.token(user))
+    hub, key = FeedHub(heartbeat_seconds=60), (user, render_id)
+    feed = hub.open(stub.WatchRender(request, metadata=metadata), format_event, key)
+    leaving = feed.subscribe()
+    await asyncio.wait_for(feed.first, 10)
+    # The old stream's disconnect lands while the new one waits for the upstream's answer.
+    asyncio.get_running_loop().call_soon(feed.unsubscribe, leaving)
+    joined = await open_stream(
+        hub,
+        lambda: stub.WatchRender(request, metadata=metadata),
+        format_event,
+        key=key,
+        resumed=False,
+    )
+    assert isinstance(joined, EventStreamResponse)
+    try:
+        assert not joined.subscriber.ended
+        event_id = await publish(redis, render_id, user, 0.5)
+        received = b""
+        while f"id: {event_id}".encode() not in received:
+            chunk = await asyncio.wait_for(joined.subscriber.next(), 10)
+            assert chunk is not None, "the stream ended instead of receiving the event"
+            received += chunk
+    finally:
+        joined.feed.unsubscribe(joined.subscriber)
+    assert not hub.feeds
 
 
 @pytest.mark.parametrize("how", ["header", "query"])

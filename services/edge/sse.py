@@ -116,19 +116,22 @@ async def open_stream(
     feed = hub.joinable(key) if key is not None else None
     if feed is None:
         feed = hub.open(open_call(), formatter, key)
+    # Subscribe before waiting: a joined feed whose last stream leaves meanwhile stays
+    # open for this one (subscribed after the wait, it would get a closed feed and end).
+    subscriber = feed.subscribe()
     await asyncio.wait({feed.first}, timeout=FIRST_MESSAGE_WAIT_SECONDS)
     if feed.first.done():
         error = feed.first.exception()
         if isinstance(error, grpc.aio.AioRpcError):
+            feed.unsubscribe(subscriber)
             return error_response(status_of_rpc_error(error))
         message = feed.first.result()
         if message is grpc.aio.EOF or (
             resumed and not message.event.event_id and message.event.state in TERMINAL_STATES
         ):
-            if not feed.subscribers:
-                feed.close()
+            feed.unsubscribe(subscriber)
             return Response(status_code=204, headers=HEADERS)
-    return EventStreamResponse(feed, feed.subscribe())
+    return EventStreamResponse(feed, subscriber)
 
 
 class EventStreamResponse(Response):

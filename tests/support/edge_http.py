@@ -43,6 +43,7 @@ class EdgeStack:
 
     settings: Settings
     edge: EdgeProcess
+    progress_port: int
 
     @property
     def url(self) -> str:
@@ -77,7 +78,7 @@ async def stack(
         EDGE_SESSION_MAX_TTL_SECONDS="600",
     )
     await asyncio.to_thread(edge.start)
-    yield EdgeStack(settings, edge)
+    yield EdgeStack(settings, edge, progress.port)
     await asyncio.to_thread(edge.stop)
     await progress.stop(0)
     await api.stop(0)
