@@ -101,6 +101,25 @@ test('a tab waiting on a request gets frames without display updates until it is
 	assert.equal(b.capture.pumping(), false);
 });
 
+test('a request awaiting a promise in the page gets its frame at once, after the request', async (t) => {
+	t.mock.timers.enable({apis: ['setInterval']}); // no timer ticks: only the frames asked at once
+	const b = scriptedBrowser();
+	await b.fromRemotion({id: 3, sessionId: 'S', method: 'Runtime.evaluate', params: {expression: '1'}});
+	assert.equal(b.beginFrames().length, 0, 'a plain request waits for the timer');
+	await b.fromRemotion({id: 4, sessionId: 'S', method: 'Runtime.callFunctionOn', params: {awaitPromise: true}});
+	assert.deepEqual(b.sent.slice(-2).map((m) => m.method), ['Runtime.callFunctionOn', 'HeadlessExperimental.beginFrame']);
+	assert.deepEqual(b.beginFrames()[0].params, {noDisplayUpdates: true});
+	await b.fromRemotion({id: 5, sessionId: 'S', method: 'Runtime.evaluate', params: {awaitPromise: true}});
+	assert.equal(b.beginFrames().length, 1, 'one pump frame per tab waiting or in flight');
+	await b.fromRemotion(screenshot(6, 'T'));
+	await b.fromRemotion({id: 7, sessionId: 'T', method: 'Runtime.evaluate', params: {awaitPromise: true}});
+	await b.fromChromium({id: b.beginFrames()[0].id, result: {hasDamage: false}, sessionId: 'S'});
+	assert.equal(b.beginFrames()[1].params.screenshot?.format, 'jpeg', "another tab's screenshot goes first");
+	await b.fromChromium({id: b.beginFrames()[1].id, result: {hasDamage: true, screenshotData: 'TT'}, sessionId: 'T'});
+	assert.deepEqual(b.beginFrames()[2], {...b.beginFrames()[2], sessionId: 'T', params: {noDisplayUpdates: true}});
+	b.transport.onclose();
+});
+
 test('a frame unanswered for a minute is given up; the next tab goes on', {timeout: 5000}, async (t) => {
 	t.mock.timers.enable({apis: ['setTimeout', 'setInterval']});
 	const b = scriptedBrowser();
