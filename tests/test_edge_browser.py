@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, Route, async_playwright
 from render.v1 import render_pb2, render_service_pb2
 
 from render_common.auth import mint_session_token
@@ -171,10 +171,22 @@ async def reload_mid_render(page: Page, longer: Path) -> None:
 
 
 async def cancel_from_the_page(page: Page, stack: Stack, longer: Path) -> None:
-    """Cancel: the page says so, no download, the render is CANCELLED."""
+    """Cancel: the page says so, no download, the render is CANCELLED. CancelRender's
+    answer is held back until after the stream's terminal event (a slow network), which
+    must not leave the page saying "Cancelling…"."""
+
+    async def answer_late(route: Route) -> None:
+        response = await route.fetch()
+        await asyncio.sleep(2)
+        await route.fulfill(response=response)
+
     cancelled_id = await export(page, longer)
+    await page.route("**/render.v1.RenderService/CancelRender", answer_late)
     await page.get_by_role("button", name="Cancel").click()
     await wait_for_text(page, "#outcome", "Cancelled", timeout=60)
+    await asyncio.sleep(2.5)  # the answer has arrived meanwhile
+    assert (await page.text_content("#outcome") or "").startswith("Cancelled")
+    await page.unroute("**/render.v1.RenderService/CancelRender")
     assert await page.is_hidden("#download")
     final = await stack.get(cancelled_id)
     assert final.state == render_pb2.Render.STATE_CANCELLED

@@ -263,12 +263,18 @@ async function startExport(event) {
 
 async function cancel() {
   if (!watching) return;
+  const id = watching;
   $("cancel").disabled = true;
+  // Said before the call: the stream's terminal event may arrive before the call's answer,
+  // and "Cancelled." must not be overwritten by a late "Cancelling…".
+  $("outcome").textContent = "Cancelling…";
   try {
-    await rpc("RenderService", "CancelRender", { renderId: watching });
-    $("outcome").textContent = "Cancelling…";
+    await rpc("RenderService", "CancelRender", { renderId: id });
   } catch (error) {
-    $("cancel").disabled = false;
+    if (watching === id && source) { // still running: the button stays usable
+      $("cancel").disabled = false;
+      $("outcome").textContent = "";
+    }
     showError(describe(error));
   }
 }
