@@ -10,9 +10,9 @@ one loop and speaks over stdin/stdout:
 - then prints `RESULT {"received": n, "p50": .., "p99": .., "max": .., "latencies": [...],
   "published": [...]}`, a latency being the arrival time (time.time_ns()) minus the publish
   time carried in the event's `message`, in ms, and `published` those publish times (so the
-  parent can tell which deliveries did not arrive). RESULT carries every latency (bench/sse_fanout pools the
-  clients'), so the line runs to megabytes: the parent (`Child`) reads lines of up to
-  RESULT_LINE_LIMIT bytes.
+  parent can tell which deliveries did not arrive). RESULT carries every latency
+  (bench/sse_fanout pools the clients'), so the line runs to megabytes: the parent (`Child`)
+  reads lines of up to RESULT_LINE_LIMIT bytes.
 """
 
 from __future__ import annotations

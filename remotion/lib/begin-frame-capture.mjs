@@ -74,8 +74,8 @@ const frameQueue = (rawSend, fail) => {
 	};
 	/** Whether a frame without display updates is waiting or in flight for the tab. */
 	queue.pumping = (sessionId) => {
-		const flying = queue.inFlight === null ? [] : [queue.own.get(queue.inFlight)];
-		return [...queue.waiting, ...flying].some((r) => r?.kind === 'pump' && r.sessionId === sessionId);
+		const isPump = (r) => r?.kind === 'pump' && r.sessionId === sessionId;
+		return queue.waiting.some(isPump) || (queue.inFlight !== null && isPump(queue.own.get(queue.inFlight)));
 	};
 	/** Whether `id` is one of ours (a reply to it is not Remotion's). */
 	queue.owns = (id) => queue.own.has(id) || queue.abandoned.has(id);
@@ -132,6 +132,12 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 	const pendingBySession = new Map();
 	const sessionOf = new Map();
 
+	/** Queues a frame without display updates for the tab, unless one is waiting or in flight. */
+	const pumpFor = (sessionId) => {
+		if (sessionId && state.supported && !queue.pumping(sessionId)) {
+			queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
+		}
+	};
 	// The pump runs only while some tab waits on a request: an idle host wakes for nothing.
 	const pump = {timer: null};
 	pump.tick = () => {
@@ -139,7 +145,7 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 		for (const [sessionId, pending] of pendingBySession) {
 			if (pending.size === 0) continue;
 			waiting = true;
-			if (!queue.pumping(sessionId)) queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
+			pumpFor(sessionId);
 		}
 		if (!waiting) pump.stop();
 	};
@@ -151,13 +157,6 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 	pump.stop = () => {
 		clearInterval(pump.timer);
 		pump.timer = null;
-	};
-	// A promise the page awaits (Remotion's readiness poll, document.fonts.ready) resolves in
-	// a requestAnimationFrame: the tab gets its frame now, not at the timer's next tick.
-	const pumpNow = (sessionId) => {
-		if (sessionId && state.supported && !queue.pumping(sessionId)) {
-			queue.push({kind: 'pump', sessionId, params: {noDisplayUpdates: true}});
-		}
 	};
 
 	const track = (msg) => {
@@ -199,7 +198,9 @@ export const attachBeginFrameCapture = (browser, {log}) => {
 			default:
 				track(msg);
 				rawSend(text);
-				if (msg.params?.awaitPromise) pumpNow(msg.sessionId);
+				// A promise the page awaits (Remotion's readiness poll, document.fonts.ready)
+				// resolves in a requestAnimationFrame: the tab's frame goes now, not at the next tick.
+				if (msg.params?.awaitPromise) pumpFor(msg.sessionId);
 		}
 	};
 

@@ -110,8 +110,6 @@ class Feed:
         subscriber = Subscriber()
         if self.log:
             subscriber.push(b"".join(self.log))
-            if self.key is None:
-                self.log.clear()
         if self.done:
             subscriber.end()
         self.subscribers.add(subscriber)
@@ -139,14 +137,13 @@ class Feed:
                 if message is grpc.aio.EOF:
                     break
                 chunk = self.format(message.event)
-                # Shared: joiners replay the log. A stream's own: only until it subscribes.
-                if self.key is None:
-                    if not self.subscribers:
+                # Shared: joiners replay the log. A stream's own feed has its one subscriber
+                # from the start (open_stream subscribes before the first read), so no log.
+                if self.key is not None:
+                    if len(self.log) < LOG_LIMIT:
                         self.log.append(chunk)
-                elif len(self.log) < LOG_LIMIT:
-                    self.log.append(chunk)
-                else:
-                    self.log_full = True
+                    else:
+                        self.log_full = True
                 for subscriber in self.subscribers:
                     subscriber.push(chunk)
         except grpc.aio.AioRpcError as exc:
